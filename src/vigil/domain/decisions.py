@@ -1,0 +1,54 @@
+"""What vigil answers: a score in [0, 1], an action, and every reason that contributed.
+
+>>> d = Decision(decision_id="d1", event_id="e1", event_kind="transaction", score=0.97,
+...              action="block", reasons=[Reason(code="impossible_travel", score=0.97,
+...              detail="1,040 km in 20 min (3,120 km/h)")])
+>>> d.flagged
+True
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class Action(StrEnum):
+    ALLOW = "allow"
+    STEP_UP = "step_up"
+    REVIEW = "review"
+    BLOCK = "block"
+
+
+class Reason(BaseModel):
+    """One detector's or rule's contribution: a stable code, its strength, and a sentence."""
+
+    model_config = ConfigDict(frozen=True)
+
+    code: str
+    score: Annotated[float, Field(ge=0, le=1)]
+    detail: str = ""
+    entity: str | None = None
+
+
+class Decision(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    decision_id: str
+    event_id: str
+    event_kind: str
+    score: Annotated[float, Field(ge=0, le=1)]
+    action: Action
+    reasons: list[Reason] = Field(default_factory=list)
+    event_time: datetime | None = None
+    user_id: str | None = None
+    card_id: str | None = None
+    model_versions: dict[str, str] = Field(default_factory=dict)
+    latency_us: float = 0.0
+
+    @property
+    def flagged(self) -> bool:
+        return self.action is not Action.ALLOW

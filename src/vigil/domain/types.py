@@ -1,0 +1,57 @@
+"""Field types shared by events and entities: validated at the edge, plain values inside."""
+
+from __future__ import annotations
+
+import math
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Annotated
+
+from pydantic import AfterValidator, BeforeValidator, Field
+
+# Events from before the first card network or from far in the future are typing errors,
+# not history; rejecting them keeps windows and partitions sane.
+EARLIEST = datetime(1990, 1, 1, tzinfo=UTC)
+LATEST = datetime(2100, 1, 1, tzinfo=UTC)
+
+MAX_AMOUNT = Decimal("1e12")
+
+
+def _to_utc(value: datetime) -> datetime:
+    if value.tzinfo is None:
+        raise ValueError("timestamp must carry a timezone (e.g. '2022-01-01T10:00:00Z')")
+    value = value.astimezone(UTC)
+    if not EARLIEST <= value < LATEST:
+        raise ValueError(f"timestamp {value.isoformat()} is outside {EARLIEST.year}-{LATEST.year}")
+    return value
+
+
+def _check_amount(value: Decimal) -> Decimal:
+    if not value.is_finite():
+        raise ValueError("amount must be a finite number")
+    if value < 0:
+        raise ValueError("amount must not be negative")
+    if value > MAX_AMOUNT:
+        raise ValueError(f"amount must be at most {MAX_AMOUNT}")
+    return value
+
+
+def _check_finite(value: float) -> float:
+    if not math.isfinite(value):
+        raise ValueError("must be a finite number")
+    return value
+
+
+def _reject_float_nan(value: object) -> object:
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ValueError("amount must be a finite number")
+    return value
+
+
+UtcDatetime = Annotated[datetime, AfterValidator(_to_utc)]
+Amount = Annotated[Decimal, BeforeValidator(_reject_float_nan), AfterValidator(_check_amount)]
+Latitude = Annotated[float, Field(ge=-90, le=90), AfterValidator(_check_finite)]
+Longitude = Annotated[float, Field(ge=-180, le=180), AfterValidator(_check_finite)]
+Identifier = Annotated[str, Field(min_length=1, max_length=128)]
+CountryCode = Annotated[str, Field(min_length=2, max_length=3, pattern=r"^[A-Z]{2,3}$")]
+CurrencyCode = Annotated[str, Field(pattern=r"^[A-Z]{3}$")]
