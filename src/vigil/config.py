@@ -24,11 +24,16 @@ class ImpossibleTravelConfig(BaseModel):
     max_speed_kmh: float = 500.0
     # Two terminals this close are "the same place": GPS noise and city blocks, not travel.
     min_distance_km: float = 20.0
+    # IP geolocation is coarse: logins must be this far apart before travel speed means much.
+    login_min_distance_km: float = 300.0
 
 
 class NoveltyConfig(BaseModel):
     # A profile with fewer events than this is not settled enough for "new" to mean much.
     settled_after: int = 5
+    # Alone, each stays under the step-up threshold; together they reach it (noisy-OR).
+    new_country_score: float = 0.45
+    new_device_score: float = 0.35
 
 
 class AmountConfig(BaseModel):
@@ -41,6 +46,7 @@ class AmountConfig(BaseModel):
 
 class ExtractLimitConfig(BaseModel):
     daily_ratio: float = 1.0
+    daily_score: float = 0.6
 
 
 class VelocityConfig(BaseModel):
@@ -48,6 +54,10 @@ class VelocityConfig(BaseModel):
     # Probability under the entity's usual Poisson rate below which a count is implausible.
     tail_probability: float = 1e-4
     min_count: int = 3
+    # Operations cluster in waking hours; a day's rate is spread over this many hours.
+    active_hours: float = 14.0
+    # Even a card with no history is allowed about this many operations a day.
+    min_rate_per_day: float = 1.0
 
 
 class DetectorsConfig(BaseModel):

@@ -1,8 +1,8 @@
-"""Reference data: banks, terminals (ATMs and POS), cards and users. Changes rarely, looked up by id.
+"""Reference data: banks, terminals (ATMs and POS), cards and users; changes rarely.
 
 A card's CVC is not a field here on purpose: payment-card rules forbid storing it.
 
->>> Card(card_id="c-1", user_id="u-1", extract_limit=50000, latitude=6.45, longitude=3.39).extract_limit
+>>> Card(card_id="c-1", user_id="u-1", extract_limit=50000).extract_limit
 50000.0
 """
 

@@ -1,0 +1,33 @@
+"""Detectors (one family per module), and the policy that turns their reasons into an action.
+
+To add a detector: a class with ``codes`` and ``detect(ctx) -> list[Reason]`` in its own
+module here, its parameters in :mod:`vigil.config`, and one line in :func:`default_detectors`.
+"""
+
+from __future__ import annotations
+
+from vigil.config import DetectorsConfig
+from vigil.detect.amount import AmountAnomaly
+from vigil.detect.base import Detector
+from vigil.detect.context import Context
+from vigil.detect.limits import ExtractLimit
+from vigil.detect.novelty import UnfamiliarCountryOrDevice
+from vigil.detect.policy import Policy
+from vigil.detect.reference import UnknownReference
+from vigil.detect.travel import ImpossibleTravel
+from vigil.detect.velocity import Velocity
+
+
+def default_detectors(config: DetectorsConfig | None = None) -> list[Detector]:
+    c = config or DetectorsConfig()
+    return [
+        UnknownReference(),
+        ImpossibleTravel(c.impossible_travel),
+        UnfamiliarCountryOrDevice(c.novelty),
+        AmountAnomaly(c.amount),
+        ExtractLimit(c.extract_limit),
+        Velocity(c.velocity),
+    ]
+
+
+__all__ = ["Context", "Detector", "Policy", "default_detectors"]

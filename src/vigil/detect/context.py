@@ -1,0 +1,50 @@
+"""What a detector sees: the event, its reference data, and the profiles as they were before it.
+
+Built once per event by :mod:`vigil.enrich`; detectors only read it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from vigil.domain import Card, Login, Terminal, Transaction, User
+from vigil.profiles import Profile
+
+
+@dataclass(slots=True)
+class Context:
+    event: Transaction | Login
+    # Event time in epoch seconds: ``start`` when it began, ``end`` when it completed (equal
+    # for single events and logins; for an end event ``start`` comes from its start event).
+    start: float
+    end: float
+    # Transaction category index (see profiles.windows.CATEGORIES), or the login categories.
+    category: int
+    # Amount in minor units; None for start events (the amount arrives with the end).
+    amount_cents: int | None
+    latitude: float | None = None
+    longitude: float | None = None
+    place: str | None = None
+    card: Card | None = None
+    terminal: Terminal | None = None
+    user: User | None = None
+    # Profiles by entity kind ("card", "user", "account", "terminal", "device").
+    profiles: dict[str, Profile] = field(default_factory=dict)
+    # Reason codes found while enriching (unknown card, unknown terminal).
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def amount(self) -> float | None:
+        return None if self.amount_cents is None else self.amount_cents / 100
+
+    @property
+    def completes(self) -> bool:
+        """True when this event completes a transaction (single or end), or is a login."""
+        phase = getattr(self.event, "phase", None)
+        return phase is None or phase != "start"
+
+    @property
+    def begins(self) -> bool:
+        """True when this event begins a transaction (single or start), or is a login."""
+        phase = getattr(self.event, "phase", None)
+        return phase is None or phase != "end"

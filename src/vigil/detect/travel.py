@@ -1,0 +1,125 @@
+"""Impossible travel and card cloning: two places too far apart for the time between them.
+
+For a card, the previous transaction's place and end time are compared with this
+transaction's place and start time; a card that begins a transaction far away while another
+of its transactions is still open is the strongest sign of a cloned card. For a user's logins
+the previous known location is used, with a larger minimum distance because IP geolocation is
+coarse.
+
+>>> from datetime import datetime, UTC
+>>> from vigil.domain import Transaction
+>>> from vigil.profiles import Profile
+>>> card = Profile()
+>>> card.record_transaction(0, 300, 0, 10000, place="LAG-1", latitude=6.45, longitude=3.39)
+>>> tx = Transaction(event_id="e2", transaction_id="t2", card_id="c", type="withdrawal",
+...                  amount=100, timestamp=datetime.fromtimestamp(1200, UTC))
+>>> ctx = Context(tx, 1200, 1200, 0, 10000, latitude=9.06, longitude=7.49, place="ABJ-1",
+...               profiles={"card": card})
+>>> [r.code for r in ImpossibleTravel().detect(ctx)]   # Lagos → Abuja in 15 minutes
+['impossible_travel']
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+
+from vigil.config import ImpossibleTravelConfig
+from vigil.detect.base import strength
+from vigil.detect.context import Context
+from vigil.domain import Login, Reason
+from vigil.geo import haversine_km
+
+
+class ImpossibleTravel:
+    codes = ("impossible_travel", "overlapping_transactions")
+
+    def __init__(self, config: ImpossibleTravelConfig | None = None) -> None:
+        self.config = config or ImpossibleTravelConfig()
+
+    def detect(self, ctx: Context) -> list[Reason]:
+        if ctx.latitude is None or not ctx.begins:
+            return []
+        if isinstance(ctx.event, Login):
+            profile = ctx.profiles.get("user")
+            min_km = self.config.login_min_distance_km
+            entity = "user"
+        else:
+            profile = ctx.profiles.get("card")
+            min_km = self.config.min_distance_km
+            entity = "card"
+        if profile is None:
+            return []
+        reasons = []
+        if profile.last_latitude is not None and profile.last_end is not None:
+            reason = self._leg(
+                ctx,
+                entity,
+                min_km,
+                profile.last_place,
+                profile.last_latitude,
+                profile.last_longitude,
+                profile.last_end,
+            )
+            if reason is not None:
+                reasons.append(reason)
+        if entity == "card" and not reasons:
+            reasons.extend(self._overlaps(ctx, profile.open.items(), min_km))
+        return reasons
+
+    def _leg(
+        self,
+        ctx: Context,
+        entity: str,
+        min_km: float,
+        place: str | None,
+        lat: float,
+        lon: float | None,
+        previous_end: float,
+    ) -> Reason | None:
+        km = haversine_km(lat, lon, ctx.latitude, ctx.longitude)
+        if km < min_km:
+            return None
+        hours = (ctx.start - previous_end) / 3600
+        speed = math.inf if hours <= 0 else km / hours
+        limit = self.config.max_speed_kmh
+        if speed <= limit:
+            return None
+        excess = math.log10(speed / limit) if math.isfinite(speed) else 1.0
+        where = f"{place} → {ctx.place}" if place and ctx.place else "two places"
+        gap = max(ctx.start - previous_end, 0) / 60
+        return Reason(
+            code="impossible_travel",
+            score=strength(excess, low=0.8, high=0.99),
+            detail=f"{where}: {km:,.0f} km in {gap:,.0f} min "
+            f"({_speed(speed)}, limit {limit:,.0f} km/h)",
+            entity=entity,
+        )
+
+    def _overlaps(
+        self, ctx: Context, open_starts: Iterable[tuple[str, list]], min_km: float
+    ) -> list[Reason]:
+        """A start at one place while a transaction begun elsewhere has not yet ended."""
+        tx_id = getattr(ctx.event, "transaction_id", None)
+        for t_id, (start, place, lat, lon) in open_starts:
+            if t_id == tx_id or lat is None or start > ctx.start:
+                continue
+            # Abandoned starts (no end for an hour) are stale, not evidence.
+            if ctx.start - start > 3600:
+                continue
+            km = haversine_km(lat, lon, ctx.latitude, ctx.longitude)
+            if km >= min_km:
+                return [
+                    Reason(
+                        code="overlapping_transactions",
+                        score=0.95,
+                        detail=f"began at {ctx.place} while transaction {t_id} at {place} "
+                        f"({km:,.0f} km away) was still open",
+                        entity="card",
+                    )
+                ]
+        return []
+
+
+def _speed(speed: float) -> str:
+    return "overlapping in time" if math.isinf(speed) else f"{speed:,.0f} km/h"

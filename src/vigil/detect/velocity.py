@@ -1,0 +1,109 @@
+"""More operations in a short window than the card's usual rate makes plausible.
+
+The card's usual rate is the larger of its behaviour parameters (operations per day from
+reference data) and its own 30-day history; operations are assumed to happen during
+``active_hours`` of the day. The count in the window, this operation included, is judged by
+its Poisson tail probability.
+
+>>> from datetime import datetime, UTC
+>>> from vigil.domain import Transaction
+>>> from vigil.profiles import Profile
+>>> card = Profile()
+>>> for i in range(7):
+...     card.advance(i * 300.0)
+...     card.record_transaction(i * 300.0, i * 300.0 + 60, 0, 100, place=None, latitude=None,
+...                             longitude=None)
+>>> card.advance(2400.0)
+>>> tx = Transaction(event_id="e", transaction_id="t", card_id="c", type="withdrawal",
+...                  amount=1, timestamp=datetime(2022, 2, 1, tzinfo=UTC))
+>>> [r.code for r in Velocity().detect(Context(tx, 2400, 2400, 0, 100, profiles={"card": card}))]
+['velocity']
+>>> poisson_tail(8, 0.1) < 1e-10
+True
+"""
+
+from __future__ import annotations
+
+import math
+
+from vigil.config import VelocityConfig
+from vigil.detect.base import strength
+from vigil.detect.context import Context
+from vigil.domain import Reason
+from vigil.profiles.windows import CATEGORY_INDEX, WINDOW_INDEX, WINDOWS
+
+_TRANSACTION_CATEGORIES = tuple(
+    CATEGORY_INDEX[c] for c in ("withdrawal", "deposit", "transfer", "payment", "balance_inquiry")
+)
+_MONTH = WINDOW_INDEX["30d"]
+_RATE_FIELDS = ("withdrawal_day", "deposit_day", "inquiry_day", "transfer_day")
+
+
+def poisson_tail(k: int, lam: float) -> float:
+    """P(N >= k) for N ~ Poisson(lam)."""
+    if k <= 0:
+        return 1.0
+    term = math.exp(-lam)
+    cdf = term
+    for i in range(1, k):
+        term *= lam / i
+        cdf += term
+    # Past the mode, the complement underflows; sum the tail directly for accuracy.
+    if cdf > 0.999999:
+        term *= lam / k
+        tail = 0.0
+        i = k
+        while term > 1e-300 and i < k + 200:
+            tail += term
+            i += 1
+            term *= lam / i
+        return tail
+    return max(0.0, 1.0 - cdf)
+
+
+class Velocity:
+    codes = ("velocity",)
+
+    def __init__(self, config: VelocityConfig | None = None) -> None:
+        self.config = config or VelocityConfig()
+        self._window = WINDOW_INDEX[self.config.window]
+        self._hours = WINDOWS[self._window][1] / 3600
+
+    def detect(self, ctx: Context) -> list[Reason]:
+        if not ctx.begins or ctx.category not in _TRANSACTION_CATEGORIES:
+            return []
+        card = ctx.profiles.get("card")
+        if card is None:
+            return []
+        counts = card.windows.counts
+        base = self._window * len(CATEGORY_INDEX)
+        k = 1 + sum(counts[base + c] for c in _TRANSACTION_CATEGORIES)
+        cfg = self.config
+        if k < cfg.min_count:
+            return []
+        per_day = self._usual_per_day(ctx, card)
+        lam = max(per_day, cfg.min_rate_per_day) * self._hours / cfg.active_hours
+        p = poisson_tail(k, lam)
+        if p >= cfg.tail_probability:
+            return []
+        excess = math.log10(cfg.tail_probability / max(p, 1e-300))
+        return [
+            Reason(
+                code="velocity",
+                score=strength(excess, low=0.5, high=0.9, scale=4.0),
+                detail=f"{k} operations in {cfg.window} against a usual {per_day:.1f} a day "
+                f"(chance {p:.1e})",
+                entity="card",
+            )
+        ]
+
+    @staticmethod
+    def _usual_per_day(ctx: Context, card) -> float:
+        behaviour = ctx.card.behaviour if ctx.card is not None else None
+        prior = sum(getattr(behaviour, f) for f in _RATE_FIELDS) if behaviour else 0.0
+        observed = 0.0
+        if card.first_time is not None and ctx.start - card.first_time >= 7 * 86400:
+            counts = card.windows.counts
+            month = sum(counts[_MONTH * len(CATEGORY_INDEX) + c] for c in _TRANSACTION_CATEGORIES)
+            observed = month / min(30.0, (ctx.start - card.first_time) / 86400)
+        return max(prior, observed)

@@ -1,0 +1,223 @@
+"""The profile of one entity (a card, user, account, terminal or device): how it usually behaves.
+
+A profile is updated incrementally on every event, in event time, and serialises compactly
+(msgpack) so a restart restores it exactly.
+
+>>> p = Profile()
+>>> p.record_transaction(0.0, 120.0, 0, 250000, place="ATM-1", latitude=6.5, longitude=3.4,
+...                      attributes=(("terminal", "ATM-1"),))
+>>> p.n, p.amount_stats(0).mean, p.windows.count(4, 0), "ATM-1" in p.seen["terminal"]
+(1, 2500.0, 1, True)
+>>> Profile.from_bytes(p.to_bytes()).to_bytes() == p.to_bytes()
+True
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import msgpack
+
+from vigil.profiles.recent import RecentEvent, RecentEvents
+from vigil.profiles.running import RunningStats
+from vigil.profiles.seen import SeenValues
+from vigil.profiles.sketch import QuantileSketch
+from vigil.profiles.windows import CATEGORY_INDEX, SlidingWindows
+
+LOGIN = CATEGORY_INDEX["login"]
+LOGIN_FAILED = CATEGORY_INDEX["login_failed"]
+_VERSION = 1
+
+
+class Profile:
+    """Windows, amount statistics, seen values, hour-of-day habits and last whereabouts."""
+
+    __slots__ = (
+        "_top_k",
+        "first_time",
+        "hours",
+        "last_end",
+        "last_latitude",
+        "last_longitude",
+        "last_place",
+        "last_time",
+        "n",
+        "open",
+        "quantiles",
+        "recent",
+        "seen",
+        "stats",
+        "windows",
+    )
+
+    def __init__(
+        self, *, top_k: int = 8, recent_window: float = 86400.0, recent_max: int = 32
+    ) -> None:
+        self.n = 0
+        self.first_time: float | None = None
+        self.last_time: float | None = None
+        self.last_end: float | None = None
+        self.last_place: str | None = None
+        self.last_latitude: float | None = None
+        self.last_longitude: float | None = None
+        self.windows = SlidingWindows()
+        self.stats: dict[int, RunningStats] = {}
+        self.quantiles: dict[int, QuantileSketch] = {}
+        self.seen: dict[str, SeenValues] = {}
+        self.hours = [0] * 24
+        self.recent = RecentEvents(recent_window, recent_max)
+        # Two-phase transactions begun but not ended: transaction id → (start, place, lat, lon).
+        self.open: dict[str, list] = {}
+        self._top_k = top_k
+
+    # -- reading -------------------------------------------------------------------------
+    def amount_stats(self, category: int) -> RunningStats:
+        return self.stats.get(category) or RunningStats()
+
+    def amount_quantile(self, category: int, q: float) -> float:
+        sketch = self.quantiles.get(category)
+        return sketch.quantile(q) if sketch else float("nan")
+
+    def has_seen(self, dimension: str, value: str) -> bool:
+        values = self.seen.get(dimension)
+        return values is not None and value in values
+
+    def seen_count(self, dimension: str) -> int:
+        values = self.seen.get(dimension)
+        return len(values) if values else 0
+
+    # -- updating ------------------------------------------------------------------------
+    def advance(self, when: float) -> None:
+        """Move the sliding windows to ``when`` (before reading or recording at that time)."""
+        self.windows.advance(when)
+
+    def record_start(
+        self,
+        transaction_id: str,
+        start: float,
+        place: str | None,
+        latitude: float | None,
+        longitude: float | None,
+    ) -> None:
+        self.open[transaction_id] = [start, place, latitude, longitude]
+
+    def record_transaction(
+        self,
+        start: float,
+        end: float,
+        category: int,
+        amount_cents: int,
+        *,
+        place: str | None,
+        latitude: float | None,
+        longitude: float | None,
+        attributes: Iterable[tuple[str, str]] = (),
+        transaction_id: str | None = None,
+    ) -> None:
+        """Record a completed transaction (a single event, or the end of a two-phase one)."""
+        if transaction_id is not None:
+            self.open.pop(transaction_id, None)
+        self._touch(start, end)
+        self.windows.add(end, category, amount_cents)
+        amount = amount_cents / 100
+        stats = self.stats.get(category)
+        if stats is None:
+            stats = self.stats[category] = RunningStats()
+            self.quantiles[category] = QuantileSketch()
+        stats.add(amount)
+        self.quantiles[category].add(amount)
+        self._remember(attributes, end)
+        self.hours[int(start // 3600) % 24] += 1
+        if latitude is not None:
+            self.last_place = place
+            self.last_latitude = latitude
+            self.last_longitude = longitude
+        self.recent.add(RecentEvent(start, end, place, latitude, longitude, amount_cents))
+
+    def record_login(
+        self,
+        when: float,
+        success: bool,
+        *,
+        latitude: float | None,
+        longitude: float | None,
+        place: str | None,
+        attributes: Iterable[tuple[str, str]] = (),
+    ) -> None:
+        self._touch(when, when)
+        self.windows.add(when, LOGIN if success else LOGIN_FAILED)
+        if not success:
+            # A failed attempt must not make an attacker's device or country look familiar.
+            return
+        self._remember(attributes, when)
+        self.hours[int(when // 3600) % 24] += 1
+        if latitude is not None:
+            self.last_place = place
+            self.last_latitude = latitude
+            self.last_longitude = longitude
+
+    def _touch(self, start: float, end: float) -> None:
+        self.n += 1
+        if self.first_time is None:
+            self.first_time = start
+        self.last_time = start if self.last_time is None else max(self.last_time, start)
+        self.last_end = end if self.last_end is None else max(self.last_end, end)
+
+    def _remember(self, attributes: Iterable[tuple[str, str]], when: float) -> None:
+        seen = self.seen
+        for dimension, value in attributes:
+            values = seen.get(dimension)
+            if values is None:
+                values = seen[dimension] = SeenValues(self._top_k)
+            values.add(value, when)
+
+    # -- persistence ---------------------------------------------------------------------
+    def to_state(self) -> list:
+        return [
+            _VERSION,
+            self.n,
+            self.first_time,
+            self.last_time,
+            self.last_end,
+            self.last_place,
+            self.last_latitude,
+            self.last_longitude,
+            self.windows.to_state(),
+            [[k, s.to_state()] for k, s in self.stats.items()],
+            [[k, q.to_state()] for k, q in self.quantiles.items()],
+            [[k, v.to_state()] for k, v in self.seen.items()],
+            self.hours,
+            self.recent.to_state(),
+            [[k, *v] for k, v in self.open.items()],
+            self._top_k,
+        ]
+
+    @classmethod
+    def from_state(cls, state: list) -> Profile:
+        if state[0] != _VERSION:
+            raise ValueError(f"profile state version {state[0]} is not {_VERSION}")
+        p = cls(top_k=state[15])
+        (
+            p.n,
+            p.first_time,
+            p.last_time,
+            p.last_end,
+            p.last_place,
+            p.last_latitude,
+            p.last_longitude,
+        ) = state[1:8]
+        p.windows = SlidingWindows.from_state(state[8])
+        p.stats = {k: RunningStats.from_state(s) for k, s in state[9]}
+        p.quantiles = {k: QuantileSketch.from_state(s) for k, s in state[10]}
+        p.seen = {k: SeenValues.from_state(s) for k, s in state[11]}
+        p.hours = list(state[12])
+        p.recent = RecentEvents.from_state(state[13])
+        p.open = {row[0]: list(row[1:]) for row in state[14]}
+        return p
+
+    def to_bytes(self) -> bytes:
+        return msgpack.packb(self.to_state(), use_bin_type=True)
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> Profile:
+        return cls.from_state(msgpack.unpackb(data, raw=False, strict_map_key=False))

@@ -1,0 +1,111 @@
+"""How one event changes the profiles of the entities it touches (the last stage of the path).
+
+Which entities an event touches, and what each remembers of it, is decided here and only here.
+
+>>> from datetime import datetime, UTC
+>>> from vigil.domain import Login
+>>> login = Login(event_id="l", user_id="u-1", device_id="d-1", country="NG",
+...               timestamp=datetime(2022, 1, 1, tzinfo=UTC))
+>>> entity_keys(login)
+[('user', 'u-1'), ('device', 'd-1')]
+"""
+
+from __future__ import annotations
+
+from vigil.detect.context import Context
+from vigil.domain import Login, Phase, Transaction
+from vigil.profiles.profile import Profile
+
+
+def entity_keys(event: Transaction | Login) -> list[tuple[str, str]]:
+    """The (kind, key) of every profile the event reads and updates."""
+    if isinstance(event, Login):
+        keys = [("user", event.user_id)]
+    else:
+        keys = [
+            (kind, key)
+            for kind, key in (
+                ("card", event.card_id),
+                ("account", event.account_id),
+                ("user", event.user_id),
+                ("terminal", event.terminal_id),
+            )
+            if key is not None
+        ]
+    if event.device_id is not None:
+        keys.append(("device", event.device_id))
+    return keys
+
+
+def ip_prefix(ip: str) -> str:
+    """The network an address belongs to: /24 for IPv4, /48 for IPv6.
+
+    >>> ip_prefix("102.89.4.17"), ip_prefix("2001:db8:85a3::8a2e:370:7334")
+    ('102.89.4', '2001:db8:85a3')
+    """
+    if ":" in ip:
+        return ":".join(ip.split(":")[:3])
+    return ip.rsplit(".", 1)[0]
+
+
+def _attributes(event: Transaction | Login) -> list[tuple[str, str]]:
+    attrs = []
+    if event.country is not None:
+        attrs.append(("country", event.country))
+    if event.device_id is not None:
+        attrs.append(("device", event.device_id))
+    if event.ip is not None:
+        attrs.append(("ip_prefix", ip_prefix(event.ip)))
+    if isinstance(event, Transaction):
+        if event.terminal_id is not None:
+            attrs.append(("terminal", event.terminal_id))
+        if event.counterparty_account is not None:
+            attrs.append(("counterparty", event.counterparty_account))
+        if event.counterparty_country is not None:
+            attrs.append(("counterparty_country", event.counterparty_country))
+    return attrs
+
+
+def update_profiles(ctx: Context, keys: list[tuple[str, str]]) -> None:
+    """Apply the event to every profile in ``ctx.profiles`` (already advanced to its time)."""
+    event = ctx.event
+    attrs = _attributes(event)
+    for kind, _key in keys:
+        profile = ctx.profiles[kind]
+        if kind == "terminal":
+            own = ()
+        elif kind == "device":
+            user = event.user_id
+            own = (("user", user),) if user is not None else ()
+        else:
+            own = attrs
+        _apply(ctx, profile, own)
+
+
+def _apply(ctx: Context, profile: Profile, attrs) -> None:
+    event = ctx.event
+    if isinstance(event, Login):
+        profile.record_login(
+            ctx.start,
+            event.success,
+            latitude=ctx.latitude,
+            longitude=ctx.longitude,
+            place=ctx.place,
+            attributes=attrs,
+        )
+    elif event.phase is Phase.START:
+        profile.record_start(
+            event.transaction_id, ctx.start, ctx.place, ctx.latitude, ctx.longitude
+        )
+    else:
+        profile.record_transaction(
+            ctx.start,
+            ctx.end,
+            ctx.category,
+            ctx.amount_cents or 0,
+            place=ctx.place,
+            latitude=ctx.latitude,
+            longitude=ctx.longitude,
+            attributes=attrs,
+            transaction_id=event.transaction_id,
+        )

@@ -1,0 +1,75 @@
+from __future__ import annotations
+
+from vigil.profiles import MemoryProfileStore, Profile
+from vigil.profiles.windows import CATEGORY_INDEX
+
+
+def _busy_profile() -> Profile:
+    p = Profile()
+    for i in range(200):
+        t = i * 3600.0 * 7
+        p.advance(t)
+        p.record_transaction(
+            t,
+            t + 240,
+            i % 5,
+            100_000 + 37 * i,
+            place=f"ATM-{i % 9}",
+            latitude=6.4 + i * 1e-3,
+            longitude=3.3,
+            attributes=(("terminal", f"ATM-{i % 9}"), ("country", "NG")),
+            transaction_id=f"t{i}",
+        )
+        p.record_login(
+            t + 100,
+            i % 13 != 0,
+            latitude=None,
+            longitude=None,
+            place=None,
+            attributes=(("device", f"d{i % 3}"),),
+        )
+    p.record_start("open-1", 1e9, "ATM-1", 6.4, 3.3)
+    return p
+
+
+def test_profile_round_trips_exactly() -> None:
+    p = _busy_profile()
+    data = p.to_bytes()
+    q = Profile.from_bytes(data)
+    assert q.to_bytes() == data
+    assert q.windows.counts == p.windows.counts
+    assert q.amount_stats(0).mean == p.amount_stats(0).mean
+    assert q.amount_quantile(0, 0.95) == p.amount_quantile(0, 0.95)
+    assert q.open == p.open
+    assert q.has_seen("terminal", "ATM-3") and not q.has_seen("terminal", "ATM-99")
+
+
+def test_profile_is_compact() -> None:
+    # A card with 200 transactions over two months keeps its 90-day window and statistics in
+    # a few KB; the figure is printed by bench/engine.py as bytes per profile.
+    assert len(_busy_profile().to_bytes()) < 8000
+
+
+def test_failed_logins_do_not_make_a_device_familiar() -> None:
+    p = Profile()
+    p.record_login(
+        0.0, False, latitude=None, longitude=None, place=None, attributes=(("device", "attacker"),)
+    )
+    assert not p.has_seen("device", "attacker")
+    assert p.windows.count(0, CATEGORY_INDEX["login_failed"]) == 1
+
+
+def test_memory_store_get_put_and_snapshot(tmp_path) -> None:
+    from vigil.storage import Store
+
+    store = Store(f"sqlite:///{tmp_path / 'v.db'}")
+    store.init_schema()
+    profiles = MemoryProfileStore()
+    p = _busy_profile()
+    profiles.put("card", "c-1", p)
+    assert profiles.get("card", "c-1") is p
+    assert profiles.get("card", "c-2").n == 0 and len(profiles) == 1
+    assert profiles.snapshot(store, {"events": 400}) == 1
+    restored = MemoryProfileStore()
+    assert restored.restore(store) == {"events": 400}
+    assert restored.get("card", "c-1").to_bytes() == p.to_bytes()

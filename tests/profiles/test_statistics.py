@@ -1,0 +1,120 @@
+"""Every profile statistic against a straightforward batch computation on random data."""
+
+from __future__ import annotations
+
+import math
+import statistics
+
+import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from vigil.profiles.running import RunningStats
+from vigil.profiles.seen import SeenValues
+from vigil.profiles.sketch import QuantileSketch
+from vigil.profiles.windows import N_CATEGORIES, WINDOWS, SlidingWindows
+
+amounts = st.floats(min_value=0.01, max_value=1e7, allow_nan=False)
+events = st.lists(
+    st.tuples(
+        st.floats(min_value=0, max_value=5_000.0),  # gap in minutes to the previous event
+        st.integers(min_value=0, max_value=N_CATEGORIES - 1),
+        st.integers(min_value=0, max_value=10**9),  # amount in cents
+    ),
+    min_size=1,
+    max_size=200,
+)
+
+
+@given(st.lists(amounts, min_size=2, max_size=300))
+def test_running_stats_match_batch(xs: list[float]) -> None:
+    s = RunningStats()
+    for x in xs:
+        s.add(x)
+    assert s.n == len(xs)
+    assert math.isclose(s.mean, statistics.fmean(xs), rel_tol=1e-9, abs_tol=1e-9)
+    assert math.isclose(s.std, statistics.stdev(xs), rel_tol=1e-7, abs_tol=1e-6)
+    assert (s.min, s.max) == (min(xs), max(xs))
+
+
+@given(st.lists(amounts, min_size=2, max_size=100), st.lists(amounts, min_size=2, max_size=100))
+def test_running_stats_merge_equals_one_pass(a: list[float], b: list[float]) -> None:
+    left, right, both = RunningStats(), RunningStats(), RunningStats()
+    for x in a:
+        left.add(x)
+        both.add(x)
+    for x in b:
+        right.add(x)
+        both.add(x)
+    left.merge(right)
+    assert left.n == both.n
+    assert math.isclose(left.mean, both.mean, rel_tol=1e-9)
+    assert math.isclose(left.variance, both.variance, rel_tol=1e-6, abs_tol=1e-6)
+
+
+@given(st.lists(amounts, min_size=1, max_size=500), st.sampled_from([0.5, 0.9, 0.95, 0.99]))
+def test_sketch_quantile_within_relative_error(xs: list[float], q: float) -> None:
+    sketch = QuantileSketch()
+    for x in xs:
+        sketch.add(x)
+    ordered = sorted(xs)
+    # DDSketch returns the value of rank floor(q * (n - 1)) within alpha relative error.
+    true = ordered[int(q * (len(xs) - 1))]
+    assert abs(sketch.quantile(q) - true) <= sketch.alpha * true + 1e-12
+
+
+@given(st.lists(amounts, max_size=200), st.lists(amounts, max_size=200))
+def test_sketch_merge_equals_one_pass(a: list[float], b: list[float]) -> None:
+    left, right, both = QuantileSketch(), QuantileSketch(), QuantileSketch()
+    for x in a:
+        left.add(x)
+        both.add(x)
+    for x in b:
+        right.add(x)
+        both.add(x)
+    left.merge(right)
+    assert left.to_state()[:2] == both.to_state()[:2]
+    assert left.bins == both.bins
+
+
+@settings(max_examples=200)
+@given(events)
+def test_windows_match_batch(rows: list[tuple[float, int, int]]) -> None:
+    w = SlidingWindows()
+    history: list[tuple[float, int, int]] = []
+    now = 0.0
+    for gap_minutes, category, cents in rows:
+        now += gap_minutes * 60
+        w.advance(now)
+        # As read before the event: everything added earlier with t - W < s <= t.
+        for wi, (_, length) in enumerate(WINDOWS):
+            for c in range(N_CATEGORIES):
+                inside = [a for s, cat, a in history if cat == c and now - length < s <= now]
+                assert w.count(wi, c) == len(inside)
+                assert w.total(wi, c) == sum(inside)
+        w.add(now, category, cents)
+        history.append((now, category, cents))
+    restored = SlidingWindows.from_state(w.to_state())
+    assert restored.counts == w.counts and restored.sums == w.sums
+
+
+def test_windows_memory_is_bounded_by_the_longest_window() -> None:
+    w = SlidingWindows()
+    for day in range(1000):
+        w.advance(day * 86400.0)
+        w.add(day * 86400.0, 0, 100)
+    assert w.count(4, 0) == 90
+    assert len(w.to_state()[0]) == 90
+
+
+def test_seen_values_keep_most_used_within_capacity() -> None:
+    rng = np.random.default_rng(3)
+    s = SeenValues(capacity=4)
+    draws = rng.choice(
+        ["NG", "GH", "US", "GB", "FR", "DE"], p=[0.6, 0.2, 0.1, 0.05, 0.03, 0.02], size=500
+    )
+    for i, v in enumerate(draws):
+        s.add(str(v), float(i))
+    assert len(s) == 4
+    assert s.most_common(1)[0][0] == "NG"
+    assert s.first_seen("NG") == float(list(draws).index("NG"))
