@@ -13,6 +13,7 @@ sources send one ``single`` event instead.
 
 from __future__ import annotations
 
+from decimal import Decimal
 from enum import StrEnum
 from typing import Annotated, Literal
 
@@ -109,7 +110,7 @@ class Transaction(BaseModel):
                 raise ValueError("amount: a start event carries no amount (the end event does)")
         elif self.amount is None:
             if self.type is TransactionType.BALANCE_INQUIRY:
-                object.__setattr__(self, "amount", 0)
+                object.__setattr__(self, "amount", Decimal(0))
             else:
                 raise ValueError(f"amount: required on a {self.phase.value} {self.type.value}")
         if self.card_id is None and self.account_id is None and self.user_id is None:

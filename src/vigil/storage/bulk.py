@@ -1,0 +1,105 @@
+"""Bulk inserts of thousands of rows, the fastest way each backend offers.
+
+SQLite: one prepared statement run by ``executemany`` over plain tuples, with the columns' own
+bind processors applied column by column, which skips SQLAlchemy's per-row parameter assembly
+(a fifth of the time of recording a 10,000-event batch).
+
+PostgreSQL: COPY. A batched ``INSERT ... VALUES`` costs psycopg a parse of a huge statement
+per thousand rows, and ``INSERT ... RETURNING`` is the only way it reports how many rows an
+``ON CONFLICT DO NOTHING`` kept. Copying the batch into a temporary table and moving it over
+with one ``INSERT ... SELECT`` is five times faster and gives an exact row count. Everything
+happens on the caller's connection, inside its transaction.
+
+>>> copy_sql("_vigil_load_1", ["event_id", "timestamp"])
+'COPY "_vigil_load_1" ("event_id", "timestamp") FROM STDIN'
+"""
+
+from __future__ import annotations
+
+import itertools
+from typing import Any
+
+from sqlalchemy import JSON, Connection, Table
+from sqlalchemy.exc import DBAPIError
+
+_names = itertools.count()
+
+
+def _quoted(names: list[str]) -> str:
+    return ", ".join(f'"{n}"' for n in names)
+
+
+def copy_sql(temp: str, names: list[str]) -> str:
+    return f'COPY "{temp}" ({_quoted(names)}) FROM STDIN'
+
+
+def sqlite_insert(
+    conn: Connection, table: Table, rows: list[dict[str, Any]], *, skip_existing: bool
+) -> int:
+    """Insert ``rows`` (all with the same keys) into a SQLite ``table``; returns rows inserted.
+
+    With ``skip_existing`` a row clashing with a stored key is skipped (``ON CONFLICT DO
+    NOTHING``, which unlike ``INSERT OR IGNORE`` still fails on NULLs and CHECKs).
+    """
+    if not rows:
+        return 0
+    names = list(rows[0])
+    dialect = conn.dialect
+    processors = [table.c[n].type._cached_bind_processor(dialect) for n in names]
+    conflict = " ON CONFLICT DO NOTHING" if skip_existing else ""
+    sql = (
+        f'INSERT INTO "{table.name}" ({_quoted(names)}) '
+        f"VALUES ({', '.join('?' * len(names))}){conflict}"
+    )
+    # Column by column: one tight loop per processor instead of a generator per row.
+    columns = []
+    for name, proc in zip(names, processors, strict=True):
+        values = [row[name] for row in rows]
+        if proc is not None:
+            values = [None if v is None else proc(v) for v in values]
+        columns.append(values)
+    return conn.exec_driver_sql(sql, list(zip(*columns, strict=True))).rowcount
+
+
+def copy_insert(
+    conn: Connection, table: Table, rows: list[dict[str, Any]], *, skip_existing: bool
+) -> int:
+    """Insert ``rows`` (all with the same keys) into ``table``; returns rows inserted.
+
+    With ``skip_existing`` a row whose key is already stored is skipped; without it a clash
+    raises ``sqlalchemy.exc.IntegrityError`` like any other insert.
+    """
+    if not rows:
+        return 0
+    import psycopg
+    from psycopg.types.json import Jsonb
+
+    names = list(rows[0])
+    json_at = [i for i, n in enumerate(names) if isinstance(table.c[n].type, JSON)]
+    temp = f"_vigil_load_{next(_names)}"
+    raw = conn.connection.driver_connection
+    try:
+        with raw.cursor() as cur:
+            # Same column types, no constraints: a bad value fails the COPY naming its column,
+            # a NULL or a clash fails the INSERT below like any insert would.
+            cur.execute(
+                f'CREATE TEMP TABLE "{temp}" ON COMMIT DROP AS '
+                f'SELECT {_quoted(names)} FROM "{table.name}" WITH NO DATA'
+            )
+            with cur.copy(copy_sql(temp, names)) as copy:
+                for row in rows:
+                    values = [row[n] for n in names]
+                    for i in json_at:
+                        if values[i] is not None:
+                            values[i] = Jsonb(values[i])
+                    copy.write_row(values)
+    except psycopg.Error as exc:
+        raise DBAPIError.instance(f"COPY {table.name}", None, exc, psycopg.Error) from exc
+    conflict = " ON CONFLICT DO NOTHING" if skip_existing else ""
+    result = conn.exec_driver_sql(
+        f'INSERT INTO "{table.name}" ({_quoted(names)}) '
+        f'SELECT {_quoted(names)} FROM "{temp}"{conflict}'
+    )
+    inserted = result.rowcount
+    conn.exec_driver_sql(f'DROP TABLE "{temp}"')
+    return inserted

@@ -1,0 +1,287 @@
+"""The tables vigil keeps, built for one dialect.
+
+The shape is the same on both backends except for the event tables: on PostgreSQL
+``transactions`` and ``logins`` are range-partitioned by month on ``timestamp``, and a partitioned
+table's primary key must contain the partition key, so theirs is ``(event_id, timestamp)``.
+On SQLite ``event_id`` alone is the key.
+
+A card's CVC has no column anywhere: payment-card rules forbid storing it.
+
+>>> tables = build_tables("sqlite")
+>>> [c.name for c in tables.transactions.primary_key]
+['event_id']
+>>> [c.name for c in build_tables("postgresql").transactions.primary_key]
+['event_id', 'timestamp']
+>>> any("cvc" in c.name.lower() for t in tables.metadata.tables.values() for c in t.columns)
+False
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    Column,
+    Date,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+)
+from sqlalchemy.dialects.postgresql import BYTEA, JSONB
+
+from vigil.domain.decisions import Action
+from vigil.storage.columns import Money, UtcDateTime
+
+SCHEMA_VERSION = 1
+PARTITIONED_TABLES = ("transactions", "logins")
+
+DIALECTS = ("sqlite", "postgresql")
+
+_ID = 128
+# Byte-order collation on PostgreSQL so event ids sort the way SQLite and Python sort them.
+_EventId = String(_ID).with_variant(String(_ID, collation="C"), "postgresql")
+_Json = JSON().with_variant(JSONB(), "postgresql")
+_Blob = LargeBinary().with_variant(BYTEA(), "postgresql")
+# SQLite only auto-increments an INTEGER PRIMARY KEY; PostgreSQL wants 64 bits for an audit log.
+_Serial = BigInteger().with_variant(Integer(), "sqlite")
+
+
+@dataclass(frozen=True, slots=True)
+class Tables:
+    """Every table of one dialect's schema, by name, plus the ``MetaData`` that holds them.
+
+    >>> sorted(build_tables("sqlite").metadata.tables)[:3]
+    ['banks', 'cards', 'decisions']
+    """
+
+    metadata: MetaData
+    dialect: str
+    banks: Table
+    terminals: Table
+    cards: Table
+    users: Table
+    transactions: Table
+    logins: Table
+    feedback: Table
+    decisions: Table
+    risk_events: Table
+    profiles: Table
+    profile_state: Table
+    schema_version: Table
+
+
+def _event_key(partitioned: bool) -> tuple[Column, Column]:
+    # iter_events reads in (timestamp, event_id) order, hence the ix_*_time indexes below.
+    return (
+        Column("event_id", _EventId, primary_key=True),
+        Column("timestamp", UtcDateTime(), primary_key=partitioned, nullable=False),
+    )
+
+
+def build_tables(dialect: str) -> Tables:
+    """Build the schema for ``dialect`` ("sqlite" or "postgresql") in a fresh ``MetaData``."""
+    if dialect not in DIALECTS:
+        raise ValueError(f"dialect: {dialect!r} is not one of {', '.join(DIALECTS)}")
+    partitioned = dialect == "postgresql"
+    partition_kw = {"postgresql_partition_by": 'RANGE ("timestamp")'} if partitioned else {}
+    md = MetaData()
+
+    banks = Table(
+        "banks",
+        md,
+        Column("code", String(_ID), primary_key=True),
+        Column("name", String(200), nullable=False),
+        Column("latitude", Float),
+        Column("longitude", Float),
+    )
+    terminals = Table(
+        "terminals",
+        md,
+        Column("terminal_id", String(_ID), primary_key=True),
+        Column("latitude", Float, nullable=False),
+        Column("longitude", Float, nullable=False),
+        Column("kind", String(8), nullable=False),
+        Column("city", String(100)),
+        Column("country", String(100)),
+        Column("bank_code", String(_ID), index=True),
+        Column("internal", Boolean, nullable=False),
+    )
+    cards = Table(
+        "cards",
+        md,
+        Column("card_id", String(_ID), primary_key=True),
+        Column("user_id", String(_ID), index=True),
+        Column("bank_code", String(_ID)),
+        Column("expiration", Date),
+        Column("latitude", Float),
+        Column("longitude", Float),
+        Column("extract_limit", Float),
+        Column("behaviour", _Json),
+    )
+    users = Table(
+        "users",
+        md,
+        Column("user_id", String(_ID), primary_key=True),
+        Column("created_at", UtcDateTime()),
+        Column("country", String(3)),
+        Column("latitude", Float),
+        Column("longitude", Float),
+        Column("email", String(320)),
+        Column("phone", String(40)),
+        Column("address", String(500)),
+    )
+    transactions = Table(
+        "transactions",
+        md,
+        *_event_key(partitioned),
+        Column("transaction_id", String(_ID), nullable=False),
+        Column("type", String(16), nullable=False),
+        Column("phase", String(8), nullable=False),
+        Column("channel", String(8), nullable=False),
+        Column("started_at", UtcDateTime()),
+        Column("amount", Money()),
+        Column("currency", String(3), nullable=False),
+        Column("card_id", String(_ID)),
+        Column("account_id", String(_ID)),
+        Column("user_id", String(_ID)),
+        Column("terminal_id", String(_ID)),
+        Column("counterparty_account", String(_ID)),
+        Column("counterparty_country", String(3)),
+        Column("direction", String(8)),
+        Column("ip", String(64)),
+        Column("device_id", String(_ID)),
+        Column("latitude", Float),
+        Column("longitude", Float),
+        Column("country", String(3)),
+        Column("standin", Boolean, nullable=False),
+        Index("ix_transactions_time", "timestamp", "event_id"),
+        Index("ix_transactions_user_time", "user_id", "timestamp"),
+        Index("ix_transactions_card_time", "card_id", "timestamp"),
+        Index("ix_transactions_account_time", "account_id", "timestamp"),
+        Index("ix_transactions_transaction_id", "transaction_id"),
+        **partition_kw,
+    )
+    logins = Table(
+        "logins",
+        md,
+        *_event_key(partitioned),
+        Column("user_id", String(_ID), nullable=False),
+        Column("success", Boolean, nullable=False),
+        Column("ip", String(64)),
+        Column("device_id", String(_ID)),
+        Column("latitude", Float),
+        Column("longitude", Float),
+        Column("country", String(3)),
+        Column("session_seconds", Float),
+        Index("ix_logins_time", "timestamp", "event_id"),
+        Index("ix_logins_user_time", "user_id", "timestamp"),
+        **partition_kw,
+    )
+    feedback = Table(
+        "feedback",
+        md,
+        Column("event_id", String(_ID), primary_key=True),
+        Column("target_event_id", String(_ID), nullable=False, index=True),
+        Column("label", String(32), nullable=False),
+        Column("timestamp", UtcDateTime(), nullable=False),
+        Column("source", String(64), nullable=False),
+        Column("pattern", String(64)),
+        Column("note", String(2000)),
+    )
+    actions = ", ".join(f"'{a.value}'" for a in Action)
+    decisions = Table(
+        "decisions",
+        md,
+        Column("decision_id", String(_ID), primary_key=True),
+        Column("event_id", String(_ID), nullable=False, unique=True),
+        Column("event_kind", String(16), nullable=False),
+        Column("transaction_id", String(_ID)),
+        Column("event_time", UtcDateTime()),
+        Column("user_id", String(_ID)),
+        Column("card_id", String(_ID)),
+        Column("terminal_id", String(_ID)),
+        Column("score", Float, nullable=False),
+        Column("action", String(16), nullable=False),
+        Column("reasons", _Json, nullable=False),
+        Column("model_versions", _Json, nullable=False),
+        Column("latency_us", Float, nullable=False),
+        Column("created_at", UtcDateTime(), nullable=False),
+        CheckConstraint("score >= 0 AND score <= 1", name="ck_decisions_score"),
+        CheckConstraint(f"action IN ({actions})", name="ck_decisions_action"),
+        Index("ix_decisions_user_time", "user_id", "event_time"),
+        Index("ix_decisions_card_time", "card_id", "event_time"),
+        Index("ix_decisions_action", "action"),
+    )
+    risk_events = Table(
+        "risk_events",
+        md,
+        Column("risk_event_id", _Serial, primary_key=True, autoincrement=True),
+        Column(
+            "decision_id",
+            String(_ID),
+            ForeignKey("decisions.decision_id", name="fk_risk_events_decision"),
+            nullable=False,
+            unique=True,
+        ),
+        Column("event_id", String(_ID), nullable=False),
+        Column("event_time", UtcDateTime()),
+        Column("user_id", String(_ID)),
+        Column("card_id", String(_ID)),
+        Column("score", Float, nullable=False),
+        Column("action", String(16), nullable=False),
+        Column("reason_codes", Text, nullable=False),
+        Column("status", String(16), nullable=False, server_default="open"),
+        Column("analyst_label", String(32)),
+        Column("action_taken", String(64)),
+        Column("updated_at", UtcDateTime(), nullable=False),
+        Index("ix_risk_events_user_time", "user_id", "event_time"),
+        Index("ix_risk_events_card_time", "card_id", "event_time"),
+        Index("ix_risk_events_time", "event_time"),
+    )
+    profiles = Table(
+        "profiles",
+        md,
+        Column("kind", String(32), primary_key=True),
+        Column("key", String(256), primary_key=True),
+        Column("data", _Blob, nullable=False),
+        Column("updated_at", UtcDateTime(), nullable=False),
+    )
+    profile_state = Table(
+        "profile_state",
+        md,
+        Column("name", String(64), primary_key=True),
+        Column("value", _Json, nullable=False),
+        Column("updated_at", UtcDateTime(), nullable=False),
+    )
+    schema_version = Table(
+        "schema_version",
+        md,
+        Column("version", Integer, primary_key=True, autoincrement=False),
+        Column("applied_at", UtcDateTime(), nullable=False),
+    )
+    return Tables(
+        metadata=md,
+        dialect=dialect,
+        banks=banks,
+        terminals=terminals,
+        cards=cards,
+        users=users,
+        transactions=transactions,
+        logins=logins,
+        feedback=feedback,
+        decisions=decisions,
+        risk_events=risk_events,
+        profiles=profiles,
+        profile_state=profile_state,
+        schema_version=schema_version,
+    )

@@ -1,0 +1,618 @@
+"""The Store: reference data, events, decisions, risk events and profile snapshots in SQL.
+
+One class serves both backends; the differences (partitions, idempotent-insert syntax, how a
+row count comes back, SQLite pragmas) stay inside it.
+
+>>> import tempfile
+>>> from datetime import datetime, UTC
+>>> from vigil.domain import Decision, Transaction
+>>> store = Store(f"sqlite:///{tempfile.mkdtemp()}/vigil.db")
+>>> store.init_schema()
+>>> tx = Transaction(event_id="e1", transaction_id="t1", card_id="c-1", type="withdrawal",
+...                  timestamp=datetime(2022, 1, 3, 10, tzinfo=UTC), amount="2500.00")
+>>> store.record([tx], [Decision(decision_id="d1", event_id="e1", event_kind="transaction",
+...                              score=0.95, action="block", card_id="c-1")])
+>>> store.get_decision("e1").action, store.counts()["risk_events"]
+(<Action.BLOCK: 'block'>, 1)
+>>> store.close()
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from datetime import datetime
+from itertools import islice
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import (
+    Connection,
+    Engine,
+    Table,
+    create_engine,
+    event,
+    func,
+    literal,
+    select,
+)
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import make_url
+
+from vigil.domain.decisions import Action, Decision
+from vigil.domain.entities import Bank, Card, Terminal, User
+from vigil.domain.events import Feedback, Login, Transaction
+from vigil.storage import rows as R
+from vigil.storage.bulk import copy_insert, sqlite_insert
+from vigil.storage.partitions import MonthlyPartitions
+from vigil.storage.reference import ReferenceData
+from vigil.storage.schema import SCHEMA_VERSION, Tables, build_tables
+
+if TYPE_CHECKING:
+    import polars as pl
+
+# Upgrades from version N to N + 1, keyed by N. Empty until the schema first changes.
+MIGRATIONS: dict[int, Callable[[Connection, Tables], None]] = {}
+
+_CHUNK = 5_000
+_IN_CHUNK = 500
+_MAX_LIMIT = 10_000
+
+
+def normalise_url(url: str) -> str:
+    """Accept ``sqlite:///path.db`` and ``postgresql://...``; PostgreSQL goes through psycopg 3.
+
+    >>> normalise_url("postgresql://postgres@127.0.0.1:5432/test")
+    'postgresql+psycopg://postgres@127.0.0.1:5432/test'
+    >>> normalise_url("sqlite:///vigil.db")
+    'sqlite:///vigil.db'
+    """
+    try:
+        parsed = make_url(url)
+    except Exception as exc:
+        raise ValueError(f"url: cannot parse database URL {url!r}: {exc}") from None
+    backend, _, driver = parsed.drivername.partition("+")
+    if backend in ("postgresql", "postgres"):
+        if driver not in ("", "psycopg"):
+            raise ValueError(f"url: PostgreSQL is used through psycopg 3, not {driver!r}")
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    elif backend != "sqlite" or driver not in ("", "pysqlite"):
+        raise ValueError(f"url: {parsed.drivername!r} is not supported; use sqlite or postgresql")
+    return parsed.render_as_string(hide_password=False)
+
+
+def _sqlite_engine(url: str, echo: bool) -> Engine:
+    database = make_url(url).database
+    if database and database != ":memory:" and not database.startswith("file:"):
+        Path(database).parent.mkdir(parents=True, exist_ok=True)
+    engine = create_engine(url, echo=echo)
+
+    # pysqlite's own transaction handling skips BEGIN before DDL and breaks SAVEPOINT; take it
+    # over so every Store.transaction is one real SQLite transaction.
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+        dbapi_conn.isolation_level = None
+        cursor = dbapi_conn.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Connection) -> None:
+        conn.exec_driver_sql("BEGIN")
+
+    return engine
+
+
+def batched(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
+    """``itertools.batched`` arrived in Python 3.12; vigil supports 3.11."""
+    it = iter(items)
+    while chunk := list(islice(it, size)):
+        yield chunk
+
+
+def _need(items: Iterable[Any], cls: type, what: str) -> list[Any]:
+    out = list(items)
+    for i, item in enumerate(out):
+        if not isinstance(item, cls):
+            raise TypeError(f"{what}[{i}]: expected {cls.__name__}, got {type(item).__name__}")
+    return out
+
+
+def _by_key(
+    rows: Iterable[dict[str, Any]], key: Callable[[dict[str, Any]], Any], keep: str
+) -> list[dict[str, Any]]:
+    """Drop rows repeating a key; ``keep`` "first" for idempotent inserts, "last" for upserts."""
+    out: dict[Any, dict[str, Any]] = {}
+    for row in rows:
+        k = key(row)
+        if keep == "last" or k not in out:
+            out[k] = row
+    return list(out.values())
+
+
+def _aware(value: datetime | None, field: str) -> datetime | None:
+    if value is not None and value.tzinfo is None:
+        raise ValueError(f"{field}: naive datetime {value.isoformat()}; give a timezone (UTC)")
+    return value
+
+
+class Store:
+    """SQL storage for vigil on a SQLite file (default) or PostgreSQL.
+
+    Every writer takes an optional ``conn`` from :meth:`transaction` to join a larger atomic
+    unit; without one it runs in its own transaction.
+
+    >>> store = Store("sqlite://")
+    >>> store.dialect
+    'sqlite'
+    >>> Store("postgresql://u@db/vigil").url
+    'postgresql+psycopg://u@db/vigil'
+    """
+
+    def __init__(self, url: str, *, echo: bool = False) -> None:
+        self.url = normalise_url(url)
+        self.dialect = make_url(self.url).get_backend_name()
+        if self.dialect == "sqlite":
+            self.engine = _sqlite_engine(self.url, echo)
+            self._partitions: MonthlyPartitions | None = None
+        else:
+            self.engine = create_engine(self.url, echo=echo, pool_pre_ping=True)
+            self._partitions = MonthlyPartitions()
+        self.tables = build_tables(self.dialect)
+
+    def __repr__(self) -> str:
+        return f"Store({make_url(self.url).render_as_string(hide_password=True)!r})"
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close every pooled connection."""
+        self.engine.dispose()
+
+    # -- schema ------------------------------------------------------------------------------
+
+    def init_schema(self) -> None:
+        """Create missing tables and indexes and bring the schema to this version; idempotent."""
+        t = self.tables
+        with self.transaction() as conn:
+            t.metadata.create_all(conn, checkfirst=True)
+            version = conn.execute(select(func.max(t.schema_version.c.version))).scalar()
+            if version is None:
+                conn.execute(
+                    t.schema_version.insert(),
+                    {"version": SCHEMA_VERSION, "applied_at": R.utc_now()},
+                )
+                return
+            if version > SCHEMA_VERSION:
+                raise RuntimeError(
+                    f"schema_version: database is at version {version}, newer than this "
+                    f"vigil's {SCHEMA_VERSION}; upgrade vigil"
+                )
+            for v in range(version, SCHEMA_VERSION):
+                MIGRATIONS[v](conn, t)
+                conn.execute(
+                    t.schema_version.insert(), {"version": v + 1, "applied_at": R.utc_now()}
+                )
+
+    def drop_all(self) -> None:
+        """Drop every vigil table (partitions go with their parent). For tests and resets."""
+        with self.transaction() as conn:
+            self.tables.metadata.drop_all(conn, checkfirst=True)
+        if self._partitions is not None:
+            self._partitions.forget()
+
+    @contextmanager
+    def transaction(self) -> Iterator[Connection]:
+        """One atomic unit: everything executed on the yielded connection commits or none does."""
+        with self.engine.connect() as conn:
+            if self._partitions is not None:
+                self._partitions.begin(conn)
+            committed = False
+            try:
+                with conn.begin():
+                    yield conn
+                committed = True
+            finally:
+                if self._partitions is not None:
+                    self._partitions.end(conn, committed)
+
+    @contextmanager
+    def _joined(self, conn: Connection | None) -> Iterator[Connection]:
+        if conn is not None:
+            yield conn
+        else:
+            with self.transaction() as own:
+                yield own
+
+    def _insert(self, table: Table) -> Any:
+        return (postgresql.insert if self.dialect == "postgresql" else sqlite.insert)(table)
+
+    def _upsert(self, conn: Connection, table: Table, rows: list[dict[str, Any]]) -> int:
+        if not rows:
+            return 0
+        key = [c.name for c in table.primary_key]
+        rows = _by_key(rows, lambda r: tuple(r[k] for k in key), keep="last")
+        stmt = self._insert(table)
+        stmt = stmt.on_conflict_do_update(
+            index_elements=key,
+            set_={c.name: stmt.excluded[c.name] for c in table.columns if c.name not in key},
+        )
+        conn.execute(stmt, rows)
+        return len(rows)
+
+    def _insert_new(self, conn: Connection, table: Table, rows: list[dict[str, Any]]) -> int:
+        """Insert rows whose event_id is not stored yet; returns how many went in."""
+        if not rows:
+            return 0
+        rows = _by_key(rows, lambda r: r["event_id"], keep="first")
+        if self._partitions is not None and table.name in ("transactions", "logins"):
+            self._partitions.ensure(conn, table.name, (r["timestamp"] for r in rows))
+        if self.dialect == "postgresql":
+            return copy_insert(conn, table, rows, skip_existing=True)
+        return sqlite_insert(conn, table, rows, skip_existing=True)
+
+    def _insert_all(self, conn: Connection, table: Table, rows: list[dict[str, Any]]) -> None:
+        """Insert rows that must all be new: a clash raises IntegrityError."""
+        if not rows:
+            return
+        if self.dialect == "postgresql":
+            copy_insert(conn, table, rows, skip_existing=False)
+        else:
+            sqlite_insert(conn, table, rows, skip_existing=False)
+
+    # -- reference data -------------------------------------------------------------------------
+
+    def upsert_banks(self, banks: Iterable[Bank], conn: Connection | None = None) -> int:
+        rows = [R.bank_row(b) for b in _need(banks, Bank, "banks")]
+        with self._joined(conn) as c:
+            return self._upsert(c, self.tables.banks, rows)
+
+    def upsert_terminals(
+        self, terminals: Iterable[Terminal], conn: Connection | None = None
+    ) -> int:
+        rows = [R.terminal_row(t) for t in _need(terminals, Terminal, "terminals")]
+        with self._joined(conn) as c:
+            return self._upsert(c, self.tables.terminals, rows)
+
+    def upsert_cards(self, cards: Iterable[Card], conn: Connection | None = None) -> int:
+        rows = [R.card_row(card) for card in _need(cards, Card, "cards")]
+        with self._joined(conn) as c:
+            return self._upsert(c, self.tables.cards, rows)
+
+    def upsert_users(self, users: Iterable[User], conn: Connection | None = None) -> int:
+        rows = [R.user_row(u) for u in _need(users, User, "users")]
+        with self._joined(conn) as c:
+            return self._upsert(c, self.tables.users, rows)
+
+    def load_reference(self) -> ReferenceData:
+        """Every bank, terminal, card and user, keyed by id."""
+        t = self.tables
+        with self.engine.connect() as conn:
+            return ReferenceData(
+                banks={r.code: R.bank_from_row(r._mapping) for r in conn.execute(select(t.banks))},
+                terminals={
+                    r.terminal_id: R.terminal_from_row(r._mapping)
+                    for r in conn.execute(select(t.terminals))
+                },
+                cards={
+                    r.card_id: R.card_from_row(r._mapping) for r in conn.execute(select(t.cards))
+                },
+                users={
+                    r.user_id: R.user_from_row(r._mapping) for r in conn.execute(select(t.users))
+                },
+            )
+
+    # -- events ---------------------------------------------------------------------------------
+
+    def insert_transactions(
+        self, txs: Sequence[Transaction], conn: Connection | None = None
+    ) -> int:
+        """Insert transactions; an event_id already stored is skipped. Returns rows inserted."""
+        rows = [R.transaction_row(tx) for tx in _need(txs, Transaction, "transactions")]
+        with self._joined(conn) as c:
+            return self._insert_new(c, self.tables.transactions, rows)
+
+    def insert_logins(self, logins: Sequence[Login], conn: Connection | None = None) -> int:
+        """Insert logins; an event_id already stored is skipped. Returns rows inserted."""
+        rows = [R.login_row(lg) for lg in _need(logins, Login, "logins")]
+        with self._joined(conn) as c:
+            return self._insert_new(c, self.tables.logins, rows)
+
+    def insert_feedback(self, items: Sequence[Feedback], conn: Connection | None = None) -> int:
+        """Insert feedback; an event_id already stored is skipped. Returns rows inserted."""
+        rows = [R.feedback_row(f) for f in _need(items, Feedback, "feedback")]
+        with self._joined(conn) as c:
+            return self._insert_new(c, self.tables.feedback, rows)
+
+    def load_feedback(self, target_event_id: str | None = None) -> list[Feedback]:
+        """Feedback in timestamp order, all of it or only on one event."""
+        t = self.tables.feedback
+        query = select(t).order_by(t.c.timestamp, t.c.event_id)
+        if target_event_id is not None:
+            query = query.where(t.c.target_event_id == target_event_id)
+        with self.engine.connect() as conn:
+            return [R.feedback_from_row(r._mapping) for r in conn.execute(query)]
+
+    def iter_events(
+        self,
+        start: datetime | None = None,
+        end: datetime | None = None,
+        *,
+        batch_size: int = _CHUNK,
+    ) -> Iterator[Transaction | Login]:
+        """Transactions and logins with ``start <= timestamp < end``, in (timestamp, event_id)
+        order, read in batches so memory stays flat however many events are stored."""
+        _aware(start, "start")
+        _aware(end, "end")
+        streams = []
+        with self.engine.connect() as conn:
+            for table, convert in (
+                (self.tables.transactions, R.transaction_from_row),
+                (self.tables.logins, R.login_from_row),
+            ):
+                query = select(table).order_by(table.c.timestamp, table.c.event_id)
+                if start is not None:
+                    query = query.where(table.c.timestamp >= start)
+                if end is not None:
+                    query = query.where(table.c.timestamp < end)
+                result = conn.execute(query.execution_options(yield_per=batch_size))
+                streams.append(map(convert, result.mappings()))
+            yield from heapq.merge(*streams, key=lambda e: (e.timestamp, e.event_id))
+
+    # -- decisions ------------------------------------------------------------------------------
+
+    def record(
+        self,
+        events: Sequence[Transaction | Login],
+        decisions: Sequence[Decision],
+        conn: Connection | None = None,
+    ) -> None:
+        """Store a processed batch in one transaction: its events (already stored ones are
+        skipped), its decisions, and a risk event for every flagged decision."""
+        txs: list[Transaction] = []
+        logins: list[Login] = []
+        context: dict[str, tuple[str | None, str | None]] = {}
+        for i, ev in enumerate(events):
+            if isinstance(ev, Transaction):
+                txs.append(ev)
+                context[ev.event_id] = (ev.transaction_id, ev.terminal_id)
+            elif isinstance(ev, Login):
+                logins.append(ev)
+                context[ev.event_id] = (None, None)
+            else:
+                got = type(ev).__name__
+                raise TypeError(f"events[{i}]: expected Transaction or Login, got {got}")
+        now = R.utc_now()
+        decision_rows = []
+        risk_rows = []
+        seen: set[str] = set()
+        for i, d in enumerate(_need(decisions, Decision, "decisions")):
+            if d.event_id in seen:
+                raise ValueError(f"decisions[{i}].event_id: {d.event_id!r} decided twice in batch")
+            seen.add(d.event_id)
+            transaction_id, terminal_id = context.get(d.event_id, (None, None))
+            decision_rows.append(
+                R.decision_row(
+                    d, transaction_id=transaction_id, terminal_id=terminal_id, created_at=now
+                )
+            )
+            if d.flagged:
+                risk_rows.append(R.risk_event_row(d, updated_at=now))
+        with self._joined(conn) as c:
+            self.insert_transactions(txs, c)
+            self.insert_logins(logins, c)
+            self._insert_all(c, self.tables.decisions, decision_rows)
+            self._insert_all(c, self.tables.risk_events, risk_rows)
+
+    def get_decision(self, event_id: str) -> Decision | None:
+        return self.get_decisions([event_id]).get(event_id)
+
+    def get_decisions(self, event_ids: Sequence[str]) -> dict[str, Decision]:
+        """Decisions on these events, by event id; events never decided are absent."""
+        t = self.tables.decisions
+        out: dict[str, Decision] = {}
+        with self.engine.connect() as conn:
+            for chunk in batched(dict.fromkeys(event_ids), _IN_CHUNK):
+                for r in conn.execute(select(t).where(t.c.event_id.in_(chunk))):
+                    out[r.event_id] = R.decision_from_row(r._mapping)
+        return out
+
+    def decision_frame(self) -> pl.DataFrame:
+        """Every decision as a Polars frame in (event_time, event_id) order, for evaluation.
+
+        ``unit_id`` is the evaluation unit: the transaction id when there is one, else the
+        event id; ``reason_codes`` lists the codes of the decision's reasons.
+        """
+        import polars as pl
+
+        t = self.tables.decisions
+        names = [
+            "event_id",
+            "transaction_id",
+            "unit_id",
+            "event_kind",
+            "event_time",
+            "score",
+            "action",
+            "reason_codes",
+            "user_id",
+            "card_id",
+            "terminal_id",
+            "latency_us",
+        ]
+        query = select(
+            t.c.event_id,
+            t.c.transaction_id,
+            func.coalesce(t.c.transaction_id, t.c.event_id).label("unit_id"),
+            t.c.event_kind,
+            t.c.event_time,
+            t.c.score,
+            t.c.action,
+            t.c.reasons,
+            t.c.user_id,
+            t.c.card_id,
+            t.c.terminal_id,
+            t.c.latency_us,
+        ).order_by(t.c.event_time, t.c.event_id)
+        columns: dict[str, list[Any]] = {n: [] for n in names}
+        with self.engine.connect() as conn:
+            for r in conn.execute(query.execution_options(yield_per=_CHUNK)):
+                for n in names:
+                    columns[n].append(
+                        R.reason_codes(r.reasons) if n == "reason_codes" else getattr(r, n)
+                    )
+        schema = {
+            "event_id": pl.String,
+            "transaction_id": pl.String,
+            "unit_id": pl.String,
+            "event_kind": pl.String,
+            "event_time": pl.Datetime("us", "UTC"),
+            "score": pl.Float64,
+            "action": pl.String,
+            "reason_codes": pl.List(pl.String),
+            "user_id": pl.String,
+            "card_id": pl.String,
+            "terminal_id": pl.String,
+            "latency_us": pl.Float64,
+        }
+        return pl.DataFrame(columns, schema=schema)
+
+    def list_risk_events(
+        self,
+        *,
+        user_id: str | None = None,
+        card_id: str | None = None,
+        action: Action | str | None = None,
+        reason: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        limit: int = 100,
+        offset: int = 0,
+    ) -> list[dict[str, Any]]:
+        """Risk events newest first (by event time, then id), filtered and paginated.
+
+        ``reason`` matches one reason code exactly; ``since`` is inclusive, ``until`` exclusive.
+        Each dict has the risk_events columns, with ``reason_codes`` as a list.
+        """
+        if not 0 < limit <= _MAX_LIMIT:
+            raise ValueError(f"limit: {limit} must be between 1 and {_MAX_LIMIT}")
+        if offset < 0:
+            raise ValueError(f"offset: {offset} must not be negative")
+        t = self.tables.risk_events
+        query = select(t)
+        if user_id is not None:
+            query = query.where(t.c.user_id == user_id)
+        if card_id is not None:
+            query = query.where(t.c.card_id == card_id)
+        if action is not None:
+            try:
+                query = query.where(t.c.action == Action(action).value)
+            except ValueError:
+                valid = ", ".join(a.value for a in Action)
+                raise ValueError(f"action: {action!r} is not one of {valid}") from None
+        if reason is not None:
+            padded = literal(",") + t.c.reason_codes + literal(",")
+            query = query.where(padded.contains(f",{reason},", autoescape=True))
+        if _aware(since, "since") is not None:
+            query = query.where(t.c.event_time >= since)
+        if _aware(until, "until") is not None:
+            query = query.where(t.c.event_time < until)
+        query = query.order_by(t.c.event_time.desc(), t.c.risk_event_id.desc())
+        with self.engine.connect() as conn:
+            result = conn.execute(query.limit(limit).offset(offset))
+            out = []
+            for r in result:
+                item = dict(r._mapping)
+                codes = item["reason_codes"]
+                item["reason_codes"] = codes.split(",") if codes else []
+                out.append(item)
+            return out
+
+    def update_risk_event(
+        self,
+        risk_event_id: int,
+        *,
+        status: str | None = None,
+        analyst_label: str | None = None,
+        action_taken: str | None = None,
+        conn: Connection | None = None,
+    ) -> bool:
+        """Set an analyst's status, label or action on a risk event; False if it does not exist."""
+        t = self.tables.risk_events
+        values: dict[str, Any] = {}
+        for name, value, size in (
+            ("status", status, 16),
+            ("analyst_label", analyst_label, 32),
+            ("action_taken", action_taken, 64),
+        ):
+            if value is None:
+                continue
+            if not 0 < len(value) <= size:
+                raise ValueError(f"{name}: {value!r} must be 1 to {size} characters")
+            values[name] = value
+        if not values:
+            raise ValueError("status, analyst_label or action_taken: give at least one")
+        values["updated_at"] = R.utc_now()
+        with self._joined(conn) as c:
+            result = c.execute(t.update().where(t.c.risk_event_id == risk_event_id).values(values))
+            return result.rowcount == 1
+
+    # -- profile snapshots ------------------------------------------------------------------------
+
+    def save_profiles(
+        self, rows: Iterable[tuple[str, str, bytes]], state: dict | None = None
+    ) -> int:
+        """Upsert ``(kind, key, data)`` rows and the snapshot state in one transaction.
+
+        ``rows`` may be a generator of any length; it is written in chunks. Returns rows written.
+        """
+        t = self.tables
+        written = 0
+        now = R.utc_now()
+        with self.transaction() as conn:
+            for chunk in batched(rows, _CHUNK):
+                records = []
+                for kind, key, data in chunk:
+                    if not isinstance(kind, str) or not isinstance(key, str):
+                        raise TypeError(f"kind/key: expected str, got {kind!r}, {key!r}")
+                    if not isinstance(data, bytes | bytearray | memoryview):
+                        raise TypeError(f"data: expected bytes for {kind}/{key}")
+                    records.append(
+                        {"kind": kind, "key": key, "data": bytes(data), "updated_at": now}
+                    )
+                written += self._upsert(conn, t.profiles, records)
+            if state is not None:
+                self._upsert(
+                    conn, t.profile_state, [{"name": "snapshot", "value": state, "updated_at": now}]
+                )
+        return written
+
+    def load_profiles(self) -> Iterator[tuple[str, str, bytes]]:
+        """Every stored profile as ``(kind, key, data)``, streamed in (kind, key) order."""
+        t = self.tables.profiles
+        query = select(t.c.kind, t.c.key, t.c.data).order_by(t.c.kind, t.c.key)
+        with self.engine.connect() as conn:
+            for kind, key, data in conn.execute(query.execution_options(yield_per=_CHUNK)):
+                yield kind, key, bytes(data)
+
+    def load_profile_state(self) -> dict | None:
+        """The state saved with the last snapshot (e.g. its event-time watermark), if any."""
+        t = self.tables.profile_state
+        with self.engine.connect() as conn:
+            return conn.execute(select(t.c.value).where(t.c.name == "snapshot")).scalar()
+
+    def counts(self) -> dict[str, int]:
+        """Rows per table."""
+        with self.engine.connect() as conn:
+            return {
+                name: conn.execute(select(func.count()).select_from(table)).scalar_one()
+                for name, table in self.tables.metadata.tables.items()
+                if name != "schema_version"
+            }

@@ -1,0 +1,68 @@
+"""Fixtures shared across the test suite: a ``store`` on every storage backend.
+
+PostgreSQL tests use ``VIGIL_TEST_POSTGRES_URL`` (default
+``postgresql://postgres@127.0.0.1:5432/test``), each in a fresh schema of its own. When the
+server is unreachable they skip, except under ``CI=true`` where they fail: CI must test both.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Engine, create_engine, text
+from sqlalchemy.engine import make_url
+
+from vigil.storage import Store, normalise_url
+
+DEFAULT_POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/test"
+
+
+def postgres_url() -> str:
+    return normalise_url(os.environ.get("VIGIL_TEST_POSTGRES_URL", DEFAULT_POSTGRES_URL))
+
+
+@pytest.fixture(scope="session")
+def postgres_admin() -> Iterator[Engine]:
+    """An engine on the test database, for creating and dropping per-test schemas."""
+    url = postgres_url()
+    engine = create_engine(url, connect_args={"connect_timeout": 5})
+    try:
+        with engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+    except Exception as exc:
+        engine.dispose()
+        shown = make_url(url).render_as_string(hide_password=True)
+        message = f"PostgreSQL at {shown} is unreachable (set VIGIL_TEST_POSTGRES_URL): {exc}"
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(message)
+        pytest.skip(message)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
+    """An initialised, empty Store: a SQLite file in tmp_path, or a fresh PostgreSQL schema."""
+    if request.param == "sqlite":
+        sqlite_store = Store(f"sqlite:///{tmp_path / 'vigil.db'}")
+        sqlite_store.init_schema()
+        yield sqlite_store
+        sqlite_store.close()
+        return
+    admin: Engine = request.getfixturevalue("postgres_admin")
+    schema = f"vigil_test_{uuid.uuid4().hex[:12]}"
+    with admin.begin() as conn:
+        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+    url = make_url(postgres_url()).update_query_dict({"options": f"-csearch_path={schema}"})
+    pg_store = Store(url.render_as_string(hide_password=False))
+    try:
+        pg_store.init_schema()
+        yield pg_store
+    finally:
+        pg_store.close()
+        with admin.begin() as conn:
+            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
