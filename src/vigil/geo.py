@@ -9,6 +9,7 @@ array([  0. , 111.2])
 
 from __future__ import annotations
 
+import math
 from typing import overload
 
 import numpy as np
@@ -28,8 +29,11 @@ def haversine_km(
 def haversine_km(lat1: ArrayLike, lon1: ArrayLike, lat2: ArrayLike, lon2: ArrayLike) -> ArrayLike:
     """Distance in km between points given in degrees; broadcasts like numpy.
 
-    Returns a plain ``float`` when every argument is a scalar.
+    Returns a plain ``float`` when every argument is a scalar; that case takes a pure-``math``
+    path because the engine calls it once per event, where numpy's per-call overhead dominates.
     """
+    if type(lat1) is float and type(lon1) is float and type(lat2) is float and type(lon2) is float:
+        return _haversine_scalar(lat1, lon1, lat2, lon2)
     phi1, lam1, phi2, lam2 = (
         np.radians(np.asarray(v, dtype=np.float64)) for v in (lat1, lon1, lat2, lon2)
     )
@@ -40,3 +44,12 @@ def haversine_km(lat1: ArrayLike, lon1: ArrayLike, lat2: ArrayLike, lon2: ArrayL
     # Rounding can push `a` a hair past 1 for antipodal points; arcsin would then return nan.
     d = 2 * EARTH_RADIUS_KM * np.arcsin(np.sqrt(np.clip(a, 0.0, 1.0)))
     return float(d) if d.ndim == 0 else d
+
+
+def _haversine_scalar(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
+    phi1, phi2 = math.radians(lat1), math.radians(lat2)
+    a = (
+        math.sin((phi2 - phi1) / 2) ** 2
+        + math.cos(phi1) * math.cos(phi2) * math.sin(math.radians(lon2 - lon1) / 2) ** 2
+    )
+    return 2 * EARTH_RADIUS_KM * math.asin(math.sqrt(min(max(a, 0.0), 1.0)))

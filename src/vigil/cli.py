@@ -1,0 +1,322 @@
+"""The ``vigil`` command: one verb per job, figures as tables, and a JSON line at the end.
+
+Every command that produces figures prints, as its last line, one JSON object with them.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from vigil.config import Settings
+
+app = typer.Typer(help="vigil: behavioural profiling and real-time fraud decisions.",
+                  no_args_is_help=True, pretty_exceptions_show_locals=False)
+db_app = typer.Typer(help="The database: create or migrate the schema.", no_args_is_help=True)
+import_app = typer.Typer(help="Import reference data and event files.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+app.add_typer(import_app, name="import")
+
+console = Console()
+err = Console(stderr=True)
+
+DatabaseOpt = Annotated[
+    str | None, typer.Option("--database", "-d", help="Database URL (default: VIGIL_DATABASE_URL)")
+]
+OnErrorOpt = Annotated[
+    str, typer.Option("--on-error", help="reject: refuse the whole file; skip: write a reject file")
+]
+
+
+def _settings(database: str | None) -> Settings:
+    return Settings(database_url=database) if database else Settings()
+
+
+def _store(settings: Settings):
+    from vigil.storage import Store
+
+    store = Store(settings.database_url)
+    store.init_schema()
+    return store
+
+
+def _emit(figures: dict) -> None:
+    """The machine-readable last line of every command that produces figures."""
+    print(json.dumps(figures, default=str))
+
+
+def _progress() -> Progress:
+    return Progress(
+        TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+        TimeElapsedColumn(), console=err, transient=False,
+    )
+
+
+def _parse_map(pairs: list[str]) -> dict[str, str]:
+    mapping = {}
+    for pair in pairs:
+        field, sep, column = pair.partition("=")
+        if not sep or not field or not column:
+            raise typer.BadParameter(f"--map {pair!r}: expected FIELD=COLUMN, e.g. amount=TX_AMOUNT")
+        mapping[field.strip()] = column.strip()
+    return mapping
+
+
+@db_app.command("init")
+def db_init(database: DatabaseOpt = None) -> None:
+    """Create the schema (idempotent: running it twice changes nothing)."""
+    settings = _settings(database)
+    store = _store(settings)
+    console.print(f"schema ready on [bold]{store.dialect}[/] ({_safe_url(settings.database_url)})")
+
+
+@import_app.command("bank")
+def import_bank(
+    folder: Annotated[Path, typer.Argument(help="Folder in the ATM bank CSV layout")],
+    database: DatabaseOpt = None,
+    on_error: OnErrorOpt = "reject",
+    reject_dir: Annotated[Path | None, typer.Option(help="Where reject files go")] = None,
+) -> None:
+    """Import banks, ATMs, cards and users (the CVC column is dropped, never stored)."""
+    from vigil.ingest import ImportRejected, load_bank_folder
+
+    store = _store(_settings(database))
+    try:
+        summary = load_bank_folder(store, folder, on_error=on_error, reject_dir=reject_dir)
+    except ImportRejected as exc:
+        _rejected(exc)
+    _emit(summary.as_dict())
+
+
+@import_app.command("events")
+def import_events(
+    path: Annotated[Path, typer.Argument(help="CSV or Parquet event file")],
+    database: DatabaseOpt = None,
+    fmt: Annotated[str, typer.Option("--format", help="auto, atm or generic")] = "auto",
+    map_: Annotated[list[str], typer.Option("--map", help="FIELD=COLUMN, repeatable")] = [],  # noqa: B006
+    label_column: Annotated[str | None, typer.Option(help="Column with fraud labels")] = None,
+    on_error: OnErrorOpt = "reject",
+    reject_dir: Annotated[Path | None, typer.Option(help="Where reject files go")] = None,
+) -> None:
+    """Import an event file without deciding on it (history for features and training)."""
+    from vigil.ingest import ImportRejected, load_events
+
+    store = _store(_settings(database))
+    try:
+        summary = load_events(
+            store, path, fmt=fmt, mapping=_parse_map(map_) or None, label_column=label_column,
+            on_error=on_error, reject_dir=reject_dir,
+        )
+    except ImportRejected as exc:
+        _rejected(exc)
+    _emit(summary.as_dict())
+
+
+def _rejected(exc: Exception) -> None:
+    err.print(f"[red]rejected:[/] {exc}")
+    raise typer.Exit(code=2)
+
+
+@app.command()
+def replay(
+    path: Annotated[Path, typer.Argument(help="Event file (Parquet or CSV) in event-time order")],
+    database: DatabaseOpt = None,
+    bank: Annotated[Path | None, typer.Option(help="Import this bank folder first")] = None,
+    map_: Annotated[list[str], typer.Option("--map", help="FIELD=COLUMN, repeatable")] = [],  # noqa: B006
+) -> None:
+    """Run events through the engine, write decisions, and summarise."""
+    summary = _replay(_settings(database), path, bank=bank, mapping=_parse_map(map_) or None)
+    _print_replay(summary)
+    _emit(summary)
+
+
+def _replay(settings: Settings, path: Path, *, bank: Path | None = None,
+            mapping: dict[str, str] | None = None) -> dict:
+    from vigil.engine import Engine
+    from vigil.ingest import iter_event_file, load_bank_folder
+    from vigil.profiles import MemoryProfileStore
+    from vigil.recorder import Recorder
+    from vigil.replay import replay as run
+
+    store = _store(settings)
+    if bank is not None:
+        load_bank_folder(store, bank)
+    profiles = MemoryProfileStore(settings.profiles)
+    profiles.restore(store)
+    engine = Engine(store.load_reference(), profiles, Recorder(store), settings=settings)
+    total = _count_rows(path)
+    with _progress() as progress:
+        task = progress.add_task("replaying", total=total)
+        summary = run(engine, iter_event_file(path, mapping),
+                      on_progress=lambda n: progress.advance(task, n))
+        progress.update(task, description="saving profiles")
+        saved = profiles.snapshot(store, {"replayed": str(path), "events": summary.events})
+    figures = summary.as_dict()
+    figures["profiles"] = saved
+    return figures
+
+
+def _count_rows(path: Path) -> int | None:
+    import polars as pl
+
+    scan = pl.scan_parquet if path.suffix == ".parquet" else pl.scan_csv
+    try:
+        return scan(path).select(pl.len()).collect().item()
+    except Exception:  # the importer reports unreadable files properly; a bar can go without
+        return None
+
+
+def _print_replay(figures: dict) -> None:
+    table = Table(title="replay", show_header=False)
+    for key in ("events", "duplicates", "seconds", "events_per_second", "latency_p50_us",
+                "latency_p99_us", "profiles"):
+        table.add_row(key.replace("_", " "), f"{figures[key]:,}")
+    console.print(table)
+    breakdown = Table("action", "decisions")
+    for action, n in figures["actions"].items():
+        breakdown.add_row(action, f"{n:,}")
+    console.print(breakdown)
+    reasons = Table("reason", "flags")
+    for reason, n in figures["flags_by_reason"].items():
+        reasons.add_row(reason, f"{n:,}")
+    console.print(reasons)
+
+
+@app.command()
+def generate(
+    out: Annotated[Path, typer.Option("--out", "-o", help="Output folder")] = Path("vigil-bank"),
+    seed: Annotated[int, typer.Option(help="Same seed, same bank")] = 7,
+    cards: Annotated[int, typer.Option(help="Number of cards (one client each)")] = 2000,
+    atms_internal: Annotated[int, typer.Option(help="ATMs owned by the bank")] = 30,
+    atms_external: Annotated[int, typer.Option(help="ATMs of other banks")] = 20,
+    days: Annotated[int, typer.Option(help="Days of activity")] = 30,
+    start: Annotated[str, typer.Option(help="First day, YYYY-MM-DD")] = "2022-01-01",
+    fraud_rate: Annotated[float, typer.Option(help="Share of cards with a fraud episode")] = 0.01,
+    fmt: Annotated[str, typer.Option("--format", help="parquet, csv or atm-csv")] = "parquet",
+) -> None:
+    """Generate a synthetic bank with labelled fraud (reference data, events, labels)."""
+    summary = _generate(out, seed=seed, cards=cards, atms_internal=atms_internal,
+                        atms_external=atms_external, days=days, start=start,
+                        fraud_rate=fraud_rate, fmt=fmt)
+    _emit(summary)
+
+
+def _generate(out: Path, **params) -> dict:
+    from datetime import date
+
+    from vigil.simulate import BankConfig, generate as run
+
+    fmt = params.pop("fmt", "parquet")
+    params["start"] = date.fromisoformat(str(params["start"]))
+    config = BankConfig(**params)
+    with _progress() as progress:
+        task = progress.add_task("generating", total=1.0)
+
+        def step(label: str, done: float) -> None:
+            progress.update(task, description=label, completed=done)
+
+        summary = run(config, out, fmt=fmt, progress=step)
+        progress.update(task, completed=1.0, description="generated")
+    return summary.as_dict()
+
+
+@app.command()
+def evaluate(
+    labels: Annotated[Path, typer.Option(help="labels.csv from vigil generate")],
+    events: Annotated[Path | None, typer.Option(help="The replayed event file (for maps)")] = None,
+    out: Annotated[Path, typer.Option("--out", "-o", help="Report folder")] = Path("vigil-report"),
+    database: DatabaseOpt = None,
+) -> None:
+    """Join decisions with labels; write evaluation.json and an HTML report."""
+    figures = _evaluate(_settings(database), labels, events, out)
+    _emit(figures)
+
+
+def _evaluate(settings: Settings, labels: Path, events: Path | None, out: Path) -> dict:
+    import polars as pl
+
+    from vigil.evaluate import evaluate as run, write_report
+
+    store = _store(settings)
+    decisions = store.decision_frame()
+    label_frame = pl.read_csv(labels, schema_overrides={"transaction_id": pl.Utf8})
+    event_frame = None
+    if events is not None:
+        event_frame = pl.read_parquet(events) if events.suffix == ".parquet" else pl.read_csv(
+            events, try_parse_dates=True)
+    reference = store.load_reference()
+    terminals = pl.DataFrame(
+        [t.model_dump(include={"terminal_id", "latitude", "longitude", "city", "internal"})
+         for t in reference.terminals.values()]
+    ) if reference.terminals else None
+    result = run(decisions, label_frame, events=event_frame)
+    json_path, html_path = write_report(result, out, terminals=terminals)
+    figures = result.as_dict()
+    _print_evaluation(figures)
+    console.print(f"report: [bold]{html_path}[/]")
+    return figures
+
+
+def _print_evaluation(figures: dict) -> None:
+    table = Table("pattern", "units", "caught", "recall", "episodes caught", "median delay (s)",
+                  title="detection by injected pattern")
+    for name, row in figures.get("patterns", {}).items():
+        table.add_row(name, f"{row['units']:,}", f"{row['alerts']:,}", _ratio(row["recall"]),
+                      _ratio(row["episode_recall"]), _ratio(row["delay_median_seconds"], ",.0f"))
+    console.print(table)
+    overall = figures.get("overall", {})
+    console.print("overall: " + ", ".join(
+        f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in overall.items()))
+
+
+@app.command()
+def demo(
+    out: Annotated[Path, typer.Option("--out", "-o", help="Demo folder (replaced)")] = Path(
+        "vigil-demo"),
+    cards: Annotated[int, typer.Option(help="Number of cards")] = 2000,
+    days: Annotated[int, typer.Option(help="Days of activity")] = 30,
+    seed: Annotated[int, typer.Option(help="Random seed")] = 7,
+) -> None:
+    """Generate a small bank, replay it through the engine, evaluate, and write the report."""
+    started = time.perf_counter()
+    if out.exists():
+        shutil.rmtree(out)
+    data = out / "bank"
+    settings = Settings(database_url=f"sqlite:///{out / 'vigil.db'}")
+    console.rule("1/3 generate a synthetic bank")
+    generated = _generate(data, seed=seed, cards=cards, atms_internal=30, atms_external=20,
+                          days=days, start="2022-01-01", fraud_rate=0.01)
+    console.print(f"{generated['transactions']:,} transactions, {generated['logins']:,} logins")
+    console.rule("2/3 replay it through the engine")
+    replayed = _replay(settings, data / "events.parquet", bank=data)
+    _print_replay(replayed)
+    console.rule("3/3 evaluate against the injected fraud")
+    evaluated = _evaluate(settings, data / "labels.csv", data / "events.parquet", out / "report")
+    seconds = time.perf_counter() - started
+    console.print(f"\ndemo done in {seconds:,.0f} s; open [bold]{out / 'report' / 'report.html'}[/]")
+    _emit({"seconds": round(seconds, 1), "generate": generated, "replay": replayed,
+           "evaluation": evaluated.get("overall", {}),
+           "report": str(out / "report" / "report.html")})
+
+
+def _ratio(value: float | None, spec: str = ".3f") -> str:
+    return "—" if value is None else format(value, spec)
+
+
+def _safe_url(url: str) -> str:
+    """The URL without its password, for printing."""
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,98 @@
+"""The vigil command end to end on the embedded default: generate, replay, evaluate."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from vigil.cli import app
+
+runner = CliRunner()
+
+
+def _run(*args: str) -> dict:
+    result = runner.invoke(app, list(args), catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+@pytest.fixture(scope="module")
+def small_bank(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("bank")
+    figures = _run(
+        "generate",
+        "--out",
+        str(out),
+        "--cards",
+        "150",
+        "--days",
+        "10",
+        "--atms-internal",
+        "10",
+        "--atms-external",
+        "5",
+        "--fraud-rate",
+        "0.1",
+    )
+    assert figures["transactions"] > 1000
+    return out
+
+
+def test_replay_decides_every_event_once_and_resumes_idempotently(
+    small_bank: Path, tmp_path: Path
+) -> None:
+    db = f"sqlite:///{tmp_path / 'v.db'}"
+    events = small_bank / "events.parquet"
+    first = _run("replay", str(events), "--bank", str(small_bank), "--database", db)
+    import polars as pl
+
+    n = pl.read_parquet(events).height
+    assert first["events"] == n and first["duplicates"] == 0
+    assert sum(first["actions"].values()) == n
+    assert first["events_per_second"] > 0 and first["latency_p99_us"] >= first["latency_p50_us"]
+    assert first["profiles"] > 150
+    again = _run("replay", str(events), "--database", db)
+    assert again["events"] == 0 and again["duplicates"] == n
+
+    report = tmp_path / "report"
+    evaluated = _run(
+        "evaluate",
+        "--labels",
+        str(small_bank / "labels.csv"),
+        "--events",
+        str(events),
+        "--out",
+        str(report),
+        "--database",
+        db,
+    )
+    assert evaluated["overall"]["alerts"] >= 1
+    assert (report / "report.html").exists() and (report / "evaluation.json").exists()
+
+
+def test_db_init_is_idempotent(tmp_path: Path) -> None:
+    db = f"sqlite:///{tmp_path / 'x.db'}"
+    for _ in range(2):
+        result = runner.invoke(app, ["db", "init", "--database", db])
+        assert result.exit_code == 0, result.output
+
+
+def test_bad_map_option_names_the_problem(tmp_path: Path) -> None:
+    (tmp_path / "e.csv").write_text("a,b\n1,2\n")
+    result = runner.invoke(
+        app,
+        [
+            "import",
+            "events",
+            str(tmp_path / "e.csv"),
+            "--map",
+            "amount",
+            "--database",
+            f"sqlite:///{tmp_path / 'x.db'}",
+        ],
+    )
+    assert result.exit_code != 0
+    assert "FIELD=COLUMN" in result.output
