@@ -36,12 +36,6 @@ def _check_amount(value: Decimal) -> Decimal:
     return value
 
 
-def _check_finite(value: float) -> float:
-    if not math.isfinite(value):
-        raise ValueError("must be a finite number")
-    return value
-
-
 def _reject_float_nan(value: object) -> object:
     if isinstance(value, float) and not math.isfinite(value):
         raise ValueError("amount must be a finite number")
@@ -50,8 +44,8 @@ def _reject_float_nan(value: object) -> object:
 
 UtcDatetime = Annotated[datetime, AfterValidator(_to_utc)]
 Amount = Annotated[Decimal, BeforeValidator(_reject_float_nan), AfterValidator(_check_amount)]
-Latitude = Annotated[float, Field(ge=-90, le=90), AfterValidator(_check_finite)]
-Longitude = Annotated[float, Field(ge=-180, le=180), AfterValidator(_check_finite)]
+Latitude = Annotated[float, Field(ge=-90, le=90, allow_inf_nan=False)]
+Longitude = Annotated[float, Field(ge=-180, le=180, allow_inf_nan=False)]
 Identifier = Annotated[str, Field(min_length=1, max_length=128)]
 CountryCode = Annotated[str, Field(min_length=2, max_length=3, pattern=r"^[A-Z]{2,3}$")]
 CurrencyCode = Annotated[str, Field(pattern=r"^[A-Z]{3}$")]
