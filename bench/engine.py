@@ -43,7 +43,7 @@ def _rows(path: Path) -> list[dict]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--cards", type=int, default=3000)
+    parser.add_argument("--cards", type=int, default=3500)
     parser.add_argument("--days", type=int, default=30)
     parser.add_argument("--min-events", type=int, default=200_000)
     parser.add_argument("--profile", action="store_true", help="print where the time goes")

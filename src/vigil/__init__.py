@@ -1,3 +1,3 @@
-"""vigil: learn how each customer, card, account, terminal and device behaves; decide on every new event."""
+"""vigil: learn how each customer, card, account, terminal and device behaves; decide on events."""
 
 __version__ = "0.1.0"

@@ -18,8 +18,11 @@ from rich.table import Table
 
 from vigil.config import Settings
 
-app = typer.Typer(help="vigil: behavioural profiling and real-time fraud decisions.",
-                  no_args_is_help=True, pretty_exceptions_show_locals=False)
+app = typer.Typer(
+    help="vigil: behavioural profiling and real-time fraud decisions.",
+    no_args_is_help=True,
+    pretty_exceptions_show_locals=False,
+)
 db_app = typer.Typer(help="The database: create or migrate the schema.", no_args_is_help=True)
 import_app = typer.Typer(help="Import reference data and event files.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
@@ -55,8 +58,12 @@ def _emit(figures: dict) -> None:
 
 def _progress() -> Progress:
     return Progress(
-        TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-        TimeElapsedColumn(), console=err, transient=False,
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err,
+        transient=False,
     )
 
 
@@ -65,7 +72,9 @@ def _parse_map(pairs: list[str]) -> dict[str, str]:
     for pair in pairs:
         field, sep, column = pair.partition("=")
         if not sep or not field or not column:
-            raise typer.BadParameter(f"--map {pair!r}: expected FIELD=COLUMN, e.g. amount=TX_AMOUNT")
+            raise typer.BadParameter(
+                f"--map {pair!r}: expected FIELD=COLUMN, e.g. amount=TX_AMOUNT"
+            )
         mapping[field.strip()] = column.strip()
     return mapping
 
@@ -112,8 +121,13 @@ def import_events(
     store = _store(_settings(database))
     try:
         summary = load_events(
-            store, path, fmt=fmt, mapping=_parse_map(map_) or None, label_column=label_column,
-            on_error=on_error, reject_dir=reject_dir,
+            store,
+            path,
+            fmt=fmt,
+            mapping=_parse_map(map_) or None,
+            label_column=label_column,
+            on_error=on_error,
+            reject_dir=reject_dir,
         )
     except ImportRejected as exc:
         _rejected(exc)
@@ -138,8 +152,13 @@ def replay(
     _emit(summary)
 
 
-def _replay(settings: Settings, path: Path, *, bank: Path | None = None,
-            mapping: dict[str, str] | None = None) -> dict:
+def _replay(
+    settings: Settings,
+    path: Path,
+    *,
+    bank: Path | None = None,
+    mapping: dict[str, str] | None = None,
+) -> dict:
     from vigil.engine import Engine
     from vigil.ingest import iter_event_file, load_bank_folder
     from vigil.profiles import MemoryProfileStore
@@ -155,8 +174,9 @@ def _replay(settings: Settings, path: Path, *, bank: Path | None = None,
     total = _count_rows(path)
     with _progress() as progress:
         task = progress.add_task("replaying", total=total)
-        summary = run(engine, iter_event_file(path, mapping),
-                      on_progress=lambda n: progress.advance(task, n))
+        summary = run(
+            engine, iter_event_file(path, mapping), on_progress=lambda n: progress.advance(task, n)
+        )
         progress.update(task, description="saving profiles")
         saved = profiles.snapshot(store, {"replayed": str(path), "events": summary.events})
     figures = summary.as_dict()
@@ -176,8 +196,15 @@ def _count_rows(path: Path) -> int | None:
 
 def _print_replay(figures: dict) -> None:
     table = Table(title="replay", show_header=False)
-    for key in ("events", "duplicates", "seconds", "events_per_second", "latency_p50_us",
-                "latency_p99_us", "profiles"):
+    for key in (
+        "events",
+        "duplicates",
+        "seconds",
+        "events_per_second",
+        "latency_p50_us",
+        "latency_p99_us",
+        "profiles",
+    ):
         table.add_row(key.replace("_", " "), f"{figures[key]:,}")
     console.print(table)
     breakdown = Table("action", "decisions")
@@ -203,16 +230,25 @@ def generate(
     fmt: Annotated[str, typer.Option("--format", help="parquet, csv or atm-csv")] = "parquet",
 ) -> None:
     """Generate a synthetic bank with labelled fraud (reference data, events, labels)."""
-    summary = _generate(out, seed=seed, cards=cards, atms_internal=atms_internal,
-                        atms_external=atms_external, days=days, start=start,
-                        fraud_rate=fraud_rate, fmt=fmt)
+    summary = _generate(
+        out,
+        seed=seed,
+        cards=cards,
+        atms_internal=atms_internal,
+        atms_external=atms_external,
+        days=days,
+        start=start,
+        fraud_rate=fraud_rate,
+        fmt=fmt,
+    )
     _emit(summary)
 
 
 def _generate(out: Path, **params) -> dict:
     from datetime import date
 
-    from vigil.simulate import BankConfig, generate as run
+    from vigil.simulate import BankConfig
+    from vigil.simulate import generate as run
 
     fmt = params.pop("fmt", "parquet")
     params["start"] = date.fromisoformat(str(params["start"]))
@@ -243,22 +279,32 @@ def evaluate(
 def _evaluate(settings: Settings, labels: Path, events: Path | None, out: Path) -> dict:
     import polars as pl
 
-    from vigil.evaluate import evaluate as run, write_report
+    from vigil.evaluate import evaluate as run
+    from vigil.evaluate import write_report
 
     store = _store(settings)
     decisions = store.decision_frame()
     label_frame = pl.read_csv(labels, schema_overrides={"transaction_id": pl.Utf8})
     event_frame = None
     if events is not None:
-        event_frame = pl.read_parquet(events) if events.suffix == ".parquet" else pl.read_csv(
-            events, try_parse_dates=True)
+        event_frame = (
+            pl.read_parquet(events)
+            if events.suffix == ".parquet"
+            else pl.read_csv(events, try_parse_dates=True)
+        )
     reference = store.load_reference()
-    terminals = pl.DataFrame(
-        [t.model_dump(include={"terminal_id", "latitude", "longitude", "city", "internal"})
-         for t in reference.terminals.values()]
-    ) if reference.terminals else None
+    terminals = (
+        pl.DataFrame(
+            [
+                t.model_dump(include={"terminal_id", "latitude", "longitude", "city", "internal"})
+                for t in reference.terminals.values()
+            ]
+        )
+        if reference.terminals
+        else None
+    )
     result = run(decisions, label_frame, events=event_frame)
-    json_path, html_path = write_report(result, out, terminals=terminals)
+    _, html_path = write_report(result, out, terminals=terminals)
     figures = result.as_dict()
     _print_evaluation(figures)
     console.print(f"report: [bold]{html_path}[/]")
@@ -266,21 +312,39 @@ def _evaluate(settings: Settings, labels: Path, events: Path | None, out: Path) 
 
 
 def _print_evaluation(figures: dict) -> None:
-    table = Table("pattern", "units", "caught", "recall", "episodes caught", "median delay (s)",
-                  title="detection by injected pattern")
+    table = Table(
+        "pattern",
+        "units",
+        "caught",
+        "recall",
+        "episodes caught",
+        "median delay (s)",
+        title="detection by injected pattern",
+    )
     for name, row in figures.get("patterns", {}).items():
-        table.add_row(name, f"{row['units']:,}", f"{row['alerts']:,}", _ratio(row["recall"]),
-                      _ratio(row["episode_recall"]), _ratio(row["delay_median_seconds"], ",.0f"))
+        table.add_row(
+            name,
+            f"{row['units']:,}",
+            f"{row['alerts']:,}",
+            _ratio(row["recall"]),
+            _ratio(row["episode_recall"]),
+            _ratio(row["delay_median_seconds"], ",.0f"),
+        )
     console.print(table)
     overall = figures.get("overall", {})
-    console.print("overall: " + ", ".join(
-        f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in overall.items()))
+    console.print(
+        "overall: "
+        + ", ".join(
+            f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in overall.items()
+        )
+    )
 
 
 @app.command()
 def demo(
     out: Annotated[Path, typer.Option("--out", "-o", help="Demo folder (replaced)")] = Path(
-        "vigil-demo"),
+        "vigil-demo"
+    ),
     cards: Annotated[int, typer.Option(help="Number of cards")] = 2000,
     days: Annotated[int, typer.Option(help="Days of activity")] = 30,
     seed: Annotated[int, typer.Option(help="Random seed")] = 7,
@@ -292,8 +356,16 @@ def demo(
     data = out / "bank"
     settings = Settings(database_url=f"sqlite:///{out / 'vigil.db'}")
     console.rule("1/3 generate a synthetic bank")
-    generated = _generate(data, seed=seed, cards=cards, atms_internal=30, atms_external=20,
-                          days=days, start="2022-01-01", fraud_rate=0.01)
+    generated = _generate(
+        data,
+        seed=seed,
+        cards=cards,
+        atms_internal=30,
+        atms_external=20,
+        days=days,
+        start="2022-01-01",
+        fraud_rate=0.01,
+    )
     console.print(f"{generated['transactions']:,} transactions, {generated['logins']:,} logins")
     console.rule("2/3 replay it through the engine")
     replayed = _replay(settings, data / "events.parquet", bank=data)
@@ -301,10 +373,18 @@ def demo(
     console.rule("3/3 evaluate against the injected fraud")
     evaluated = _evaluate(settings, data / "labels.csv", data / "events.parquet", out / "report")
     seconds = time.perf_counter() - started
-    console.print(f"\ndemo done in {seconds:,.0f} s; open [bold]{out / 'report' / 'report.html'}[/]")
-    _emit({"seconds": round(seconds, 1), "generate": generated, "replay": replayed,
-           "evaluation": evaluated.get("overall", {}),
-           "report": str(out / "report" / "report.html")})
+    console.print(
+        f"\ndemo done in {seconds:,.0f} s; open [bold]{out / 'report' / 'report.html'}[/]"
+    )
+    _emit(
+        {
+            "seconds": round(seconds, 1),
+            "generate": generated,
+            "replay": replayed,
+            "evaluation": evaluated.get("overall", {}),
+            "report": str(out / "report" / "report.html"),
+        }
+    )
 
 
 def _ratio(value: float | None, spec: str = ".3f") -> str:

@@ -26,6 +26,8 @@ class ImpossibleTravelConfig(BaseModel):
     min_distance_km: float = 20.0
     # IP geolocation is coarse: logins must be this far apart before travel speed means much.
     login_min_distance_km: float = 300.0
+    # A person (unlike a card at an ATM) may log in after a flight: an airliner's speed.
+    login_max_speed_kmh: float = 1000.0
 
 
 class NoveltyConfig(BaseModel):
@@ -52,8 +54,10 @@ class ExtractLimitConfig(BaseModel):
 class VelocityConfig(BaseModel):
     window: str = "1h"
     # Probability under the entity's usual Poisson rate below which a count is implausible.
-    tail_probability: float = 1e-4
-    min_count: int = 3
+    # People bundle an inquiry with a withdrawal, so small clusters are commoner than Poisson
+    # says; only a count far in the tail is evidence.
+    tail_probability: float = 1e-6
+    min_count: int = 4
     # Operations cluster in waking hours; a day's rate is spread over this many hours.
     active_hours: float = 14.0
     # Even a card with no history is allowed about this many operations a day.

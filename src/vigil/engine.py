@@ -64,7 +64,7 @@ class Engine:
         event = raw if isinstance(raw, Transaction | Login) else parse_event(raw)
         if not isinstance(event, Transaction | Login):
             raise TypeError(f"kind: {event.kind} events are feedback, not decided on")
-        known = self.recorder.decided(event.event_id)
+        known = self.recorder.decided(event)
         if known is not None:
             return known
         # enrich

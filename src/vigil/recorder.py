@@ -2,12 +2,15 @@
 
 Writes are buffered and flushed in one transaction per batch, so the hot path does no I/O per
 event. Idempotency by event id: a repeated event returns its first decision, whether it was
-taken in this process or in an earlier one (the store is asked; a replay asks once per chunk
-with :meth:`Recorder.prefetch` instead of once per event).
+taken in this process or in an earlier one. An event carries its own time, so one later than
+every decision in the store when the process started cannot have been decided before and
+needs no lookup; older ones are looked up (a replay asks once per chunk with
+:meth:`Recorder.prefetch` instead of once per event).
 
+>>> from datetime import datetime, UTC
+>>> from vigil.domain import Login
 >>> r = Recorder(None)
->>> r.decided("e-1") is None
-True
+>>> r.decided(Login(event_id="e-1", user_id="u", timestamp=datetime(2022, 1, 1, tzinfo=UTC)))
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ class Recorder:
         self._checked: set[str] = set()
         self._earlier: dict[str, Decision] = {}
         self.written = 0
+        self._horizon = store.latest_decision_time() if store is not None else None
 
     def prefetch(self, event_ids: Iterable[str]) -> None:
         """Look up a chunk of ids in the store at once, so :meth:`decided` needs no I/O."""
@@ -41,15 +45,18 @@ class Recorder:
         self._earlier = self.store.get_decisions(ids) if self.store is not None and ids else {}
         self._checked = set(ids)
 
-    def decided(self, event_id: str) -> Decision | None:
-        """The decision already taken on this event id, if any."""
+    def decided(self, event: Transaction | Login) -> Decision | None:
+        """The decision already taken on this event's id, if any."""
+        event_id = event.event_id
         found = self._pending.get(event_id) or self._kept.get(event_id)
         if found is not None:
             return found
         found = self._earlier.get(event_id)
         if found is not None or self.store is None:
             return found
-        if event_id in self._checked and event_id not in self._decided:
+        if event_id in self._decided:
+            return self.store.get_decision(event_id)
+        if event_id in self._checked or self._horizon is None or event.timestamp > self._horizon:
             return None
         return self.store.get_decision(event_id)
 

@@ -68,7 +68,7 @@ def replay(
     for chunk in _chunks(events):
         recorder.prefetch([e.event_id for e in chunk])
         for event in chunk:
-            decided_before = recorder.decided(event.event_id)
+            decided_before = recorder.decided(event)
             decision = engine.process(event)
             if decided_before is not None:
                 summary.duplicates += 1

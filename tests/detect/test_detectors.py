@@ -228,3 +228,18 @@ def test_unknown_card_is_accepted_with_a_reason(script: Script) -> None:
         }
     )
     assert codes(d) == {"unknown_card"}
+
+
+def test_home_country_is_never_new(script: Script) -> None:
+    for i in range(10):  # a user who first banked online while abroad
+        script.login(T0 + timedelta(days=i), country="US", device_id="phone")
+    d = script.login(T0 + timedelta(days=20), country="NG", device_id="phone")
+    assert "new_country" not in codes(d)
+
+
+def test_login_after_a_flight_is_not_impossible_travel(script: Script) -> None:
+    script.login(T0, latitude=6.45, longitude=3.39, country="NG", device_id="d1")
+    # Lagos to London (5,000 km) in 7 hours is an airliner, not an impossibility.
+    d = script.login(T0 + timedelta(hours=7), latitude=51.5, longitude=-0.12, country="GB",
+                     device_id="d1")
+    assert "impossible_travel" not in codes(d)

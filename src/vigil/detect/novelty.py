@@ -3,7 +3,8 @@
 "New" means little for a user with three events; the score grows with how settled the
 profile is (its number of events, up to ``settled_after``). A new country alone stays below
 the step-up threshold by default (people travel), a new device alone too (people change
-phones); both at once is how an account takeover looks.
+phones); both at once is how an account takeover looks. The user's registered home country
+is never new.
 
 >>> from datetime import datetime, UTC
 >>> from vigil.domain import Login
@@ -42,8 +43,10 @@ class UnfamiliarCountryOrDevice:
         settled = min(1.0, user.n / self.config.settled_after)
         reasons = []
         country = event.country
+        home = ctx.user.country if ctx.user is not None else None
         if (
             country is not None
+            and country != home
             and user.seen_count("country")
             and not user.has_seen("country", country)
         ):

@@ -29,6 +29,7 @@ from vigil.detect.base import strength
 from vigil.detect.context import Context
 from vigil.domain import Login, Reason
 from vigil.geo import haversine_km
+from vigil.profiles import Profile
 
 
 class ImpossibleTravel:
@@ -40,59 +41,45 @@ class ImpossibleTravel:
     def detect(self, ctx: Context) -> list[Reason]:
         if ctx.latitude is None or not ctx.begins:
             return []
+        cfg = self.config
         if isinstance(ctx.event, Login):
-            profile = ctx.profiles.get("user")
-            min_km = self.config.login_min_distance_km
-            entity = "user"
+            entity, min_km, max_speed = "user", cfg.login_min_distance_km, cfg.login_max_speed_kmh
         else:
-            profile = ctx.profiles.get("card")
-            min_km = self.config.min_distance_km
-            entity = "card"
+            entity, min_km, max_speed = "card", cfg.min_distance_km, cfg.max_speed_kmh
+        profile = ctx.profiles.get(entity)
         if profile is None:
             return []
-        reasons = []
-        if profile.last_latitude is not None and profile.last_end is not None:
-            reason = self._leg(
-                ctx,
-                entity,
-                min_km,
-                profile.last_place,
-                profile.last_latitude,
-                profile.last_longitude,
-                profile.last_end,
-            )
-            if reason is not None:
-                reasons.append(reason)
-        if entity == "card" and not reasons:
-            reasons.extend(self._overlaps(ctx, profile.open.items(), min_km))
-        return reasons
+        reason = self._leg(ctx, profile, entity, min_km, max_speed)
+        if reason is not None:
+            return [reason]
+        if entity == "card":
+            return self._overlaps(ctx, profile.open.items(), min_km)
+        return []
 
+    @staticmethod
     def _leg(
-        self,
-        ctx: Context,
-        entity: str,
-        min_km: float,
-        place: str | None,
-        lat: float,
-        lon: float | None,
-        previous_end: float,
+        ctx: Context, profile: Profile, entity: str, min_km: float, max_speed: float
     ) -> Reason | None:
-        km = haversine_km(lat, lon, ctx.latitude, ctx.longitude)
+        """The leg from the profile's last place (left at its last end time) to this event."""
+        if profile.last_latitude is None or profile.last_end is None:
+            return None
+        km = haversine_km(
+            profile.last_latitude, profile.last_longitude, ctx.latitude, ctx.longitude
+        )
         if km < min_km:
             return None
-        hours = (ctx.start - previous_end) / 3600
-        speed = math.inf if hours <= 0 else km / hours
-        limit = self.config.max_speed_kmh
-        if speed <= limit:
+        seconds = ctx.start - profile.last_end
+        speed = math.inf if seconds <= 0 else km / (seconds / 3600)
+        if speed <= max_speed:
             return None
-        excess = math.log10(speed / limit) if math.isfinite(speed) else 1.0
+        excess = math.log10(speed / max_speed) if math.isfinite(speed) else 1.0
+        place = profile.last_place
         where = f"{place} → {ctx.place}" if place and ctx.place else "two places"
-        gap = max(ctx.start - previous_end, 0) / 60
         return Reason(
             code="impossible_travel",
             score=strength(excess, low=0.8, high=0.99),
-            detail=f"{where}: {km:,.0f} km in {gap:,.0f} min "
-            f"({_speed(speed)}, limit {limit:,.0f} km/h)",
+            detail=f"{where}: {km:,.0f} km in {max(seconds, 0) / 60:,.0f} min "
+            f"({_speed(speed)}, limit {max_speed:,.0f} km/h)",
             entity=entity,
         )
 

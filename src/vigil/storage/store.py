@@ -424,6 +424,12 @@ class Store:
                     out[r.event_id] = R.decision_from_row(r._mapping)
         return out
 
+    def latest_decision_time(self) -> datetime | None:
+        """The latest event time among recorded decisions (None when there are none)."""
+        t = self.tables.decisions
+        with self.engine.connect() as conn:
+            return conn.execute(select(func.max(t.c.event_time))).scalar_one_or_none()
+
     def decision_frame(self) -> pl.DataFrame:
         """Every decision as a Polars frame in (event_time, event_id) order, for evaluation.
 
