@@ -348,6 +348,9 @@ def demo(
     cards: Annotated[int, typer.Option(help="Number of cards")] = 2000,
     days: Annotated[int, typer.Option(help="Days of activity")] = 30,
     seed: Annotated[int, typer.Option(help="Random seed")] = 7,
+    fraud_rate: Annotated[
+        float, typer.Option(help="Share of cards with a fraud episode (enough to measure recall)")
+    ] = 0.03,
 ) -> None:
     """Generate a small bank, replay it through the engine, evaluate, and write the report."""
     started = time.perf_counter()
@@ -364,7 +367,7 @@ def demo(
         atms_external=20,
         days=days,
         start="2022-01-01",
-        fraud_rate=0.01,
+        fraud_rate=fraud_rate,
     )
     console.print(f"{generated['transactions']:,} transactions, {generated['logins']:,} logins")
     console.rule("2/3 replay it through the engine")

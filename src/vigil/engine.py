@@ -24,7 +24,7 @@ from typing import Any
 
 from vigil.config import Settings
 from vigil.detect import Detector, Policy, default_detectors
-from vigil.domain import Decision, Login, Phase, Transaction, parse_event
+from vigil.domain import Action, Decision, Login, Phase, Transaction, parse_event
 from vigil.enrich import Enricher
 from vigil.profiles import MemoryProfileStore, ProfileStore
 from vigil.profiles.update import entity_keys, update_profiles
@@ -98,7 +98,7 @@ class Engine:
         # record
         self.recorder.add(event, decision)
         # update profiles
-        update_profiles(ctx, keys)
+        update_profiles(ctx, keys, familiar=action is Action.ALLOW, declined=action is Action.BLOCK)
         for kind, key in keys:
             self.profiles.put(kind, key, ctx.profiles[kind])
         return decision

@@ -243,3 +243,39 @@ def test_login_after_a_flight_is_not_impossible_travel(script: Script) -> None:
     d = script.login(T0 + timedelta(hours=7), latitude=51.5, longitude=-0.12, country="GB",
                      device_id="d1")
     assert "impossible_travel" not in codes(d)
+
+
+def test_transfers_after_a_flagged_login_still_look_new(script: Script) -> None:
+    _settled_logins(script)
+    at = T0 + timedelta(days=20)
+    login = script.login(at, country="RU", device_id="laptop-x", ip="91.1.2.3")
+    assert login.action != "allow"
+    transfer = script.engine.process({
+        "kind": "transaction", "event_id": "ato-1", "transaction_id": "ato-1", "user_id": "u-1",
+        "account_id": "a-1", "type": "transfer", "channel": "online", "amount": 14000,
+        "counterparty_account": "RU-999", "counterparty_country": "RU", "country": "RU",
+        "device_id": "laptop-x", "ip": "91.1.2.3", "timestamp": (at + timedelta(minutes=5)).isoformat(),
+    })
+    assert {"new_country", "new_device"} <= codes(transfer)
+    assert transfer.action != "allow"
+
+
+def test_travel_is_timed_from_when_the_user_was_last_located(script: Script) -> None:
+    script.login(T0, latitude=6.45, longitude=3.39, country="NG", device_id="d1")
+    # Three days later an online transfer without geolocation says nothing about where they are.
+    script.engine.process({
+        "kind": "transaction", "event_id": "t-online", "transaction_id": "t-online",
+        "user_id": "u-1", "account_id": "a-1", "type": "transfer", "channel": "online",
+        "amount": 1000, "timestamp": (T0 + timedelta(days=3)).isoformat(),
+    })
+    d = script.login(T0 + timedelta(days=3, hours=1), latitude=51.5, longitude=-0.12,
+                     country="GB", device_id="d1")
+    assert "impossible_travel" not in codes(d)
+
+
+def test_blocked_withdrawal_does_not_use_up_the_daily_limit(script: Script) -> None:
+    after = script.history(5)
+    _, blocked = script.tx(after, amount=150_000)
+    assert blocked.action == "block"
+    _, later = script.tx(after + timedelta(hours=3), amount=30_000)
+    assert "extract_limit_daily" not in codes(later)

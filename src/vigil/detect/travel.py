@@ -60,15 +60,15 @@ class ImpossibleTravel:
     def _leg(
         ctx: Context, profile: Profile, entity: str, min_km: float, max_speed: float
     ) -> Reason | None:
-        """The leg from the profile's last place (left at its last end time) to this event."""
-        if profile.last_latitude is None or profile.last_end is None:
+        """The leg from the profile's last known place (as of when it was there) to this event."""
+        if profile.last_latitude is None or profile.last_located is None:
             return None
         km = haversine_km(
             profile.last_latitude, profile.last_longitude, ctx.latitude, ctx.longitude
         )
         if km < min_km:
             return None
-        seconds = ctx.start - profile.last_end
+        seconds = ctx.start - profile.last_located
         speed = math.inf if seconds <= 0 else km / (seconds / 3600)
         if speed <= max_speed:
             return None

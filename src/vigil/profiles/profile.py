@@ -38,6 +38,7 @@ class Profile:
         "hours",
         "last_end",
         "last_latitude",
+        "last_located",
         "last_longitude",
         "last_place",
         "last_time",
@@ -60,6 +61,9 @@ class Profile:
         self.last_place: str | None = None
         self.last_latitude: float | None = None
         self.last_longitude: float | None = None
+        # When the entity was last known to be at the last place (events without a location,
+        # such as an online payment with no geolocation, say nothing about where it is).
+        self.last_located: float | None = None
         self.windows = SlidingWindows()
         self.stats: dict[int, RunningStats] = {}
         self.quantiles: dict[int, QuantileSketch] = {}
@@ -113,25 +117,28 @@ class Profile:
         longitude: float | None,
         attributes: Iterable[tuple[str, str]] = (),
         transaction_id: str | None = None,
+        declined: bool = False,
     ) -> None:
-        """Record a completed transaction (a single event, or the end of a two-phase one)."""
+        """Record a completed transaction (a single event, or the end of a two-phase one).
+
+        A ``declined`` (blocked) transaction moved no money: it counts as an attempt in the
+        windows but adds nothing to amount sums or amount statistics.
+        """
         if transaction_id is not None:
             self.open.pop(transaction_id, None)
         self._touch(start, end)
-        self.windows.add(end, category, amount_cents)
-        amount = amount_cents / 100
-        stats = self.stats.get(category)
-        if stats is None:
-            stats = self.stats[category] = RunningStats()
-            self.quantiles[category] = QuantileSketch()
-        stats.add(amount)
-        self.quantiles[category].add(amount)
+        self.windows.add(end, category, 0 if declined else amount_cents)
+        if not declined:
+            amount = amount_cents / 100
+            stats = self.stats.get(category)
+            if stats is None:
+                stats = self.stats[category] = RunningStats()
+                self.quantiles[category] = QuantileSketch()
+            stats.add(amount)
+            self.quantiles[category].add(amount)
         self._remember(attributes, end)
         self.hours[int(start // 3600) % 24] += 1
-        if latitude is not None:
-            self.last_place = place
-            self.last_latitude = latitude
-            self.last_longitude = longitude
+        self._locate(place, latitude, longitude, end)
         self.recent.add(RecentEvent(start, end, place, latitude, longitude, amount_cents))
 
     def record_login(
@@ -151,10 +158,16 @@ class Profile:
             return
         self._remember(attributes, when)
         self.hours[int(when // 3600) % 24] += 1
+        self._locate(place, latitude, longitude, when)
+
+    def _locate(
+        self, place: str | None, latitude: float | None, longitude: float | None, when: float
+    ) -> None:
         if latitude is not None:
             self.last_place = place
             self.last_latitude = latitude
             self.last_longitude = longitude
+            self.last_located = when
 
     def _touch(self, start: float, end: float) -> None:
         self.n += 1
@@ -182,6 +195,7 @@ class Profile:
             self.last_place,
             self.last_latitude,
             self.last_longitude,
+            self.last_located,
             self.windows.to_state(),
             [[k, s.to_state()] for k, s in self.stats.items()],
             [[k, q.to_state()] for k, q in self.quantiles.items()],
@@ -196,7 +210,7 @@ class Profile:
     def from_state(cls, state: list) -> Profile:
         if state[0] != _VERSION:
             raise ValueError(f"profile state version {state[0]} is not {_VERSION}")
-        p = cls(top_k=state[15])
+        p = cls(top_k=state[16])
         (
             p.n,
             p.first_time,
@@ -205,14 +219,15 @@ class Profile:
             p.last_place,
             p.last_latitude,
             p.last_longitude,
-        ) = state[1:8]
-        p.windows = SlidingWindows.from_state(state[8])
-        p.stats = {k: RunningStats.from_state(s) for k, s in state[9]}
-        p.quantiles = {k: QuantileSketch.from_state(s) for k, s in state[10]}
-        p.seen = {k: SeenValues.from_state(s) for k, s in state[11]}
-        p.hours = list(state[12])
-        p.recent = RecentEvents.from_state(state[13])
-        p.open = {row[0]: list(row[1:]) for row in state[14]}
+            p.last_located,
+        ) = state[1:9]
+        p.windows = SlidingWindows.from_state(state[9])
+        p.stats = {k: RunningStats.from_state(s) for k, s in state[10]}
+        p.quantiles = {k: QuantileSketch.from_state(s) for k, s in state[11]}
+        p.seen = {k: SeenValues.from_state(s) for k, s in state[12]}
+        p.hours = list(state[13])
+        p.recent = RecentEvents.from_state(state[14])
+        p.open = {row[0]: list(row[1:]) for row in state[15]}
         return p
 
     def to_bytes(self) -> bytes:

@@ -66,10 +66,18 @@ def _attributes(event: Transaction | Login) -> list[tuple[str, str]]:
     return attrs
 
 
-def update_profiles(ctx: Context, keys: list[tuple[str, str]]) -> None:
-    """Apply the event to every profile in ``ctx.profiles`` (already advanced to its time)."""
+def update_profiles(
+    ctx: Context, keys: list[tuple[str, str]], *, familiar: bool = True, declined: bool = False
+) -> None:
+    """Apply the event to every profile in ``ctx.profiles`` (already advanced to its time).
+
+    An event that was not allowed (``familiar=False``) still counts in windows and statistics,
+    but its country, device, network and counterparties are not learned as familiar: an
+    attacker's first login must not make the transfers that follow it look usual. A
+    ``declined`` (blocked) transaction counts as an attempt but moved no money.
+    """
     event = ctx.event
-    attrs = _attributes(event)
+    attrs = _attributes(event) if familiar else ()
     for kind, _key in keys:
         profile = ctx.profiles[kind]
         if kind == "terminal":
@@ -79,10 +87,10 @@ def update_profiles(ctx: Context, keys: list[tuple[str, str]]) -> None:
             own = (("user", user),) if user is not None else ()
         else:
             own = attrs
-        _apply(ctx, profile, own)
+        _apply(ctx, profile, own, declined)
 
 
-def _apply(ctx: Context, profile: Profile, attrs) -> None:
+def _apply(ctx: Context, profile: Profile, attrs, declined: bool) -> None:
     event = ctx.event
     if isinstance(event, Login):
         profile.record_login(
@@ -108,4 +116,5 @@ def _apply(ctx: Context, profile: Profile, attrs) -> None:
             longitude=ctx.longitude,
             attributes=attrs,
             transaction_id=event.transaction_id,
+            declined=declined,
         )
