@@ -163,6 +163,7 @@ def _replay(
     from vigil.ingest import iter_event_file, load_bank_folder
     from vigil.profiles import MemoryProfileStore
     from vigil.recorder import Recorder
+    from vigil.replay import in_event_time_order
     from vigil.replay import replay as run
 
     store = _store(settings)
@@ -174,8 +175,11 @@ def _replay(
     total = _count_rows(path)
     with _progress() as progress:
         task = progress.add_task("replaying", total=total)
+        ordered = in_event_time_order(path, (mapping or {}).get("timestamp", "timestamp"))
         summary = run(
-            engine, iter_event_file(path, mapping), on_progress=lambda n: progress.advance(task, n)
+            engine,
+            iter_event_file(ordered, mapping),
+            on_progress=lambda n: progress.advance(task, n),
         )
         progress.update(task, description="saving profiles")
         saved = profiles.snapshot(store, {"replayed": str(path), "events": summary.events})

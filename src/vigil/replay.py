@@ -6,13 +6,16 @@ profiles snapshotted at the end, so a replay can be resumed, evaluated or served
 
 from __future__ import annotations
 
+import tempfile
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from itertools import islice
+from pathlib import Path
 
 import numpy as np
+import polars as pl
 
 from vigil.domain import Decision, Login, Transaction
 from vigil.engine import Engine
@@ -47,6 +50,31 @@ class ReplaySummary:
             "actions": dict(self.actions.most_common()),
             "flags_by_reason": dict(self.reasons.most_common()),
         }
+
+
+def in_event_time_order(path: Path, timestamp_column: str = "timestamp") -> Path:
+    """The file itself when its rows are in event-time order, else a sorted copy of it.
+
+    Windows are driven by event time, so a replay must see events in that order; the sort is
+    stable, so events with equal times keep their file order (a start before its end).
+    """
+    is_parquet = path.suffix == ".parquet"
+    frame = pl.read_parquet(path) if is_parquet else pl.read_csv(path, infer_schema=False)
+    if timestamp_column not in frame.columns or frame.height < 2:
+        return path
+    times = frame[timestamp_column]
+    if times.dtype == pl.Utf8:
+        times = times.str.to_datetime(time_zone="UTC", strict=False)
+    if times.null_count() or times.is_sorted():
+        # Unparseable times are left for the importer to report with their line numbers.
+        return path
+    ordered = frame.with_columns(_order=times).sort("_order", maintain_order=True).drop("_order")
+    target = Path(tempfile.mkdtemp(prefix="vigil-replay-")) / path.name
+    if is_parquet:
+        ordered.write_parquet(target)
+    else:
+        ordered.write_csv(target)
+    return target
 
 
 def _chunks(events: Iterable[Transaction | Login]) -> Iterator[list[Transaction | Login]]:

@@ -240,8 +240,9 @@ def test_home_country_is_never_new(script: Script) -> None:
 def test_login_after_a_flight_is_not_impossible_travel(script: Script) -> None:
     script.login(T0, latitude=6.45, longitude=3.39, country="NG", device_id="d1")
     # Lagos to London (5,000 km) in 7 hours is an airliner, not an impossibility.
-    d = script.login(T0 + timedelta(hours=7), latitude=51.5, longitude=-0.12, country="GB",
-                     device_id="d1")
+    d = script.login(
+        T0 + timedelta(hours=7), latitude=51.5, longitude=-0.12, country="GB", device_id="d1"
+    )
     assert "impossible_travel" not in codes(d)
 
 
@@ -250,12 +251,24 @@ def test_transfers_after_a_flagged_login_still_look_new(script: Script) -> None:
     at = T0 + timedelta(days=20)
     login = script.login(at, country="RU", device_id="laptop-x", ip="91.1.2.3")
     assert login.action != "allow"
-    transfer = script.engine.process({
-        "kind": "transaction", "event_id": "ato-1", "transaction_id": "ato-1", "user_id": "u-1",
-        "account_id": "a-1", "type": "transfer", "channel": "online", "amount": 14000,
-        "counterparty_account": "RU-999", "counterparty_country": "RU", "country": "RU",
-        "device_id": "laptop-x", "ip": "91.1.2.3", "timestamp": (at + timedelta(minutes=5)).isoformat(),
-    })
+    transfer = script.engine.process(
+        {
+            "kind": "transaction",
+            "event_id": "ato-1",
+            "transaction_id": "ato-1",
+            "user_id": "u-1",
+            "account_id": "a-1",
+            "type": "transfer",
+            "channel": "online",
+            "amount": 14000,
+            "counterparty_account": "RU-999",
+            "counterparty_country": "RU",
+            "country": "RU",
+            "device_id": "laptop-x",
+            "ip": "91.1.2.3",
+            "timestamp": (at + timedelta(minutes=5)).isoformat(),
+        }
+    )
     assert {"new_country", "new_device"} <= codes(transfer)
     assert transfer.action != "allow"
 
@@ -263,13 +276,26 @@ def test_transfers_after_a_flagged_login_still_look_new(script: Script) -> None:
 def test_travel_is_timed_from_when_the_user_was_last_located(script: Script) -> None:
     script.login(T0, latitude=6.45, longitude=3.39, country="NG", device_id="d1")
     # Three days later an online transfer without geolocation says nothing about where they are.
-    script.engine.process({
-        "kind": "transaction", "event_id": "t-online", "transaction_id": "t-online",
-        "user_id": "u-1", "account_id": "a-1", "type": "transfer", "channel": "online",
-        "amount": 1000, "timestamp": (T0 + timedelta(days=3)).isoformat(),
-    })
-    d = script.login(T0 + timedelta(days=3, hours=1), latitude=51.5, longitude=-0.12,
-                     country="GB", device_id="d1")
+    script.engine.process(
+        {
+            "kind": "transaction",
+            "event_id": "t-online",
+            "transaction_id": "t-online",
+            "user_id": "u-1",
+            "account_id": "a-1",
+            "type": "transfer",
+            "channel": "online",
+            "amount": 1000,
+            "timestamp": (T0 + timedelta(days=3)).isoformat(),
+        }
+    )
+    d = script.login(
+        T0 + timedelta(days=3, hours=1),
+        latitude=51.5,
+        longitude=-0.12,
+        country="GB",
+        device_id="d1",
+    )
     assert "impossible_travel" not in codes(d)
 
 
