@@ -1,10 +1,11 @@
 """Enrichment: attach reference data (card, terminal, user) and the event's place and times.
 
 >>> from datetime import datetime, UTC
->>> from vigil.domain import Terminal, Transaction
+>>> from vigil.domain import Card, Terminal, Transaction
 >>> from vigil.storage.reference import ReferenceData
 >>> ref = ReferenceData(terminals={"ATM-1": Terminal(terminal_id="ATM-1", latitude=6.5,
-...                                                  longitude=3.4)})
+...                                                  longitude=3.4)},
+...                     cards={"c-1": Card(card_id="c-1")})
 >>> tx = Transaction(event_id="e", transaction_id="t", card_id="c-9", terminal_id="ATM-1",
 ...                  type="withdrawal", amount="12.34", timestamp=datetime(2022, 1, 1, tzinfo=UTC))
 >>> ctx = Enricher(ref).enrich(tx)

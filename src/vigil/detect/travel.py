@@ -12,7 +12,7 @@ coarse.
 >>> card = Profile()
 >>> card.record_transaction(0, 300, 0, 10000, place="LAG-1", latitude=6.45, longitude=3.39)
 >>> tx = Transaction(event_id="e2", transaction_id="t2", card_id="c", type="withdrawal",
-...                  amount=100, timestamp=datetime.fromtimestamp(1200, UTC))
+...                  amount=100, timestamp=datetime(2022, 1, 1, tzinfo=UTC))
 >>> ctx = Context(tx, 1200, 1200, 0, 10000, latitude=9.06, longitude=7.49, place="ABJ-1",
 ...               profiles={"card": card})
 >>> [r.code for r in ImpossibleTravel().detect(ctx)]   # Lagos → Abuja in 15 minutes
