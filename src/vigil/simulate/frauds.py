@@ -274,11 +274,9 @@ def account_takeover(ctx: FraudContext, user: int) -> Episode | None:
     return Episode(batch, login)
 
 
-def amount_spike(ctx: FraudContext, card: int) -> Episode | None:
-    """One transfer or deposit 5-10 times the card's usual amount of that type."""
+def _one_operation(ctx: FraudContext, card: int, kind: int, amount: float) -> Episode | None:
+    """A single operation of ``kind`` at one of the card's usual ATMs, fitted between its own."""
     rng, bank = ctx.rng, ctx.bank
-    kind = TRANSFER if rng.random() < 0.7 else DEPOSIT
-    mean = bank.cards.behaviour[card, 7 if kind == TRANSFER else 3]
     atm = ctx.usual_atm(card)
     duration = int(durations(rng, 1)[0])
     begin = ctx.slot(card, duration, atm, atm)
@@ -288,12 +286,20 @@ def amount_spike(ctx: FraudContext, card: int) -> Episode | None:
     batch.start[:] = begin
     batch.end[:] = begin + duration
     batch.type[:] = kind
-    batch.direction[:] = DEBIT if kind == TRANSFER else CREDIT
+    batch.direction[:] = CREDIT if kind == DEPOSIT else DEBIT
     batch.atm[:] = atm
-    batch.amount[:] = round(float(mean * rng.uniform(5.2, 9.8)), 2)
+    batch.amount[:] = round(amount, 2)
     if kind == TRANSFER:
         batch.counterparty[:] = bank.accounts.destinations[card, 0]
     return Episode(batch)
+
+
+def amount_spike(ctx: FraudContext, card: int) -> Episode | None:
+    """One transfer or deposit 5-10 times the card's usual amount of that type."""
+    rng = ctx.rng
+    kind = TRANSFER if rng.random() < 0.7 else DEPOSIT
+    mean = ctx.bank.cards.behaviour[card, 7 if kind == TRANSFER else 3]
+    return _one_operation(ctx, card, kind, float(mean * rng.uniform(5.2, 9.8)))
 
 
 def velocity_burst(ctx: FraudContext, card: int) -> Episode | None:
@@ -329,20 +335,8 @@ def velocity_burst(ctx: FraudContext, card: int) -> Episode | None:
 
 def extract_limit_breach(ctx: FraudContext, card: int) -> Episode | None:
     """One withdrawal above the card's extract limit."""
-    rng, bank = ctx.rng, ctx.bank
-    atm = ctx.usual_atm(card)
-    duration = int(durations(rng, 1)[0])
-    begin = ctx.slot(card, duration, atm, atm)
-    if begin is None:
-        return None
-    batch = _atm_episode(card, 1)
-    batch.start[:] = begin
-    batch.end[:] = begin + duration
-    batch.type[:] = WITHDRAWAL
-    batch.direction[:] = DEBIT
-    batch.atm[:] = atm
-    batch.amount[:] = round(float(bank.cards.extract_limit[card] * rng.uniform(1.1, 1.6)), 2)
-    return Episode(batch)
+    limit = ctx.bank.cards.extract_limit[card]
+    return _one_operation(ctx, card, WITHDRAWAL, float(limit * ctx.rng.uniform(1.1, 1.6)))
 
 
 def money_mule(ctx: FraudContext, account: int) -> Episode | None:
