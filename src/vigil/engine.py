@@ -23,7 +23,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from vigil.config import Settings
-from vigil.detect import Detector, Policy, default_detectors
+from vigil.detect import Context, Detector, Policy, default_detectors
 from vigil.domain import Action, Decision, Login, Phase, Transaction, parse_event
 from vigil.enrich import Enricher
 from vigil.profiles import MemoryProfileStore, ProfileStore
@@ -75,10 +75,7 @@ class Engine:
             profile = self.profiles.get(kind, key)
             profile.advance(ctx.end)
             ctx.profiles[kind] = profile
-        if isinstance(event, Transaction) and event.phase is Phase.END and event.started_at is None:
-            opened = ctx.profiles.get("card", None)
-            if opened is not None and event.transaction_id in opened.open:
-                ctx.start = opened.open[event.transaction_id][0]
+        _pair_with_start(ctx)
         # detect
         reasons = [reason for detector in self.detectors for reason in detector.detect(ctx)]
         # decide
@@ -102,3 +99,13 @@ class Engine:
         for kind, key in keys:
             self.profiles.put(kind, key, ctx.profiles[kind])
         return decision
+
+
+def _pair_with_start(ctx: Context) -> None:
+    """An end event that does not repeat its start time takes it from the card's open start."""
+    event = ctx.event
+    if isinstance(event, Transaction) and event.phase is Phase.END and event.started_at is None:
+        card = ctx.profiles.get("card")
+        opened = card.open.get(event.transaction_id) if card is not None else None
+        if opened is not None:
+            ctx.start = opened[0]
