@@ -57,15 +57,6 @@ EVENT_COLUMNS: tuple[str, ...] = (
     "success",
     "session_seconds",
 )
-ATM_STREAM_COLUMNS = (
-    "transaction_id",
-    "number_id",
-    "ATM_id",
-    "transaction_type",
-    "transaction_start",
-    "transaction_end",
-    "transaction_amount",
-)
 ISO = "%Y-%m-%dT%H:%M:%SZ"
 _UTC = pl.Datetime("us", "UTC")
 _PHASES = ("start", "end", "single")
