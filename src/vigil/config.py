@@ -83,7 +83,6 @@ class ProfilesConfig(BaseModel):
     recent_window_seconds: float = 86400.0
     recent_max_events: int = 32
     top_k: int = 8
-    snapshot_every_events: int = 100_000
 
 
 class Settings(BaseSettings):

@@ -36,7 +36,6 @@ class Recorder:
         # Ids already looked up in the store (by prefetch) and their earlier decisions.
         self._checked: set[str] = set()
         self._earlier: dict[str, Decision] = {}
-        self.written = 0
         self._horizon = store.latest_decision_time() if store is not None else None
 
     def prefetch(self, event_ids: Iterable[str]) -> None:
@@ -75,6 +74,5 @@ class Recorder:
         n = len(self._pending)
         if n and self.store is not None:
             self.store.record(self._events, list(self._pending.values()))
-        self.written += n
         self._events, self._pending = [], {}
         return n

@@ -38,12 +38,6 @@ class Context:
         return None if self.amount_cents is None else self.amount_cents / 100
 
     @property
-    def completes(self) -> bool:
-        """True when this event completes a transaction (single or end), or is a login."""
-        phase = getattr(self.event, "phase", None)
-        return phase is None or phase != "start"
-
-    @property
     def begins(self) -> bool:
         """True when this event begins a transaction (single or start), or is a login."""
         phase = getattr(self.event, "phase", None)

@@ -42,9 +42,6 @@ class RecentEvents:
         if drop:
             del events[:drop]
 
-    def since(self, when: float) -> list[RecentEvent]:
-        return [e for e in self.events if e.end > when]
-
     def to_state(self) -> list:
         return [self.max_age, self.max_events, [list(e) for e in self.events]]
 

@@ -15,8 +15,6 @@ removing an event that leaves the window never drifts.
 
 from __future__ import annotations
 
-from bisect import bisect_right
-
 HOUR = 3600.0
 DAY = 86400.0
 WINDOWS: tuple[tuple[str, float], ...] = (
@@ -109,13 +107,6 @@ class SlidingWindows:
     def total(self, window: int, category: int) -> int:
         """Sum of amounts (minor units) of ``category`` in ``window``."""
         return self.sums[window * N_CATEGORIES + category]
-
-    def count_since(self, since: float, category: int | None = None) -> int:
-        """Events after ``since`` (any window length up to 90 d), optionally of one category."""
-        start = bisect_right(self._times, since, lo=self._heads[-1])
-        if category is None:
-            return len(self._times) - start
-        return sum(1 for c in self._cats[start:] if c == category)
 
     def to_state(self) -> list:
         oldest = self._heads[-1]
