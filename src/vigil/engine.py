@@ -59,6 +59,7 @@ class Engine:
         return cls(reference or ReferenceData(), MemoryProfileStore(), Recorder(None), **kwargs)
 
     def process(self, raw: Event | Mapping[str, Any] | str | bytes) -> Decision:
+        """Validate and decide; a repeated event id returns its first decision, unchanged."""
         started = time.perf_counter_ns()
         # validate
         event = raw if isinstance(raw, Transaction | Login) else parse_event(raw)
@@ -67,6 +68,15 @@ class Engine:
         known = self.recorder.decided(event)
         if known is not None:
             return known
+        return self.decide(event, started)
+
+    def decide(self, event: Event, started: int | None = None) -> Decision:
+        """Decide on a validated event not decided before (callers that checked already).
+
+        ``started`` (a ``perf_counter_ns`` reading) lets the latency include validation.
+        """
+        if started is None:
+            started = time.perf_counter_ns()
         # enrich
         ctx = self.enricher.enrich(event)
         # read profiles, as of the event's time

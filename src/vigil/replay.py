@@ -96,13 +96,11 @@ def replay(
     for chunk in _chunks(events):
         recorder.prefetch([e.event_id for e in chunk])
         for event in chunk:
-            decided_before = recorder.decided(event)
-            decision = engine.process(event)
-            if decided_before is not None:
+            if recorder.decided(event) is not None:
                 summary.duplicates += 1
                 continue
             summary.events += 1
-            summary.add(decision)
+            summary.add(engine.decide(event))
         if on_progress is not None:
             on_progress(len(chunk))
     recorder.flush()
