@@ -56,24 +56,28 @@ def in_event_time_order(path: Path, timestamp_column: str = "timestamp") -> Path
     """The file itself when its rows are in event-time order, else a sorted copy of it.
 
     Windows are driven by event time, so a replay must see events in that order; the sort is
-    stable, so events with equal times keep their file order (a start before its end).
+    stable, so events with equal times keep their file order (a start before its end). Only
+    the timestamp column is read to decide; the whole file only when it must be sorted.
     """
     is_parquet = path.suffix == ".parquet"
-    frame = pl.read_parquet(path) if is_parquet else pl.read_csv(path, infer_schema=False)
-    if timestamp_column not in frame.columns or frame.height < 2:
+    scan = pl.scan_parquet(path) if is_parquet else pl.scan_csv(path, infer_schema=False)
+    if timestamp_column not in scan.collect_schema().names():
         return path
-    times = frame[timestamp_column]
-    if times.dtype == pl.Utf8:
-        times = times.str.to_datetime(time_zone="UTC", strict=False)
-    if times.null_count() or times.is_sorted():
-        # Unparseable times are left for the importer to report with their line numbers.
+    time = pl.col(timestamp_column)
+    if scan.collect_schema()[timestamp_column] == pl.Utf8:
+        time = time.str.to_datetime(time_zone="UTC", strict=False)
+    check = scan.select(
+        unparsed=time.null_count(), backwards=(time.diff() < pl.duration()).any()
+    ).collect()
+    # Unparseable times are left for the importer to report with their line numbers.
+    if check["unparsed"][0] or not check["backwards"][0]:
         return path
-    ordered = frame.with_columns(_order=times).sort("_order", maintain_order=True).drop("_order")
+    ordered = scan.with_columns(_order=time).sort("_order", maintain_order=True).drop("_order")
     target = Path(tempfile.mkdtemp(prefix="vigil-replay-")) / path.name
     if is_parquet:
-        ordered.write_parquet(target)
+        ordered.sink_parquet(target)
     else:
-        ordered.write_csv(target)
+        ordered.sink_csv(target)
     return target
 
 
