@@ -17,15 +17,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, time
 
 import numpy as np
-import numpy.typing as npt
 
 from vigil.simulate.config import BankConfig
 from vigil.simulate.geo import distance_matrix, points_in_boxes
+from vigil.simulate.records import Floats, Ints
 from vigil.simulate.reference import Reference, load_reference
-
-Floats = npt.NDArray[np.float64]
-Ints = npt.NDArray[np.int64]
-Bools = npt.NDArray[np.bool_]
 
 # How many of its nearby ATMs a card uses at most (the nearest first).
 MAX_USUAL_ATMS = 6

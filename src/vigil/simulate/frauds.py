@@ -16,7 +16,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
-import numpy.typing as npt
 
 from vigil.geo import haversine_km
 from vigil.simulate.bank import SyntheticBank, new_device_ids
@@ -31,13 +30,12 @@ from vigil.simulate.records import (
     ONLINE,
     TRANSFER,
     WITHDRAWAL,
+    Floats,
+    Ints,
     LoginBatch,
     TxBatch,
 )
 from vigil.simulate.transactions import MIN_STEP_S, durations
-
-Ints = npt.NDArray[np.int64]
-Floats = npt.NDArray[np.float64]
 
 # Thresholds the episodes are built to clear with room to spare.
 CLONE_MIN_KM = 300.0

@@ -12,12 +12,9 @@ True
 from __future__ import annotations
 
 import numpy as np
-import numpy.typing as npt
 
 from vigil.geo import haversine_km
-
-Floats = npt.NDArray[np.float64]
-Ints = npt.NDArray[np.int64]
+from vigil.simulate.records import Floats, Ints
 
 
 def points_in_boxes(rng: np.random.Generator, box: Floats, which: Ints) -> tuple[Floats, Floats]:

@@ -16,14 +16,17 @@ True
 from __future__ import annotations
 
 import numpy as np
-import numpy.typing as npt
 
 from vigil.simulate.bank import DAY, LOCAL_OFFSET_S, SyntheticBank
-from vigil.simulate.records import CREDIT, DEBIT, ONLINE, TRANSFER, LoginBatch, TxBatch
+from vigil.simulate.records import (
+    CREDIT,
+    DEBIT,
+    ONLINE,
+    TRANSFER,
+    LoginBatch,
+    TxBatch,
+)
 from vigil.simulate.transactions import draw_amounts, times_of_day
-
-Ints = npt.NDArray[np.int64]
-Floats = npt.NDArray[np.float64]
 
 # How far an IP geolocation lands from the user's real place, in degrees.
 _GEO_NOISE_DEG = 0.03

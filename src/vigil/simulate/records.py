@@ -27,6 +27,8 @@ DIRECTION_NAMES = ("debit", "credit")
 LEGIT = -1  # pattern code of events that are not injected fraud
 
 Ints = npt.NDArray[np.int64]
+Floats = npt.NDArray[np.float64]
+Bools = npt.NDArray[np.bool_]
 
 
 def _objects(n: int) -> npt.NDArray[np.object_]:

@@ -19,10 +19,7 @@ import numpy as np
 import numpy.typing as npt
 
 from vigil.simulate.bank import DAY, SyntheticBank
-from vigil.simulate.records import TxBatch
-
-Floats = npt.NDArray[np.float64]
-Ints = npt.NDArray[np.int64]
+from vigil.simulate.records import Floats, Ints, TxBatch
 
 # Centre and spread of the Wisabi customers' coefficient of variation of withdrawals and of
 # their withdrawals per day: the loss model speaks in standard units of the real population.

@@ -26,11 +26,10 @@ from vigil.simulate.records import (
     INQUIRY,
     TRANSFER,
     WITHDRAWAL,
+    Floats,
+    Ints,
     TxBatch,
 )
-
-Ints = npt.NDArray[np.int64]
-Floats = npt.NDArray[np.float64]
 
 # Relative ATM use by local hour of day: quiet nights, busy office hours.
 HOUR_WEIGHTS = np.array(
