@@ -31,7 +31,7 @@ import contextlib
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Literal
 
 from vigil.domain import Login, Transaction
 from vigil.ingest.atm_stream import is_atm_layout, read_atm_transactions
@@ -45,6 +45,11 @@ from vigil.ingest.result import ReadResult
 from vigil.ingest.source import CSV_SUFFIXES, SourceTable
 from vigil.ingest.summary import ImportSummary
 
+if TYPE_CHECKING:
+    from sqlalchemy import Connection
+
+    from vigil.storage import Store
+
 OnError = Literal["reject", "skip"]
 _PARTIAL = ".partial"
 
@@ -55,8 +60,8 @@ def _check_policy(on_error: str) -> None:
 
 
 def _commit(
-    store: Any,
-    write: Callable[[Any], dict[str, int]],
+    store: Store,
+    write: Callable[[Connection], dict[str, int]],
     rejected: Sequence[tuple[RejectedRows, list[RowError]]],
     reject_dir: Path | str | None,
 ) -> tuple[dict[str, int], list[str]]:
@@ -94,7 +99,7 @@ def _rejected_by_file(
 
 
 def load_bank_folder(
-    store: Any,
+    store: Store,
     folder: Path | str,
     *,
     on_error: OnError = "reject",
@@ -110,7 +115,7 @@ def load_bank_folder(
     if data.errors and on_error == "reject":
         raise ImportRejected(folder, data.errors)
 
-    def write(conn: Any) -> dict[str, int]:
+    def write(conn: Connection) -> dict[str, int]:
         return {
             "banks": store.upsert_banks(data.banks, conn=conn),
             "users": store.upsert_users(data.users, conn=conn),
@@ -132,7 +137,7 @@ def load_bank_folder(
 
 
 def _load_result(
-    store: Any,
+    store: Store,
     result: ReadResult,
     path: Path | str,
     on_error: OnError,
@@ -146,7 +151,7 @@ def _load_result(
     txs = [e for e in result.events if isinstance(e, Transaction)]
     logins = [e for e in result.events if isinstance(e, Login)]
 
-    def write(conn: Any) -> dict[str, int]:
+    def write(conn: Connection) -> dict[str, int]:
         return {
             "transactions": store.insert_transactions(txs, conn=conn),
             "logins": store.insert_logins(logins, conn=conn),
@@ -180,7 +185,7 @@ def detect_format(path: Path | str) -> Literal["atm", "generic"]:
 
 
 def load_events(
-    store: Any,
+    store: Store,
     path: Path | str,
     *,
     fmt: Literal["auto", "atm", "generic"] = "auto",
@@ -217,7 +222,7 @@ def load_events(
 
 
 def load_feedback(
-    store: Any,
+    store: Store,
     path: Path | str,
     *,
     on_error: OnError = "reject",
