@@ -28,6 +28,7 @@ from vigil.config import AmountConfig
 from vigil.detect.base import strength
 from vigil.detect.context import Context
 from vigil.domain import Reason
+from vigil.profiles import Profile
 from vigil.profiles.windows import CATEGORIES, CATEGORY_INDEX
 
 _PRIOR_FIELDS = {
@@ -48,12 +49,10 @@ class AmountAnomaly:
         amount = ctx.amount
         if amount is None or ctx.category == _INQUIRY or amount <= 0:
             return []
-        for entity in ("card", "account", "user"):
-            profile = ctx.profiles.get(entity)
-            if profile is not None and (profile.n or entity == "card"):
-                break
-        else:
+        found = _judged_entity(ctx)
+        if found is None:
             return []
+        entity, profile = found
         cfg = self.config
         stats = profile.amount_stats(ctx.category)
         n, mean, m2 = stats.n, stats.mean, stats.m2
@@ -97,3 +96,15 @@ class AmountAnomaly:
             return None
         mean, std = getattr(behaviour, fields[0]), getattr(behaviour, fields[1])
         return (mean, std) if mean > 0 else None
+
+
+def _judged_entity(ctx: Context) -> tuple[str, Profile] | None:
+    """The card's profile when there is a card, else the first of account and user with history."""
+    card = ctx.profiles.get("card")
+    if card is not None:
+        return "card", card
+    for entity in ("account", "user"):
+        profile = ctx.profiles.get(entity)
+        if profile is not None and profile.n:
+            return entity, profile
+    return None

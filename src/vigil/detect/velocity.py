@@ -30,6 +30,7 @@ from vigil.config import VelocityConfig
 from vigil.detect.base import strength
 from vigil.detect.context import Context
 from vigil.domain import Reason
+from vigil.profiles import Profile
 from vigil.profiles.windows import CATEGORY_INDEX, WINDOW_INDEX, WINDOWS
 
 _TRANSACTION_CATEGORIES = tuple(
@@ -75,9 +76,7 @@ class Velocity:
         card = ctx.profiles.get("card")
         if card is None:
             return []
-        counts = card.windows.counts
-        base = self._window * len(CATEGORY_INDEX)
-        k = 1 + sum(counts[base + c] for c in _TRANSACTION_CATEGORIES)
+        k = 1 + _operations(card, self._window)
         cfg = self.config
         if k < cfg.min_count:
             return []
@@ -98,12 +97,16 @@ class Velocity:
         ]
 
     @staticmethod
-    def _usual_per_day(ctx: Context, card) -> float:
+    def _usual_per_day(ctx: Context, card: Profile) -> float:
         behaviour = ctx.card.behaviour if ctx.card is not None else None
         prior = sum(getattr(behaviour, f) for f in _RATE_FIELDS) if behaviour else 0.0
         observed = 0.0
         if card.first_time is not None and ctx.start - card.first_time >= 7 * 86400:
-            counts = card.windows.counts
-            month = sum(counts[_MONTH * len(CATEGORY_INDEX) + c] for c in _TRANSACTION_CATEGORIES)
-            observed = month / min(30.0, (ctx.start - card.first_time) / 86400)
+            days = min(30.0, (ctx.start - card.first_time) / 86400)
+            observed = _operations(card, _MONTH) / days
         return max(prior, observed)
+
+
+def _operations(card: Profile, window: int) -> int:
+    """Completed transactions of every type in one of the card's windows."""
+    return sum(card.windows.count(window, c) for c in _TRANSACTION_CATEGORIES)
