@@ -17,6 +17,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from vigil.config import Settings
+from vigil.rules import cli as rules_cli
 
 app = typer.Typer(
     help="vigil: behavioural profiling and real-time fraud decisions.",
@@ -27,6 +28,17 @@ db_app = typer.Typer(help="The database: create or migrate the schema.", no_args
 import_app = typer.Typer(help="Import reference data and event files.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(import_app, name="import")
+app.add_typer(rules_cli.app, name="rules")
+app.command(name="backtest")(rules_cli.backtest)
+
+from vigil.api.cli import keys_app, serve  # noqa: E402  (the service's commands live with it)
+
+app.command(name="serve")(serve)
+app.add_typer(keys_app, name="keys")
+
+from vigil.features.cli import app as features_app  # noqa: E402
+
+app.add_typer(features_app, name="features")
 
 console = Console()
 err = Console(stderr=True)
@@ -44,9 +56,10 @@ def _settings(database: str | None) -> Settings:
 
 
 def _store(settings: Settings):
+    from vigil.privacy import PrivacyKeys
     from vigil.storage import Store
 
-    store = Store(settings.database_url)
+    store = Store(settings.database_url, privacy=PrivacyKeys.from_settings(settings))
     store.init_schema()
     return store
 
@@ -162,6 +175,7 @@ def _replay(
     from vigil.engine import Engine
     from vigil.ingest import iter_event_file, load_bank_folder
     from vigil.profiles import MemoryProfileStore
+    from vigil.profiles.store import open_profile_store
     from vigil.recorder import Recorder
     from vigil.replay import in_event_time_order
     from vigil.replay import replay as run
@@ -169,8 +183,10 @@ def _replay(
     store = _store(settings)
     if bank is not None:
         load_bank_folder(store, bank)
-    profiles = MemoryProfileStore(settings.profiles)
-    profiles.restore(store)
+    profiles = open_profile_store(settings)
+    in_process = isinstance(profiles, MemoryProfileStore)
+    if in_process:
+        profiles.restore(store)
     engine = Engine(store.load_reference(), profiles, Recorder(store), settings=settings)
     total = _count_rows(path)
     with _progress() as progress:
@@ -182,7 +198,12 @@ def _replay(
             on_progress=lambda n: progress.advance(task, n),
         )
         progress.update(task, description="saving profiles")
-        saved = profiles.snapshot(store, {"replayed": str(path), "events": summary.events})
+        # A shared (Redis) store keeps its profiles itself; only in-process ones are saved.
+        saved = (
+            profiles.snapshot(store, {"replayed": str(path), "events": summary.events})
+            if in_process
+            else len(profiles)
+        )
     figures = summary.as_dict()
     figures["profiles"] = saved
     return figures
@@ -319,11 +340,13 @@ def _print_evaluation(figures: dict) -> None:
     table = Table(
         "pattern",
         "units",
-        "caught",
+        "alerted",
         "recall",
+        "+ linked",
+        "case recall",
         "episodes caught",
         "median delay (s)",
-        title="detection by injected pattern",
+        title="detection by injected pattern (linked: named as evidence by an alert)",
     )
     for name, row in figures.get("patterns", {}).items():
         table.add_row(
@@ -331,6 +354,8 @@ def _print_evaluation(figures: dict) -> None:
             f"{row['units']:,}",
             f"{row['alerts']:,}",
             _ratio(row["recall"]),
+            f"{row.get('linked', 0):,}",
+            _ratio(row.get("case_recall")),
             _ratio(row["episode_recall"]),
             _ratio(row["delay_median_seconds"], ",.0f"),
         )
@@ -404,6 +429,34 @@ def _safe_url(url: str) -> str:
 
     return make_url(url).render_as_string(hide_password=True)
 
+
+def _register_privacy() -> None:
+    # Imported here, after the helpers it uses are defined.
+    from vigil.privacy.cli import audit_app, forget_command, privacy_app, purge_command
+
+    app.command(name="forget")(forget_command)
+    app.command(name="purge")(purge_command)
+    app.add_typer(audit_app, name="audit")
+    app.add_typer(privacy_app, name="privacy")
+
+
+def _register_models() -> None:
+    from vigil.models.cli import models_app, score, train
+
+    app.command(name="train")(train)
+    app.command(name="score")(score)
+    app.add_typer(models_app, name="models")
+
+
+def _register_query() -> None:
+    from vigil.query.cli import query
+
+    app.command(name="query")(query)
+
+
+_register_privacy()
+_register_models()
+_register_query()
 
 if __name__ == "__main__":
     app()

@@ -17,6 +17,7 @@ True
 
 from __future__ import annotations
 
+import random
 import time
 import uuid
 from collections.abc import Mapping
@@ -26,12 +27,18 @@ from vigil.config import Settings
 from vigil.detect import Context, Detector, Policy, default_detectors
 from vigil.domain import Action, Decision, Login, Phase, Transaction, parse_event
 from vigil.enrich import Enricher
+from vigil.models.scorer import model_detectors, model_versions
+from vigil.privacy.keys import PrivacyKeys
 from vigil.profiles import MemoryProfileStore, ProfileStore
+from vigil.profiles.store import ProfileRead
 from vigil.profiles.update import entity_keys, update_profiles
 from vigil.recorder import Recorder
+from vigil.rules.live import Rules, engine_rules
 from vigil.storage.reference import ReferenceData
 
 Event = Transaction | Login
+# Writes of one event's profiles that may meet another process's concurrent update in a row.
+_WRITE_ATTEMPTS = 16
 
 
 class Engine:
@@ -43,15 +50,26 @@ class Engine:
         *,
         settings: Settings | None = None,
         detectors: list[Detector] | None = None,
+        rules: Rules | None = None,
     ) -> None:
         self.settings = settings or Settings()
+        self.pseudonyms = PrivacyKeys.from_config(self.settings.privacy).pseudonyms
         self.enricher = Enricher(reference)
         self.profiles = profiles
         self.recorder = recorder
         self.detectors = (
-            detectors if detectors is not None else default_detectors(self.settings.detectors)
+            detectors
+            if detectors is not None
+            else default_detectors(self.settings.detectors) + model_detectors(self.settings)
         )
+        self.model_versions = model_versions(self.detectors)
         self.policy = Policy(self.settings.policy)
+        # Analysts' rules (vigil.rules), following their file; a backtest passes its own.
+        self.rules = (
+            rules
+            if rules is not None
+            else engine_rules(self.settings.rules, self.detectors, recorder.store)
+        )
 
     @classmethod
     def in_memory(cls, reference: ReferenceData | None = None, **kwargs: Any) -> Engine:
@@ -77,19 +95,20 @@ class Engine:
         """
         if started is None:
             started = time.perf_counter_ns()
+        # pseudonymise: no raw IP or device fingerprint goes further (profiles, storage)
+        event = self.pseudonyms.event(event)
         # enrich
         ctx = self.enricher.enrich(event)
         # read profiles, as of the event's time
         keys = entity_keys(event)
-        for kind, key in keys:
-            profile = self.profiles.get(kind, key)
-            profile.advance(ctx.end)
-            ctx.profiles[kind] = profile
+        read = self.profiles.read(keys)
+        _use(ctx, read)
         _pair_with_start(ctx)
         # detect
         reasons = [reason for detector in self.detectors for reason in detector.detect(ctx)]
+        ruled = self.rules.judge(ctx, reasons)
         # decide
-        score, action, reasons = self.policy.decide(reasons)
+        score, action, reasons = self.policy.decide(ruled.reasons, ruled.action)
         decision = Decision(
             decision_id=uuid.uuid4().hex,
             event_id=event.event_id,
@@ -100,15 +119,37 @@ class Engine:
             event_time=event.timestamp,
             user_id=event.user_id,
             card_id=getattr(event, "card_id", None),
+            model_versions=self.model_versions,
             latency_us=(time.perf_counter_ns() - started) / 1000,
+            shadow=ruled.shadow,
         )
         # record
         self.recorder.add(event, decision)
         # update profiles
-        update_profiles(ctx, keys, familiar=action is Action.ALLOW, declined=action is Action.BLOCK)
-        for kind, key in keys:
-            self.profiles.put(kind, key, ctx.profiles[kind])
-        return decision
+        familiar, declined = action is Action.ALLOW, action is Action.BLOCK
+        update_profiles(ctx, keys, familiar=familiar, declined=declined)
+        for attempt in range(_WRITE_ATTEMPTS):
+            if self.profiles.write(read, [ctx.profiles[kind] for kind, _ in keys]):
+                return decision
+            # Another process sharing the store updated one of these profiles since we read
+            # them. The decision stands (taken on the state as read, and already recorded);
+            # the event is applied again on top of the newer state, so no update is lost.
+            # A random pause, growing with each clash, lets writers of one hot entity pass.
+            time.sleep(random.uniform(0, 0.0005 * 2 ** min(attempt, 6)))
+            read = self.profiles.read(keys)
+            _use(ctx, read)
+            update_profiles(ctx, keys, familiar=familiar, declined=declined)
+        raise RuntimeError(
+            f"profiles: {keys} changed under {_WRITE_ATTEMPTS} attempts to update them "
+            f"for event {event.event_id}"
+        )
+
+
+def _use(ctx: Context, read: ProfileRead) -> None:
+    """Put the profiles read into the context, advanced to the event's time."""
+    for (kind, _key), profile in zip(read.keys, read.profiles, strict=True):
+        profile.advance(ctx.end)
+        ctx.profiles[kind] = profile
 
 
 def _pair_with_start(ctx: Context) -> None:

@@ -19,12 +19,22 @@ from decimal import Decimal
 
 from vigil.detect.context import Context
 from vigil.domain import Login, Phase, Transaction
+from vigil.domain.events import Channel, Direction, TransactionType
+from vigil.geo import haversine_km
 from vigil.profiles.windows import CATEGORY_INDEX
 from vigil.storage.reference import ReferenceData
 
 _LOGIN = CATEGORY_INDEX["login"]
 _LOGIN_FAILED = CATEGORY_INDEX["login_failed"]
+_TRANSFER_IN = CATEGORY_INDEX["transfer_in"]
+_CARD_PRESENT = frozenset({Channel.ATM, Channel.POS})
 _HUNDRED = Decimal(100)
+
+
+def _category(tx: Transaction) -> int:
+    if tx.type is TransactionType.TRANSFER and tx.direction is Direction.CREDIT:
+        return _TRANSFER_IN
+    return CATEGORY_INDEX[tx.type.value]
 
 
 class Enricher:
@@ -43,7 +53,7 @@ class Enricher:
         amount = None
         if tx.amount is not None and tx.phase is not Phase.START:
             amount = int((tx.amount * _HUNDRED).to_integral_value())
-        ctx = Context(tx, start, end, CATEGORY_INDEX[tx.type.value], amount)
+        ctx = Context(tx, start, end, _category(tx), amount)
         notes = ctx.notes
         if tx.card_id is not None:
             ctx.card = ref.cards.get(tx.card_id)
@@ -64,6 +74,16 @@ class Enricher:
                 notes.append("unknown_terminal")
         if ctx.latitude is None and tx.latitude is not None:
             ctx.latitude, ctx.longitude, ctx.place = tx.latitude, tx.longitude, tx.country
+        ctx.card_present = tx.channel in _CARD_PRESENT and tx.card_id is not None
+        card = ctx.card
+        if (
+            ctx.card_present
+            and ctx.latitude is not None
+            and card is not None
+            and card.latitude is not None
+            and card.longitude is not None
+        ):
+            ctx.home_km = haversine_km(card.latitude, card.longitude, ctx.latitude, ctx.longitude)
         return ctx
 
     def _login(self, login: Login) -> Context:

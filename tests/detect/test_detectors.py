@@ -178,6 +178,16 @@ def test_burst_of_operations_in_an_hour_fires(script: Script) -> None:
     assert "velocity" in codes(*decisions[-3:])
 
 
+def test_velocity_names_the_burst_it_rests_on(script: Script) -> None:
+    after = script.history(10)  # transactions t0..t9, days before the burst
+    for i in range(6):
+        script.tx(after + timedelta(minutes=5 * i), amount=500)  # t10..t15
+    start, _ = script.tx(after + timedelta(minutes=30), amount=500)  # t16
+    velocity = next(r for r in start.reasons if r.code == "velocity")
+    # The operations completed within the hour before this one, and nothing older.
+    assert velocity.evidence == tuple(f"t{n}" for n in range(10, 16))
+
+
 def test_a_few_operations_spread_over_the_day_are_fine(script: Script) -> None:
     after = script.history(10)
     decisions = [d for i in range(4) for d in script.tx(after + timedelta(hours=3 * i))]

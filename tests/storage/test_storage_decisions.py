@@ -136,6 +136,7 @@ def test_decision_frame_has_the_evaluation_columns(store: Store, make) -> None:
         "score",
         "action",
         "reason_codes",
+        "evidence",
         "user_id",
         "card_id",
         "terminal_id",

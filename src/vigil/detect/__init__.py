@@ -10,10 +10,21 @@ from vigil.config import DetectorsConfig
 from vigil.detect.amount import AmountAnomaly
 from vigil.detect.base import Detector
 from vigil.detect.context import Context
+from vigil.detect.dormancy import DormantReactivation
+from vigil.detect.home import FarFromHome
 from vigil.detect.limits import ExtractLimit
+from vigil.detect.login import (
+    CredentialStuffing,
+    FailedLoginBurst,
+    RareLoginCountry,
+    UnusualLoginHour,
+)
+from vigil.detect.lost_stolen import LostStolenCard
+from vigil.detect.mule import MoneyMule
 from vigil.detect.novelty import UnfamiliarCountryOrDevice
 from vigil.detect.policy import Policy
 from vigil.detect.reference import UnknownReference
+from vigil.detect.transfer import NewCounterpartyTransfer
 from vigil.detect.travel import ImpossibleTravel
 from vigil.detect.velocity import Velocity
 
@@ -27,6 +38,15 @@ def default_detectors(config: DetectorsConfig | None = None) -> list[Detector]:
         AmountAnomaly(c.amount),
         ExtractLimit(c.extract_limit),
         Velocity(c.velocity),
+        UnusualLoginHour(c.login),
+        RareLoginCountry(c.login),
+        FailedLoginBurst(c.login),
+        CredentialStuffing(c.login),
+        NewCounterpartyTransfer(c.transfer),
+        DormantReactivation(c.dormancy),
+        MoneyMule(c.mule),
+        LostStolenCard(c.lost_stolen),
+        FarFromHome(c.far_from_home),
     ]
 
 

@@ -32,6 +32,11 @@ class Context:
     profiles: dict[str, Profile] = field(default_factory=dict)
     # Reason codes found while enriching (unknown card, unknown terminal).
     notes: list[str] = field(default_factory=list)
+    # True when the card itself was at the event's place (ATM, POS): only such events say where
+    # the card is. An online payment's geolocation is the customer's, not the card's.
+    card_present: bool = False
+    # Distance in km from the card's home to a card-present event's place, when both are known.
+    home_km: float | None = None
 
     @property
     def amount(self) -> float | None:

@@ -17,7 +17,7 @@ from vigil.config import ExtractLimitConfig
 from vigil.detect.base import strength
 from vigil.detect.context import Context
 from vigil.domain import Reason
-from vigil.profiles.windows import CATEGORY_INDEX, WINDOW_INDEX
+from vigil.profiles.windows import CATEGORY_INDEX, WINDOW_INDEX, WINDOWS
 
 _WITHDRAWAL = CATEGORY_INDEX["withdrawal"]
 _DAY = WINDOW_INDEX["1d"]
@@ -55,6 +55,7 @@ class ExtractLimit:
         if today <= daily_limit:
             return []
         count = profile.windows.count(_DAY, _WITHDRAWAL) + 1
+        today_ops = profile.recent.since(ctx.end - WINDOWS[_DAY][1], (_WITHDRAWAL,))
         return [
             Reason(
                 code="extract_limit_daily",
@@ -62,5 +63,6 @@ class ExtractLimit:
                 detail=f"{count} withdrawals totalling {today:,.2f} in 24 h exceed the daily "
                 f"limit {daily_limit:,.2f}",
                 entity="card",
+                evidence=tuple(e.transaction_id for e in today_ops if e.transaction_id),
             )
         ]

@@ -15,19 +15,34 @@ from __future__ import annotations
 from vigil.config import PolicyConfig
 from vigil.domain import Action, Reason
 
+_RANK = {action: rank for rank, action in enumerate(Action)}
+
 
 class Policy:
     def __init__(self, config: PolicyConfig | None = None) -> None:
         self.config = config or PolicyConfig()
 
-    def decide(self, reasons: list[Reason]) -> tuple[float, Action, list[Reason]]:
+    def decide(
+        self, reasons: list[Reason], ruled: Action | None = None
+    ) -> tuple[float, Action, list[Reason]]:
+        """Score, action and reasons strongest first.
+
+        ``ruled`` is an action set by a rule (vigil.rules): step-up, review and block are the
+        least action taken; allow replaces the score's action.
+
+        >>> Policy().decide([Reason(code="new_device", score=0.35)], Action.REVIEW)[:2]
+        (0.35, <Action.REVIEW: 'review'>)
+        """
         if not reasons:
-            return 0.0, Action.ALLOW, reasons
+            return 0.0, ruled or Action.ALLOW, reasons
         keep = 1.0
         for reason in reasons:
             keep *= 1.0 - reason.score
         score = round(1.0 - keep, 6)
-        return score, self.action(score), sorted(reasons, key=lambda r: -r.score)
+        action = self.action(score)
+        if ruled is not None and (ruled is Action.ALLOW or _RANK[ruled] > _RANK[action]):
+            action = ruled
+        return score, action, sorted(reasons, key=lambda r: -r.score)
 
     def action(self, score: float) -> Action:
         c = self.config

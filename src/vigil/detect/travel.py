@@ -4,7 +4,7 @@ For a card, the previous transaction's place and end time are compared with this
 transaction's place and start time; a card that begins a transaction far away while another
 of its transactions is still open is the strongest sign of a cloned card. For a user's logins
 the previous known location is used, with a larger minimum distance because IP geolocation is
-coarse.
+coarse. Only card-present transactions (ATM, POS) place the card.
 
 >>> from datetime import datetime, UTC
 >>> from vigil.domain import Transaction
@@ -14,7 +14,7 @@ coarse.
 >>> tx = Transaction(event_id="e2", transaction_id="t2", card_id="c", type="withdrawal",
 ...                  amount=100, timestamp=datetime(2022, 1, 1, tzinfo=UTC))
 >>> ctx = Context(tx, 1200, 1200, 0, 10000, latitude=9.06, longitude=7.49, place="ABJ-1",
-...               profiles={"card": card})
+...               profiles={"card": card}, card_present=True)
 >>> [r.code for r in ImpossibleTravel().detect(ctx)]   # Lagos → Abuja in 15 minutes
 ['impossible_travel']
 """
@@ -44,8 +44,12 @@ class ImpossibleTravel:
         cfg = self.config
         if isinstance(ctx.event, Login):
             entity, min_km, max_speed = "user", cfg.login_min_distance_km, cfg.login_max_speed_kmh
-        else:
+        elif ctx.card_present:
             entity, min_km, max_speed = "card", cfg.min_distance_km, cfg.max_speed_kmh
+        else:
+            # Card not present (online, mobile): its geolocation is the customer's, not the
+            # card's; stolen card details used online are for other detectors.
+            return []
         profile = ctx.profiles.get(entity)
         if profile is None:
             return []

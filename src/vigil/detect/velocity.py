@@ -86,6 +86,7 @@ class Velocity:
         if p >= cfg.tail_probability:
             return []
         excess = math.log10(cfg.tail_probability / max(p, 1e-300))
+        burst = card.recent.since(ctx.end - WINDOWS[self._window][1], _TRANSACTION_CATEGORIES)
         return [
             Reason(
                 code="velocity",
@@ -93,6 +94,7 @@ class Velocity:
                 detail=f"{k} operations in {cfg.window} against a usual {per_day:.1f} a day "
                 f"(chance {p:.1e})",
                 entity="card",
+                evidence=tuple(e.transaction_id for e in burst if e.transaction_id),
             )
         ]
 

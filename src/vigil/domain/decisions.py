@@ -24,7 +24,12 @@ class Action(StrEnum):
 
 
 class Reason(BaseModel):
-    """One detector's or rule's contribution: a stable code, its strength, and a sentence."""
+    """One detector's or rule's contribution: a stable code, its strength, and a sentence.
+
+    ``evidence`` names the earlier transactions (or logins) the reason rests on, such as the
+    other operations of a burst: an analyst opening the alert sees the whole case, and the
+    evaluation credits the alert with them.
+    """
 
     model_config = ConfigDict(frozen=True)
 
@@ -32,6 +37,7 @@ class Reason(BaseModel):
     score: Annotated[float, Field(ge=0, le=1)]
     detail: str = ""
     entity: str | None = None
+    evidence: tuple[str, ...] = ()
 
 
 class Decision(BaseModel):
@@ -48,6 +54,8 @@ class Decision(BaseModel):
     card_id: str | None = None
     model_versions: dict[str, str] = Field(default_factory=dict)
     latency_us: float = 0.0
+    # Hits of shadow rules (vigil.rules): evaluated and recorded, no part of score or action.
+    shadow: list[Reason] = Field(default_factory=list)
 
     @property
     def flagged(self) -> bool:

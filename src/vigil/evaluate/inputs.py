@@ -67,8 +67,8 @@ def normalise_decisions(decisions: pl.DataFrame) -> pl.DataFrame:
     """One row per decided event with the columns the evaluation uses, validated.
 
     ``unit_id`` is filled from ``coalesce(transaction_id, event_id)`` where it is missing;
-    optional columns (ids, ``event_kind``, ``reason_codes``) are filled with nulls or empty
-    lists. ``severity`` is the action's index in :data:`ACTIONS`.
+    optional columns (ids, ``event_kind``, ``reason_codes``, ``evidence``) are filled with
+    nulls or empty lists. ``severity`` is the action's index in :data:`ACTIONS`.
 
     >>> import polars as pl
     >>> from datetime import datetime, UTC
@@ -107,16 +107,7 @@ def normalise_decisions(decisions: pl.DataFrame) -> pl.DataFrame:
             f"(e.g. {example!r}); evaluate one decision per event"
         )
 
-    if "reason_codes" in decisions.columns:
-        dtype = decisions.schema["reason_codes"]
-        if dtype == pl.Null:
-            reasons = pl.lit([], dtype=pl.List(pl.String))
-        elif isinstance(dtype, pl.List) and dtype.inner in (pl.String, pl.Null):
-            reasons = pl.col("reason_codes").cast(pl.List(pl.String)).fill_null([])
-        else:
-            raise ValueError(f"{name}.reason_codes: expected a list of text, got {dtype}")
-    else:
-        reasons = pl.lit([], dtype=pl.List(pl.String))
+    reasons, evidence = (_text_list(decisions, name, c) for c in ("reason_codes", "evidence"))
 
     ids = ("transaction_id", "user_id", "card_id", "terminal_id", "event_kind")
     frame = decisions.select(
@@ -125,12 +116,23 @@ def normalise_decisions(decisions: pl.DataFrame) -> pl.DataFrame:
         _utc(decisions, name, "event_time"),
         pl.col("score").cast(pl.Float64),
         pl.col("action").cast(pl.String),
-        reasons.alias("reason_codes"),
+        reasons,
+        evidence,
     )
     return frame.with_columns(
         pl.coalesce("unit_id", "transaction_id", "event_id").alias("unit_id"),
         pl.col("action").replace_strict(ACTIONS, range(len(ACTIONS))).alias("severity"),
     )
+
+
+def _text_list(frame: pl.DataFrame, name: str, column: str) -> pl.Expr:
+    """An optional list-of-text column, empty lists where it is missing or null."""
+    dtype = frame.schema.get(column)
+    if dtype is None or dtype == pl.Null:
+        return pl.lit([], dtype=pl.List(pl.String)).alias(column)
+    if isinstance(dtype, pl.List) and dtype.inner in (pl.String, pl.Null):
+        return pl.col(column).cast(pl.List(pl.String)).fill_null([])
+    raise ValueError(f"{name}.{column}: expected a list of text, got {dtype}")
 
 
 def normalise_labels(labels: pl.DataFrame) -> pl.DataFrame:

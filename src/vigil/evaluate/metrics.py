@@ -54,6 +54,7 @@ def _overall(units: pl.DataFrame, missing: pl.DataFrame) -> Overall:
     true_pos = int((fraud & alerted).sum())
     false_pos = int((~fraud & alerted).sum())
     legitimate = int((~fraud).sum())
+    linked = units.get_column("linked").to_numpy()
     start, end = units.get_column("start_time").min(), units.get_column("start_time").max()
     return Overall(
         units=units.height,
@@ -73,6 +74,9 @@ def _overall(units: pl.DataFrame, missing: pl.DataFrame) -> Overall:
         period_start=start.isoformat() if start is not None else None,
         period_end=end.isoformat() if end is not None else None,
         metrics_backend=ranking.backend(),
+        linked_fraud=int((fraud & linked).sum()),
+        linked_legitimate=int((~fraud & linked).sum()),
+        case_recall=_ratio(true_pos + int((fraud & linked).sum()), int(fraud.sum())),
     )
 
 
@@ -87,6 +91,7 @@ def _patterns(units: pl.DataFrame, missing: pl.DataFrame) -> dict[str, PatternRe
         runs = per_episode.filter(pl.col("pattern") == name)
         caught = runs.filter(pl.col("caught"))
         alerts = int(mine.get_column("alerted").sum())
+        linked = int(mine.get_column("linked").sum())
         before = caught.get_column("units_before_first_alert").cast(pl.Float64)
         results[name] = PatternResult(
             pattern=name,
@@ -101,6 +106,8 @@ def _patterns(units: pl.DataFrame, missing: pl.DataFrame) -> dict[str, PatternRe
             units_before_first_alert_median=_percentile(before, 50),
             units_before_first_alert_mean=float(before.mean()) if caught.height else None,
             units_without_decision=int(missing_counts.get(name, 0)),
+            linked=linked,
+            case_recall=_ratio(alerts + linked, mine.height),
         )
     return results
 

@@ -66,6 +66,11 @@ class Overall(_AsDict):
     period_start: str | None
     period_end: str | None
     metrics_backend: str
+    # Units not alerted themselves but named as evidence by an alert (see evaluate.units);
+    # case recall counts them as caught, with the alert that names them.
+    linked_fraud: int = 0
+    linked_legitimate: int = 0
+    case_recall: float | None = None
 
 
 @dataclass(frozen=True)
@@ -89,6 +94,9 @@ class PatternResult(_AsDict):
     units_before_first_alert_median: float | None
     units_before_first_alert_mean: float | None
     units_without_decision: int
+    # Units named as evidence by an alert on another unit; ``case_recall`` counts them caught.
+    linked: int = 0
+    case_recall: float | None = None
 
 
 @dataclass(frozen=True)

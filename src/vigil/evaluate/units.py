@@ -5,6 +5,8 @@ of its decisions, its action the most severe, its reasons the union of its decis
 ``alert_reasons`` holds only the reasons of the alerting decisions, so a reason seen on an
 allowed start event is not credited with an alert raised on the end event for another reason.
 A unit is fraud when any of its events is labelled; it then carries the label's pattern.
+A unit not alerted itself is *linked* when an alert names it as evidence (the earlier
+operations of a burst): the analyst who opens that alert sees it, at ``linked_time``.
 
 >>> import polars as pl
 >>> from datetime import datetime, UTC
@@ -59,6 +61,18 @@ def _event_facts(events: pl.DataFrame) -> pl.DataFrame:
     )
 
 
+def _linked(alerts: pl.DataFrame) -> pl.DataFrame:
+    """``unit_id, linked_time``: units named as evidence by an alert, and its earliest time."""
+    return (
+        alerts.select("unit_id", "event_time", "evidence")
+        .explode("evidence")
+        .filter(pl.col("evidence").is_not_null() & (pl.col("evidence") != pl.col("unit_id")))
+        .group_by("evidence")
+        .agg(pl.col("event_time").min().alias("linked_time"))
+        .rename({"evidence": "unit_id"})
+    )
+
+
 def build_units(
     decisions: pl.DataFrame, labels: pl.DataFrame, events: pl.DataFrame | None = None
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
@@ -98,10 +112,12 @@ def build_units(
             pl.lit(None, pl.String).alias("type"), pl.lit(None, pl.Float64).alias("amount")
         )
 
+    units = units.join(_linked(ordered.filter(alerting)), on="unit_id", how="left")
     labelled = label_units(labels, decisions)
     units = units.join(labelled, on="unit_id", how="left").with_columns(
         pl.col("pattern").is_not_null().alias("fraud"),
         (pl.col("severity") > 0).alias("alerted"),
+        ((pl.col("severity") == 0) & pl.col("linked_time").is_not_null()).alias("linked"),
         pl.col("severity").replace_strict(range(len(ACTIONS)), ACTIONS).alias("action"),
         # Logins and transactions of one customer belong together (an account takeover is a
         # login then transfers), and each card here has one holder, so the user comes first.

@@ -26,7 +26,7 @@ from vigil.profiles.windows import CATEGORY_INDEX, SlidingWindows
 
 LOGIN = CATEGORY_INDEX["login"]
 LOGIN_FAILED = CATEGORY_INDEX["login_failed"]
-_VERSION = 1
+_VERSION = 2  # 2: the transfer_in category
 
 
 class Profile:
@@ -34,6 +34,7 @@ class Profile:
 
     __slots__ = (
         "_top_k",
+        "farthest",
         "first_time",
         "hours",
         "last_end",
@@ -64,6 +65,8 @@ class Profile:
         # When the entity was last known to be at the last place (events without a location,
         # such as an online payment with no geolocation, say nothing about where it is).
         self.last_located: float | None = None
+        # The farthest from home (km) the card has been seen, on allowed card-present events.
+        self.farthest = 0.0
         self.windows = SlidingWindows()
         self.stats: dict[int, RunningStats] = {}
         self.quantiles: dict[int, QuantileSketch] = {}
@@ -139,7 +142,11 @@ class Profile:
         self._remember(attributes, end)
         self.hours[int(start // 3600) % 24] += 1
         self._locate(place, latitude, longitude, end)
-        self.recent.add(RecentEvent(start, end, place, latitude, longitude, amount_cents))
+        self.recent.add(
+            RecentEvent(
+                start, end, place, latitude, longitude, amount_cents, category, transaction_id
+            )
+        )
 
     def record_login(
         self,
@@ -150,9 +157,16 @@ class Profile:
         longitude: float | None,
         place: str | None,
         attributes: Iterable[tuple[str, str]] = (),
+        witnessed: Iterable[tuple[str, str]] = (),
     ) -> None:
+        """Record a login attempt; ``attributes`` are learned only when it succeeded.
+
+        ``witnessed`` values (the user trying a device or network) are remembered either way:
+        the users failing from one network are what credential stuffing looks like.
+        """
         self._touch(when, when)
         self.windows.add(when, LOGIN if success else LOGIN_FAILED)
+        self._remember(witnessed, when)
         if not success:
             # A failed attempt must not make an attacker's device or country look familiar.
             return
@@ -204,6 +218,7 @@ class Profile:
             self.recent.to_state(),
             [[k, *v] for k, v in self.open.items()],
             self._top_k,
+            self.farthest,
         ]
 
     @classmethod
@@ -228,6 +243,7 @@ class Profile:
         p.hours = list(state[13])
         p.recent = RecentEvents.from_state(state[14])
         p.open = {row[0]: list(row[1:]) for row in state[15]}
+        p.farthest = state[17]
         return p
 
     def to_bytes(self) -> bytes:

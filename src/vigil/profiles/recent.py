@@ -19,6 +19,8 @@ class RecentEvent(NamedTuple):
     latitude: float | None
     longitude: float | None
     amount_cents: int
+    category: int = -1
+    transaction_id: str | None = None
 
 
 class RecentEvents:
@@ -41,6 +43,21 @@ class RecentEvents:
         drop = max(drop, len(events) - self.max_events)
         if drop:
             del events[:drop]
+
+    def since(self, edge: float, categories: tuple[int, ...] | None = None) -> list[RecentEvent]:
+        """Events that ended after ``edge`` (the windows' convention: t−W < s ≤ t), oldest first.
+
+        >>> r = RecentEvents()
+        >>> r.add(RecentEvent(0.0, 60.0, None, None, None, 100, 0, "t1"))
+        >>> r.add(RecentEvent(100.0, 160.0, None, None, None, 0, 4, "t2"))
+        >>> [e.transaction_id for e in r.since(60.0)], len(r.since(0.0, (0,)))
+        (['t2'], 1)
+        """
+        return [
+            e
+            for e in self.events
+            if e.end > edge and (categories is None or e.category in categories)
+        ]
 
     def to_state(self) -> list:
         return [self.max_age, self.max_events, [list(e) for e in self.events]]

@@ -9,20 +9,40 @@ restart resumes where it stopped. Production backends (Redis) implement the same
 (0, 0)
 >>> store.put("card", "c-1", p); len(store)
 1
+>>> read = store.read([("card", "c-1"), ("user", "u-1")])
+>>> read.profiles[0] is p, store.write(read, read.profiles), len(store)
+(True, True, 2)
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
-from vigil.config import ProfilesConfig
+from vigil.config import ProfilesConfig, Settings
 from vigil.profiles.profile import Profile
 
 if TYPE_CHECKING:
     from vigil.storage import Store
 
-ENTITY_KINDS = ("card", "user", "account", "terminal", "device")
+ENTITY_KINDS = ("card", "user", "account", "terminal", "device", "ip")
+
+Key = tuple[str, str]
+
+
+@dataclass(frozen=True, slots=True)
+class ProfileRead:
+    """The profiles of one event's entities as read together, with the version each had
+    (empty when the store needs none): a write succeeds only if they still have them.
+
+    >>> ProfileRead((("card", "c-1"),), (Profile(),)).versions
+    ()
+    """
+
+    keys: tuple[Key, ...]
+    profiles: tuple[Profile, ...]
+    versions: tuple[int, ...] = ()
 
 
 class ProfileStore(Protocol):
@@ -31,6 +51,19 @@ class ProfileStore(Protocol):
         ...
 
     def put(self, kind: str, key: str, profile: Profile) -> None: ...
+
+    def read(self, keys: Sequence[Key]) -> ProfileRead:
+        """Every profile of one event at once (one round trip to a shared store)."""
+        ...
+
+    def write(self, read: ProfileRead, profiles: Sequence[Profile]) -> bool:
+        """Store ``profiles`` under ``read.keys``, all or none; False, writing nothing, when
+        another writer changed one of them since ``read`` (the caller re-reads and retries)."""
+        ...
+
+    def delete(self, keys: Iterable[Key]) -> int:
+        """Remove these profiles (erasure); returns how many existed."""
+        ...
 
     def items(self) -> Iterator[tuple[str, str, Profile]]: ...
 
@@ -49,19 +82,32 @@ class MemoryProfileStore:
 
     def get(self, kind: str, key: str) -> Profile:
         profile = self._profiles.get((kind, key))
-        if profile is None:
-            c = self.config
-            profile = Profile(
-                top_k=c.top_k, recent_window=c.recent_window_seconds, recent_max=c.recent_max_events
-            )
-        return profile
+        return self.new_profile() if profile is None else profile
 
     def put(self, kind: str, key: str, profile: Profile) -> None:
         self._profiles[(kind, key)] = profile
 
+    def read(self, keys: Sequence[Key]) -> ProfileRead:
+        return ProfileRead(tuple(keys), tuple(self.get(kind, key) for kind, key in keys))
+
+    def write(self, read: ProfileRead, profiles: Sequence[Profile]) -> bool:
+        # One process owns this store, so nobody else can have written in between.
+        for key, profile in zip(read.keys, profiles, strict=True):
+            self._profiles[key] = profile
+        return True
+
+    def delete(self, keys: Iterable[Key]) -> int:
+        return sum(self._profiles.pop(key, None) is not None for key in keys)
+
     def items(self) -> Iterator[tuple[str, str, Profile]]:
         for (kind, key), profile in self._profiles.items():
             yield kind, key, profile
+
+    def new_profile(self) -> Profile:
+        c = self.config
+        return Profile(
+            top_k=c.top_k, recent_window=c.recent_window_seconds, recent_max=c.recent_max_events
+        )
 
     def snapshot(self, store: Store, state: dict | None = None) -> int:
         """Write every profile to the SQL store in one transaction; returns how many."""
@@ -74,3 +120,15 @@ class MemoryProfileStore:
             (kind, key): Profile.from_bytes(data) for kind, key, data in store.load_profiles()
         }
         return store.load_profile_state()
+
+
+def open_profile_store(settings: Settings) -> ProfileStore:
+    """The store ``settings.profiles_url`` names: Redis for ``redis://…``, else in process."""
+    url = settings.profiles_url
+    if url is None or url in ("", "memory", "memory://"):
+        return MemoryProfileStore(settings.profiles)
+    if url.startswith(("redis://", "rediss://", "unix://")):
+        from vigil.profiles.redis_store import RedisProfileStore
+
+        return RedisProfileStore.from_url(url, settings.profiles)
+    raise ValueError(f"profiles_url: {url!r} is not redis://… (or unset for in-process profiles)")

@@ -4,17 +4,23 @@ Which entities an event touches, and what each remembers of it, is decided here 
 
 >>> from datetime import datetime, UTC
 >>> from vigil.domain import Login
->>> login = Login(event_id="l", user_id="u-1", device_id="d-1", country="NG",
+>>> login = Login(event_id="l", user_id="u-1", device_id="d-1", country="NG", ip="102.89.4.17",
 ...               timestamp=datetime(2022, 1, 1, tzinfo=UTC))
 >>> entity_keys(login)
-[('user', 'u-1'), ('device', 'd-1')]
+[('user', 'u-1'), ('device', 'd-1'), ('ip', '102.89.4')]
 """
 
 from __future__ import annotations
 
-from vigil.detect.context import Context
+from typing import TYPE_CHECKING
+
 from vigil.domain import Login, Phase, Transaction
 from vigil.profiles.profile import Profile
+
+if TYPE_CHECKING:
+    # Only a type here: importing vigil.detect would cycle back (its login detector uses
+    # ip_prefix), and vigil.privacy imports this module for ip_prefix alone.
+    from vigil.detect.context import Context
 
 
 def entity_keys(event: Transaction | Login) -> list[tuple[str, str]]:
@@ -34,6 +40,10 @@ def entity_keys(event: Transaction | Login) -> list[tuple[str, str]]:
         ]
     if event.device_id is not None:
         keys.append(("device", event.device_id))
+    if isinstance(event, Login) and event.ip is not None:
+        # Logins only: credential stuffing is judged per network, and a profile per network
+        # (not per address) stays few and small while still grouping a rotating proxy's hosts.
+        keys.append(("ip", ip_prefix(event.ip)))
     return keys
 
 
@@ -82,38 +92,51 @@ def update_profiles(
         profile = ctx.profiles[kind]
         if kind == "terminal":
             own = ()
-        elif kind == "device":
+        elif kind in ("device", "ip"):
             user = event.user_id
             own = (("user", user),) if user is not None else ()
         else:
             own = attrs
-        _apply(ctx, profile, own, declined)
+        # Only a card-present event says where the card is (see Context.card_present).
+        located = kind != "card" or ctx.card_present
+        _apply(ctx, profile, own, declined, witness=kind in ("device", "ip"), located=located)
+        if kind == "card" and familiar and ctx.home_km is not None:
+            profile.farthest = max(profile.farthest, ctx.home_km)
 
 
-def _apply(ctx: Context, profile: Profile, attrs, declined: bool) -> None:
+def _apply(
+    ctx: Context,
+    profile: Profile,
+    attrs,
+    declined: bool,
+    witness: bool = False,
+    located: bool = True,
+) -> None:
     event = ctx.event
+    where = (ctx.latitude, ctx.longitude, ctx.place) if located else (None, None, None)
+    latitude, longitude, place = where
     if isinstance(event, Login):
+        # A device or network remembers who tried it, failed attempts included.
         profile.record_login(
             ctx.start,
             event.success,
             latitude=ctx.latitude,
             longitude=ctx.longitude,
             place=ctx.place,
-            attributes=attrs,
+            attributes=() if witness else attrs,
+            witnessed=attrs if witness else (),
         )
     elif event.phase is Phase.START:
-        profile.record_start(
-            event.transaction_id, ctx.start, ctx.place, ctx.latitude, ctx.longitude
-        )
+        profile.record_start(event.transaction_id, ctx.start, place, latitude, longitude)
     else:
         profile.record_transaction(
             ctx.start,
             ctx.end,
             ctx.category,
             ctx.amount_cents or 0,
-            place=ctx.place,
-            latitude=ctx.latitude,
-            longitude=ctx.longitude,
+            place=place,
+            latitude=latitude,
+            longitude=longitude,
             attributes=attrs,
             transaction_id=event.transaction_id,
             declined=declined,

@@ -26,7 +26,10 @@ WINDOWS: tuple[tuple[str, float], ...] = (
 )
 WINDOW_INDEX = {name: i for i, (name, _) in enumerate(WINDOWS)}
 N_WINDOWS = len(WINDOWS)
-# Categories: the five transaction types, then logins and failed logins.
+# Categories: the five transaction types, logins and failed logins, then incoming transfers
+# (money arriving from other accounts behaves nothing like money the customer sends, and
+# mule accounts are recognised by it). "transfer" is outgoing. New categories go last so
+# stored profiles keep their meaning.
 CATEGORIES = (
     "withdrawal",
     "deposit",
@@ -35,6 +38,7 @@ CATEGORIES = (
     "balance_inquiry",
     "login",
     "login_failed",
+    "transfer_in",
 )
 CATEGORY_INDEX = {name: i for i, name in enumerate(CATEGORIES)}
 N_CATEGORIES = len(CATEGORIES)

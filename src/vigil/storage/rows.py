@@ -194,6 +194,11 @@ def reason_codes(reasons: list[Reason] | list[dict[str, Any]]) -> list[str]:
     return list(dict.fromkeys(codes))
 
 
+def reason_evidence(reasons: list[dict[str, Any]]) -> list[str]:
+    """The earlier transactions or logins the stored reasons name as evidence, without repeats."""
+    return list(dict.fromkeys(e for r in reasons for e in r.get("evidence") or ()))
+
+
 def risk_event_row(decision: Decision, *, updated_at: datetime) -> dict[str, Any]:
     codes = reason_codes(decision.reasons)
     return {

@@ -42,7 +42,7 @@ from sqlalchemy.dialects.postgresql import BYTEA, JSONB
 from vigil.domain.decisions import Action
 from vigil.storage.columns import Money, UtcDateTime
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 PARTITIONED_TABLES = ("transactions", "logins")
 
 DIALECTS = ("sqlite", "postgresql")
@@ -60,8 +60,8 @@ _Serial = BigInteger().with_variant(Integer(), "sqlite")
 class Tables:
     """Every table of one dialect's schema, by name, plus the ``MetaData`` that holds them.
 
-    >>> sorted(build_tables("sqlite").metadata.tables)[:3]
-    ['banks', 'cards', 'decisions']
+    >>> {"banks", "cards", "decisions"} <= set(build_tables("sqlite").metadata.tables)
+    True
     """
 
     metadata: MetaData
@@ -78,6 +78,14 @@ class Tables:
     profiles: Table
     profile_state: Table
     schema_version: Table
+    user_profile_scores: Table
+    card_profile_scores: Table
+    standin_inferences: Table
+    api_keys: Table
+    rule_versions: Table
+    rule_shadow_hits: Table
+    user_aggregated_features: Table
+    card_aggregated_features: Table
 
 
 def _event_key(partitioned: bool) -> tuple[Column, Column]:
@@ -136,9 +144,10 @@ def build_tables(dialect: str) -> Tables:
         Column("country", String(3)),
         Column("latitude", Float),
         Column("longitude", Float),
-        Column("email", String(320)),
-        Column("phone", String(40)),
-        Column("address", String(500)),
+        # Contact data is stored AES-GCM encrypted (vigil.privacy.contact), longer than typed.
+        Column("email", Text),
+        Column("phone", Text),
+        Column("address", Text),
     )
     transactions = Table(
         "transactions",
@@ -244,6 +253,11 @@ def build_tables(dialect: str) -> Tables:
         Column("analyst_label", String(32)),
         Column("action_taken", String(64)),
         Column("updated_at", UtcDateTime(), nullable=False),
+        # The hash chain (vigil.storage.audit); NULL only on rows from before it existed.
+        Column("seq", BigInteger),
+        Column("prev_hash", String(64)),
+        Column("hash", String(64)),
+        Index("ux_risk_events_seq", "seq", unique=True),
         Index("ix_risk_events_user_time", "user_id", "event_time"),
         Index("ix_risk_events_card_time", "card_id", "event_time"),
         Index("ix_risk_events_time", "event_time"),
@@ -269,6 +283,96 @@ def build_tables(dialect: str) -> Tables:
         Column("version", Integer, primary_key=True, autoincrement=False),
         Column("applied_at", UtcDateTime(), nullable=False),
     )
+    # API keys: only the argon2 hash of the secret is kept; key_id is the key's public prefix.
+    api_keys = Table(
+        "api_keys",
+        md,
+        Column("key_id", String(32), primary_key=True),
+        Column("name", String(200), nullable=False),
+        Column("roles", String(64), nullable=False),
+        Column("secret_hash", String(256), nullable=False),
+        Column("created_at", UtcDateTime(), nullable=False),
+        Column("revoked_at", UtcDateTime()),
+    )
+    # Batch scores of the user and card models (models/score.py): the latest per entity.
+    user_profile_scores, card_profile_scores = (
+        Table(
+            f"{kind}_profile_scores",
+            md,
+            Column(f"{kind}_id", String(_ID), primary_key=True),
+            Column("score", Float, nullable=False),
+            Column("model_version", String(64), nullable=False),
+            Column("score_timestamp", UtcDateTime(), nullable=False),
+            CheckConstraint("score >= 0 AND score <= 1", name=f"ck_{kind}_profile_scores_score"),
+        )
+        for kind in ("user", "card")
+    )
+    # Every real-time StandIn decision (models/standin.py), with what it saw.
+    standin_inferences = Table(
+        "standin_inferences",
+        md,
+        Column("inference_id", _Serial, primary_key=True, autoincrement=True),
+        Column("event_id", String(_ID), index=True),
+        Column("event_time", UtcDateTime()),
+        Column("user_id", String(_ID)),
+        Column("card_id", String(_ID)),
+        Column("amount", Float, nullable=False),
+        Column("user_score", Float),
+        Column("card_score", Float),
+        Column("risk", Float, nullable=False),
+        Column("decision", String(8), nullable=False),
+        Column("model_versions", _Json, nullable=False),
+        Column("decided_at", UtcDateTime(), nullable=False),
+        Index("ix_standin_inferences_time", "event_time"),
+    )
+    # Every rule file put in force (vigil.rules): what it held and who activated it, when.
+    rule_versions = Table(
+        "rule_versions",
+        md,
+        Column("version", Integer, primary_key=True, autoincrement=False),
+        Column("sha256", String(64), nullable=False),
+        Column("content", Text, nullable=False),
+        Column("path", String(1000)),
+        Column("source", String(200), nullable=False),
+        Column("activated_at", UtcDateTime(), nullable=False),
+    )
+    # Hits of shadow rules: evaluated and kept for review, never part of the decision.
+    rule_shadow_hits = Table(
+        "rule_shadow_hits",
+        md,
+        Column("hit_id", _Serial, primary_key=True, autoincrement=True),
+        Column("decision_id", String(_ID), nullable=False, index=True),
+        Column("event_id", String(_ID), nullable=False),
+        Column("event_time", UtcDateTime()),
+        Column("rule", String(200), nullable=False),
+        Column("score", Float, nullable=False),
+        Column("detail", Text, nullable=False),
+        Column("action", String(16), nullable=False),
+        Index("ix_rule_shadow_hits_rule_time", "rule", "event_time"),
+    )
+    # Daily aggregates per user and card (vigil.features.snapshots): one row per entity and
+    # reference date, read just before that date began. NULL: undefined (no history yet).
+    user_aggregated_features = Table(
+        "user_aggregated_features",
+        md,
+        Column("user_id", String(_ID), primary_key=True),
+        Column("agg_reference_date", Date, primary_key=True),
+        Column("txn_count_30d", Integer, nullable=False),
+        Column("avg_txn_amount_30d", Float),
+        Column("standin_success_rate_90d", Float),
+        Column("dispute_rate_90d", Float),
+        Column("account_age_days", Float),
+    )
+    card_aggregated_features = Table(
+        "card_aggregated_features",
+        md,
+        Column("card_id", String(_ID), primary_key=True),
+        Column("agg_reference_date", Date, primary_key=True),
+        Column("card_txn_count_30d", Integer, nullable=False),
+        Column("card_avg_txn_amount_30d", Float),
+        Column("card_standin_success_90d", Float),
+        Column("card_age_days", Float),
+    )
     return Tables(
         metadata=md,
         dialect=dialect,
@@ -284,4 +388,12 @@ def build_tables(dialect: str) -> Tables:
         profiles=profiles,
         profile_state=profile_state,
         schema_version=schema_version,
+        user_profile_scores=user_profile_scores,
+        card_profile_scores=card_profile_scores,
+        standin_inferences=standin_inferences,
+        api_keys=api_keys,
+        rule_versions=rule_versions,
+        rule_shadow_hits=rule_shadow_hits,
+        user_aggregated_features=user_aggregated_features,
+        card_aggregated_features=card_aggregated_features,
     )

@@ -22,7 +22,7 @@ from __future__ import annotations
 import heapq
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from datetime import datetime
+from datetime import date, datetime
 from itertools import islice
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -39,10 +39,13 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import IntegrityError
 
 from vigil.domain.decisions import Action, Decision
 from vigil.domain.entities import Bank, Card, Terminal, User
 from vigil.domain.events import Feedback, Login, Transaction
+from vigil.privacy.keys import PrivacyKeys
+from vigil.storage import audit
 from vigil.storage import rows as R
 from vigil.storage.bulk import copy_insert, sqlite_insert
 from vigil.storage.partitions import MonthlyPartitions
@@ -52,10 +55,47 @@ from vigil.storage.schema import SCHEMA_VERSION, Tables, build_tables
 if TYPE_CHECKING:
     import polars as pl
 
-# Upgrades from version N to N + 1, keyed by N. Empty until the schema first changes.
-MIGRATIONS: dict[int, Callable[[Connection, Tables], None]] = {}
+
+def _shadow_rows(decision: Decision) -> list[dict[str, Any]]:
+    """Rows of ``rule_shadow_hits`` for a decision's shadow-rule hits (vigil.rules)."""
+    return [
+        {
+            "decision_id": decision.decision_id,
+            "event_id": decision.event_id,
+            "event_time": decision.event_time,
+            "rule": hit.code,
+            "score": hit.score,
+            "detail": hit.detail,
+            "action": decision.action.value,
+        }
+        for hit in decision.shadow
+    ]
+
+
+def _v1_to_v2(conn: Connection, t: Tables) -> None:
+    """Hash-chain columns on risk_events (existing rows chained in id order, under the
+    configured privacy key) and contact columns wide enough for ciphertext."""
+    chain_columns = (("seq", "BIGINT"), ("prev_hash", "VARCHAR(64)"), ("hash", "VARCHAR(64)"))
+    for name, sql_type in chain_columns:
+        conn.exec_driver_sql(f"ALTER TABLE risk_events ADD COLUMN {name} {sql_type}")
+    if conn.dialect.name == "postgresql":
+        for name in ("email", "phone", "address"):
+            conn.exec_driver_sql(f"ALTER TABLE users ALTER COLUMN {name} TYPE TEXT")
+    audit.chain_existing(conn, t.risk_events, PrivacyKeys.from_settings().pseudonyms)
+    for index in t.risk_events.indexes:
+        if index.name == "ux_risk_events_seq":
+            index.create(conn)
+
+
+# Upgrades from version N to N + 1, keyed by N.
+MIGRATIONS: dict[int, Callable[[Connection, Tables], None]] = {1: _v1_to_v2}
 
 _CHUNK = 5_000
+# decision_frame columns derived from the stored reasons rather than read as they are.
+_DECISION_COLUMNS: dict[str, Callable[[Any, str], Any]] = {
+    "reason_codes": lambda row, _: R.reason_codes(row.reasons),
+    "evidence": lambda row, _: R.reason_evidence(row.reasons),
+}
 _IN_CHUNK = 500
 _MAX_LIMIT = 10_000
 
@@ -152,8 +192,11 @@ class Store:
     'postgresql+psycopg://u@db/vigil'
     """
 
-    def __init__(self, url: str, *, echo: bool = False) -> None:
+    def __init__(self, url: str, *, echo: bool = False, privacy: PrivacyKeys | None = None) -> None:
         self.url = normalise_url(url)
+        # IPs and devices are pseudonymised and contact data encrypted on the way in, whoever
+        # writes (the engine, an import); without explicit keys, the configured ones.
+        self.privacy = privacy or PrivacyKeys.from_settings()
         self.dialect = make_url(self.url).get_backend_name()
         if self.dialect == "sqlite":
             self.engine = _sqlite_engine(self.url, echo)
@@ -287,7 +330,8 @@ class Store:
             return self._upsert(c, self.tables.cards, rows)
 
     def upsert_users(self, users: Iterable[User], conn: Connection | None = None) -> int:
-        rows = [R.user_row(u) for u in _need(users, User, "users")]
+        seal = self.privacy.cipher.seal_user
+        rows = [seal(R.user_row(u)) for u in _need(users, User, "users")]
         with self._joined(conn) as c:
             return self._upsert(c, self.tables.users, rows)
 
@@ -305,7 +349,8 @@ class Store:
                     r.card_id: R.card_from_row(r._mapping) for r in conn.execute(select(t.cards))
                 },
                 users={
-                    r.user_id: R.user_from_row(r._mapping) for r in conn.execute(select(t.users))
+                    r.user_id: R.user_from_row(self.privacy.cipher.open_user(r._mapping))
+                    for r in conn.execute(select(t.users))
                 },
             )
 
@@ -315,13 +360,17 @@ class Store:
         self, txs: Sequence[Transaction], conn: Connection | None = None
     ) -> int:
         """Insert transactions; an event_id already stored is skipped. Returns rows inserted."""
-        rows = [R.transaction_row(tx) for tx in _need(txs, Transaction, "transactions")]
+        pseudonymise = self.privacy.pseudonyms.row
+        rows = [
+            pseudonymise(R.transaction_row(tx)) for tx in _need(txs, Transaction, "transactions")
+        ]
         with self._joined(conn) as c:
             return self._insert_new(c, self.tables.transactions, rows)
 
     def insert_logins(self, logins: Sequence[Login], conn: Connection | None = None) -> int:
         """Insert logins; an event_id already stored is skipped. Returns rows inserted."""
-        rows = [R.login_row(lg) for lg in _need(logins, Login, "logins")]
+        pseudonymise = self.privacy.pseudonyms.row
+        rows = [pseudonymise(R.login_row(lg)) for lg in _need(logins, Login, "logins")]
         with self._joined(conn) as c:
             return self._insert_new(c, self.tables.logins, rows)
 
@@ -392,6 +441,7 @@ class Store:
         now = R.utc_now()
         decision_rows = []
         risk_rows = []
+        shadow_rows: list[dict[str, Any]] = []
         seen: set[str] = set()
         for i, d in enumerate(_need(decisions, Decision, "decisions")):
             if d.event_id in seen:
@@ -405,14 +455,24 @@ class Store:
             )
             if d.flagged:
                 risk_rows.append(R.risk_event_row(d, updated_at=now))
+            shadow_rows.extend(_shadow_rows(d))
         with self._joined(conn) as c:
             self.insert_transactions(txs, c)
             self.insert_logins(logins, c)
             self._insert_all(c, self.tables.decisions, decision_rows)
+            audit.chain(c, self.tables.risk_events, risk_rows, self.privacy.pseudonyms)
             self._insert_all(c, self.tables.risk_events, risk_rows)
+            self._insert_all(c, self.tables.rule_shadow_hits, shadow_rows)
 
     def get_decision(self, event_id: str) -> Decision | None:
         return self.get_decisions([event_id]).get(event_id)
+
+    def get_decision_by_id(self, decision_id: str) -> Decision | None:
+        """The decision with this decision id (the id the API returns), if any."""
+        t = self.tables.decisions
+        with self.engine.connect() as conn:
+            row = conn.execute(select(t).where(t.c.decision_id == decision_id)).first()
+        return None if row is None else R.decision_from_row(row._mapping)
 
     def get_decisions(self, event_ids: Sequence[str]) -> dict[str, Decision]:
         """Decisions on these events, by event id; events never decided are absent."""
@@ -448,6 +508,7 @@ class Store:
             "score",
             "action",
             "reason_codes",
+            "evidence",
             "user_id",
             "card_id",
             "terminal_id",
@@ -471,9 +532,7 @@ class Store:
         with self.engine.connect() as conn:
             for r in conn.execute(query.execution_options(yield_per=_CHUNK)):
                 for n in names:
-                    columns[n].append(
-                        R.reason_codes(r.reasons) if n == "reason_codes" else getattr(r, n)
-                    )
+                    columns[n].append(_DECISION_COLUMNS.get(n, getattr)(r, n))
         schema = {
             "event_id": pl.String,
             "transaction_id": pl.String,
@@ -483,6 +542,7 @@ class Store:
             "score": pl.Float64,
             "action": pl.String,
             "reason_codes": pl.List(pl.String),
+            "evidence": pl.List(pl.String),
             "user_id": pl.String,
             "card_id": pl.String,
             "terminal_id": pl.String,
@@ -569,6 +629,159 @@ class Store:
         with self._joined(conn) as c:
             result = c.execute(t.update().where(t.c.risk_event_id == risk_event_id).values(values))
             return result.rowcount == 1
+
+    # -- rule versions and shadow hits (vigil.rules) -------------------------------------------
+
+    def activate_rules(
+        self, content: str, sha256: str, *, path: str | None, source: str
+    ) -> tuple[int, bool]:
+        """Record a rule file put in force: ``(version, True)`` for a new version, or
+        ``(version in force, False)`` when its sha256 is the one in force already."""
+        t = self.tables.rule_versions
+        latest_query = select(t.c.version, t.c.sha256).order_by(t.c.version.desc()).limit(1)
+        for attempt in range(3):
+            try:
+                with self.transaction() as conn:
+                    latest = conn.execute(latest_query).first()
+                    if latest is not None and latest.sha256 == sha256:
+                        return latest.version, False
+                    version = 1 if latest is None else latest.version + 1
+                    row = {
+                        "version": version,
+                        "sha256": sha256,
+                        "content": content,
+                        "path": path,
+                        "source": source[:200],
+                        "activated_at": R.utc_now(),
+                    }
+                    conn.execute(t.insert(), row)
+                return version, True
+            except IntegrityError:
+                # Another process took this version number first; read again.
+                if attempt == 2:
+                    raise
+        raise AssertionError("unreachable")
+
+    def rule_versions(self, limit: int = 20) -> list[dict[str, Any]]:
+        """The latest rule versions put in force, newest first (content included)."""
+        t = self.tables.rule_versions
+        with self.engine.connect() as conn:
+            query = select(t).order_by(t.c.version.desc()).limit(limit)
+            return [dict(r._mapping) for r in conn.execute(query)]
+
+    def rule_shadow_hits(self, rule: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
+        """Hits of shadow rules (``rule`` is its code, ``rule:<name>``), newest first."""
+        t = self.tables.rule_shadow_hits
+        query = select(t).order_by(t.c.event_time.desc(), t.c.hit_id.desc()).limit(limit)
+        if rule is not None:
+            query = query.where(t.c.rule == rule)
+        with self.engine.connect() as conn:
+            return [dict(r._mapping) for r in conn.execute(query)]
+
+    # -- API keys (rows hold the argon2 hash of the secret, never the secret) ---------------------
+
+    def insert_api_key(self, row: dict[str, Any], conn: Connection | None = None) -> None:
+        """Store a new key's row (key_id, name, roles, secret_hash, created_at)."""
+        with self._joined(conn) as c:
+            c.execute(self.tables.api_keys.insert(), row)
+
+    def get_api_key(self, key_id: str) -> dict[str, Any] | None:
+        t = self.tables.api_keys
+        with self.engine.connect() as conn:
+            row = conn.execute(select(t).where(t.c.key_id == key_id)).first()
+        return None if row is None else dict(row._mapping)
+
+    def list_api_keys(self) -> list[dict[str, Any]]:
+        """Every key's row, oldest first, revoked ones included."""
+        t = self.tables.api_keys
+        with self.engine.connect() as conn:
+            query = select(t).order_by(t.c.created_at, t.c.key_id)
+            return [dict(r._mapping) for r in conn.execute(query)]
+
+    def revoke_api_key(self, key_id: str, conn: Connection | None = None) -> bool:
+        """Mark a key revoked; False if there is no such key or it was revoked already."""
+        t = self.tables.api_keys
+        query = (
+            t.update()
+            .where(t.c.key_id == key_id, t.c.revoked_at.is_(None))
+            .values(revoked_at=R.utc_now())
+        )
+        with self._joined(conn) as c:
+            return c.execute(query).rowcount == 1
+
+    # -- model scores and StandIn inferences (vigil.models) ------------------------------------
+
+    def upsert_profile_scores(
+        self, kind: str, rows: Iterable[dict[str, Any]], conn: Connection | None = None
+    ) -> int:
+        """Replace the batch scores of users or cards (``kind`` "user" or "card"); rows are
+        ``{<kind>_id, score, model_version, score_timestamp}``. Returns rows written."""
+        table = self._scores_table(kind)
+        written = 0
+        with self._joined(conn) as c:
+            for chunk in batched(rows, _CHUNK):
+                for row in chunk:
+                    _aware(row["score_timestamp"], "score_timestamp")
+                written += self._upsert(c, table, chunk)
+        return written
+
+    def profile_scores(self, kind: str, ids: Sequence[str]) -> dict[str, tuple[float, str]]:
+        """``{id: (score, model_version)}`` for the ids that have a score."""
+        table = self._scores_table(kind)
+        key = table.c[f"{kind}_id"]
+        out: dict[str, tuple[float, str]] = {}
+        with self.engine.connect() as conn:
+            for chunk in batched(dict.fromkeys(ids), _IN_CHUNK):
+                query = select(key, table.c.score, table.c.model_version).where(key.in_(chunk))
+                for entity, score, version in conn.execute(query):
+                    out[entity] = (score, version)
+        return out
+
+    def _scores_table(self, kind: str) -> Table:
+        if kind not in ("user", "card"):
+            raise ValueError(f"kind: {kind!r} is not user or card")
+        return (
+            self.tables.user_profile_scores if kind == "user" else self.tables.card_profile_scores
+        )
+
+    def log_standin(self, rows: Sequence[dict[str, Any]], conn: Connection | None = None) -> None:
+        """Append StandIn inference rows (the ``standin_inferences`` columns but the id)."""
+        with self._joined(conn) as c:
+            self._insert_all(c, self.tables.standin_inferences, list(rows))
+
+    def standin_log(self, limit: int = 100) -> list[dict[str, Any]]:
+        """The latest StandIn inferences, newest first."""
+        t = self.tables.standin_inferences
+        query = select(t).order_by(t.c.inference_id.desc()).limit(limit)
+        with self.engine.connect() as conn:
+            return [dict(r._mapping) for r in conn.execute(query)]
+
+    # -- daily user and card aggregates (vigil.features) ------------------------------------------
+
+    def save_aggregated_features(
+        self, kind: str, rows: Iterable[dict[str, Any]], conn: Connection | None = None
+    ) -> int:
+        """Upsert daily snapshot rows of ``user_aggregated_features`` or
+        ``card_aggregated_features`` (``kind`` "user" or "card"); returns rows written."""
+        table = self._aggregates_table(kind)
+        written = 0
+        with self._joined(conn) as c:
+            for chunk in batched(rows, _CHUNK):
+                written += self._upsert(c, table, list(chunk))
+        return written
+
+    def aggregated_features(self, kind: str, day: date) -> list[dict[str, Any]]:
+        """Every user's or card's snapshot row for ``day``."""
+        table = self._aggregates_table(kind)
+        query = select(table).where(table.c.agg_reference_date == day).order_by(*table.primary_key)
+        with self.engine.connect() as conn:
+            return [dict(r._mapping) for r in conn.execute(query)]
+
+    def _aggregates_table(self, kind: str) -> Table:
+        if kind not in ("user", "card"):
+            raise ValueError(f"kind: {kind!r} is not user or card")
+        t = self.tables
+        return t.user_aggregated_features if kind == "user" else t.card_aggregated_features
 
     # -- profile snapshots ------------------------------------------------------------------------
 

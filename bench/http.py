@@ -1,0 +1,355 @@
+"""Benchmark: decisions over HTTP on loopback, from a load generator in another process.
+
+1. generates a small bank (``vigil generate``), imports its reference data and replays its
+   history into a fresh database, so profiles and detectors have something to work with;
+2. starts ``vigil serve`` in its own process on 127.0.0.1 with an ``ingest`` key;
+3. drives it with ``wrk`` (a C load generator: a Python client would be the bottleneck) and a
+   generated Lua script that sends withdrawals, deposits and balance inquiries of the bank's
+   cards at its ATMs, each with a unique event id and a later timestamp; single events, then
+   batches;
+4. stops the server (SIGINT: it commits every decision and snapshots the profiles) and counts
+   the decisions in the database: every decision answered must be there (``lost`` is those
+   that are not).
+
+Prints, per mode, decisions/s, p50/p99/p99.9 request latency, errors, lost decisions and the
+server's CPU time per decision; the last line is JSON. ``wrk`` is closed-loop (each connection
+sends its next request when the last is answered), so the throughput is what the server
+sustains at that concurrency and the latency is what a client sees at that load.
+
+    python bench/http.py --seconds 60                    # single events, then batches of 50
+    python bench/http.py --modes batch --seconds 20 --batch 100
+    python bench/http.py --database postgresql://postgres@127.0.0.1:5432/test \
+        --profiles redis://127.0.0.1:6379/7      # production backends (both are wiped first)
+
+``wrk`` is a Debian package: ``apt-get install -y wrk``.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+# Run as a script, this file's folder comes first on sys.path and its name (http) would shadow
+# the standard library's http package, which urllib, httpx and starlette import.
+if sys.path and os.path.abspath(sys.path[0]) == os.path.dirname(os.path.abspath(__file__)):
+    del sys.path[0]
+
+import argparse
+import json
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+import urllib.request
+from datetime import datetime, timedelta
+from pathlib import Path
+
+from sqlalchemy import func, select
+
+from vigil.api.keys import KeyRing
+from vigil.storage import Store
+
+LUA = r"""
+local cards = {%(cards)s}
+local users = {%(users)s}
+local terminals = {%(terminals)s}
+local batch = %(batch)d
+local base = %(base)d
+local run = "%(run)s"
+local key = "%(key)s"
+local types = {"withdrawal", "withdrawal", "withdrawal", "withdrawal", "withdrawal",
+               "withdrawal", "deposit", "balance_inquiry"}
+local counter = 0
+local threads = {}
+tid = 0
+
+function setup(thread)
+  thread:set("tid", #threads)
+  table.insert(threads, thread)
+end
+
+local function event()
+  counter = counter + 1
+  local c = math.random(#cards)
+  local t = base + counter * 0.05 + tid * 0.001
+  local kind = types[math.random(#types)]
+  local amount = ""
+  if kind ~= "balance_inquiry" then
+    amount = string.format(',"amount":"%%d.00"', math.random(10, 400) * 100)
+  end
+  return string.format(
+    '{"event_id":"%%s-%%d-%%d","transaction_id":"%%s-%%d-%%d","timestamp":"%%s.%%03dZ",' ..
+    '"type":"%%s"%%s,"card_id":"%%s","user_id":"%%s","terminal_id":"%%s"}',
+    run, tid, counter, run, tid, counter,
+    os.date("!%%Y-%%m-%%dT%%H:%%M:%%S", math.floor(t)), math.floor((t %% 1) * 1000),
+    kind, amount, cards[c], users[c], terminals[math.random(#terminals)])
+end
+
+function request()
+  local body
+  if batch == 1 then
+    body = event()
+  else
+    local items = {}
+    for i = 1, batch do items[i] = event() end
+    body = "[" .. table.concat(items, ",") .. "]"
+  end
+  return wrk.format("POST", "/v1/transactions",
+    {["Content-Type"] = "application/json", ["X-API-Key"] = key}, body)
+end
+
+function done(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format(
+    'RESULT {"requests":%%d,"duration_us":%%d,"connect_errors":%%d,"read_errors":%%d,' ..
+    '"write_errors":%%d,"status_errors":%%d,"timeouts":%%d,"p50_us":%%d,"p90_us":%%d,' ..
+    '"p99_us":%%d,"p999_us":%%d,"max_us":%%d,"mean_us":%%.1f}\n',
+    summary.requests, summary.duration, e.connect, e.read, e.write, e.status, e.timeout,
+    latency:percentile(50), latency:percentile(90), latency:percentile(99),
+    latency:percentile(99.9), latency.max, latency.mean))
+end
+"""
+
+
+# The `vigil` command of this interpreter (not `-m vigil.cli`: that would load cli.py twice).
+VIGIL = [sys.executable, "-c", "from vigil.cli import app; app()"]
+
+
+def _env(profiles: str | None = None) -> dict[str, str]:
+    env = dict(os.environ)
+    if profiles:
+        env["VIGIL_PROFILES_URL"] = profiles
+    return env
+
+
+def _run(*args: str, env: dict[str, str] | None = None) -> str:
+    done = subprocess.run(args, check=True, capture_output=True, text=True, env=env)
+    return done.stdout
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _decisions(url: str) -> int:
+    store = Store(url)
+    try:
+        with store.engine.connect() as conn:
+            t = store.tables.decisions
+            return conn.execute(select(func.count()).select_from(t)).scalar_one()
+    finally:
+        store.close()
+
+
+def _lua_list(values: list[str]) -> str:
+    return ",".join(json.dumps(v) for v in values)
+
+
+def prepare(args: argparse.Namespace, work: Path) -> tuple[str, str, str, datetime]:
+    """A fresh database with the bank's reference data and history; an ingest key."""
+    url = args.database or f"sqlite:///{work / 'vigil.db'}"
+    if args.database:
+        Store(url).drop_all()  # fresh: every run starts from the same state
+    if args.profiles:
+        from vigil.profiles.redis_store import RedisProfileStore
+
+        RedisProfileStore.from_url(args.profiles).clear()
+    bank = work / "bank"
+    vigil = VIGIL
+    _run(
+        *vigil,
+        "generate",
+        "--out",
+        str(bank),
+        "--cards",
+        str(args.cards),
+        "--days",
+        str(args.days),
+        "--start",
+        args.start,
+    )
+    replay = (*vigil, "replay", str(bank / "events.parquet"), "--bank", str(bank), "-d", url)
+    _run(*replay, env=_env(args.profiles))
+    store = Store(url)
+    store.init_schema()
+    key = KeyRing(store).create("bench", ["ingest"])[0]
+    reference = store.load_reference()
+    store.close()
+    cards = [c for c in reference.cards.values() if c.user_id is not None]
+    lua_cards = _lua_list([c.card_id for c in cards])
+    lua_users = _lua_list([c.user_id or "" for c in cards])
+    lua_terminals = _lua_list(sorted(reference.terminals))
+    start = datetime.fromisoformat(args.start) + timedelta(days=args.days + 1)
+    return url, key, f"{lua_cards}\n{lua_users}\n{lua_terminals}", start
+
+
+def serve(url: str, port: int, work: Path, profiles: str | None) -> subprocess.Popen[bytes]:
+    env = {**_env(profiles), "VIGIL_DATABASE_URL": url}
+    log = (work / "serve.log").open("wb")
+    server = subprocess.Popen(
+        [*VIGIL, "serve", "--port", str(port)],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=1) as r:
+                if r.status == 200:
+                    return server
+        except OSError:
+            time.sleep(0.2)
+        if server.poll() is not None:
+            break
+    server.kill()
+    sys.exit(f"vigil serve did not start; see {work / 'serve.log'}")
+
+
+def warm_up(port: int, key: str) -> None:
+    body = json.dumps(
+        {
+            "event_id": f"warm-up-{port}",
+            "transaction_id": f"warm-up-{port}",
+            "timestamp": "2000-01-01T00:00:00Z",
+            "type": "balance_inquiry",
+            "card_id": "warm-up",
+        }
+    ).encode()
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{port}/v1/transactions",
+        data=body,
+        headers={"Content-Type": "application/json", "X-API-Key": key},
+    )
+    with urllib.request.urlopen(request, timeout=30) as response:
+        assert response.status == 200
+
+
+def stop(server: subprocess.Popen[bytes]) -> None:
+    server.send_signal(signal.SIGINT)  # graceful: commit decisions, snapshot profiles
+    try:
+        server.wait(timeout=120)
+    except subprocess.TimeoutExpired:
+        server.kill()
+        server.wait()
+
+
+def run_mode(
+    args: argparse.Namespace, work: Path, mode: str, batch: int, run_id: str, epoch: int
+) -> dict:
+    url, key, lists, start = prepare(args, work / mode)
+    cards, users, terminals = lists.split("\n")
+    script = work / f"{mode}.lua"
+    script.write_text(
+        LUA
+        % {
+            "cards": cards,
+            "users": users,
+            "terminals": terminals,
+            "batch": batch,
+            "base": int(start.timestamp()) + epoch,
+            "run": run_id,
+            "key": key,
+        }
+    )
+    before = _decisions(url)
+    port = _free_port()
+    server = serve(url, port, work / mode, args.profiles)
+    warm_up(port, key)  # the key's one argon2 check happens here, not in the measurement
+    cpu_before = _cpu_seconds(server.pid)
+    try:
+        out = _run(
+            "wrk",
+            f"-t{args.threads}",
+            f"-c{args.connections}",
+            f"-d{args.seconds}s",
+            "--timeout",
+            "10s",
+            "-s",
+            str(script),
+            f"http://127.0.0.1:{port}",
+        )
+        cpu = _cpu_seconds(server.pid) - cpu_before
+    finally:
+        stop(server)
+    line = next(x for x in out.splitlines() if x.startswith("RESULT "))
+    wrk = json.loads(line.removeprefix("RESULT "))
+    errors = sum(
+        wrk[k]
+        for k in ("connect_errors", "read_errors", "write_errors", "status_errors", "timeouts")
+    )
+    answered = (wrk["requests"] - wrk["status_errors"]) * batch
+    stored_total = _decisions(url) - before
+    stored = stored_total - 1  # the warm-up decision
+    seconds = wrk["duration_us"] / 1e6
+    return {
+        "mode": mode,
+        "database": url.split(":", 1)[0] + ("+redis" if args.profiles else ""),
+        "batch": batch,
+        "connections": args.connections,
+        "seconds": round(seconds, 1),
+        "requests": wrk["requests"],
+        "decisions_answered": answered,
+        "decisions_per_second": round(answered / seconds),
+        "requests_per_second": round(wrk["requests"] / seconds),
+        "latency_p50_ms": wrk["p50_us"] / 1000,
+        "latency_p99_ms": wrk["p99_us"] / 1000,
+        "latency_p999_ms": wrk["p999_us"] / 1000,
+        "latency_max_ms": wrk["max_us"] / 1000,
+        "errors": errors,
+        "decisions_stored": stored,
+        # Requests in flight when wrk stops are decided but not counted as answered.
+        "lost_decisions": max(0, answered - stored),
+        "server_cpu_us_per_decision": round(cpu / max(answered, 1) * 1e6, 1),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=int, default=60)
+    parser.add_argument("--modes", default="single,batch", help="single, batch or both")
+    parser.add_argument("--batch", type=int, default=50, help="events per batch request")
+    parser.add_argument("--connections", type=int, default=8)
+    parser.add_argument("--threads", type=int, default=1, help="wrk threads")
+    parser.add_argument("--cards", type=int, default=300)
+    parser.add_argument("--days", type=int, default=7)
+    parser.add_argument("--start", default="2024-01-01")
+    parser.add_argument("--database", help="PostgreSQL URL (default: a fresh SQLite file)")
+    parser.add_argument(
+        "--profiles", help="Redis URL for profiles (cleared first; default: in process)"
+    )
+    args = parser.parse_args()
+    if shutil.which("wrk") is None:
+        sys.exit("wrk not found: apt-get install -y wrk")
+
+    work = Path(tempfile.mkdtemp(prefix="vigil-http-bench-"))
+    results = []
+    for i, mode in enumerate(m.strip() for m in args.modes.split(",")):
+        batch = 1 if mode == "single" else args.batch
+        result = run_mode(args, work, mode, batch, f"{mode}{os.getpid()}", i * 86400)
+        results.append(result)
+        print(
+            f"{mode:>6} (batch {batch}, {args.connections} connections, {result['database']}): "
+            f"{result['decisions_per_second']:,} decisions/s "
+            f"({result['requests_per_second']:,} requests/s), "
+            f"p50 {result['latency_p50_ms']:.2f} ms, p99 {result['latency_p99_ms']:.2f} ms, "
+            f"p99.9 {result['latency_p999_ms']:.2f} ms, errors {result['errors']}, "
+            f"lost {result['lost_decisions']} of {result['decisions_answered']:,}, "
+            f"server CPU {result['server_cpu_us_per_decision']} µs/decision",
+            file=sys.stderr,
+        )
+    shutil.rmtree(work, ignore_errors=True)
+    print(json.dumps({"runs": results}))
+
+
+if __name__ == "__main__":
+    main()

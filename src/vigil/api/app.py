@@ -1,0 +1,161 @@
+"""The FastAPI application: ``create_app(settings)`` builds it, ``vigil serve`` runs it.
+
+Routes (roles in brackets): ``POST /v1/transactions``, ``POST /v1/logins`` [ingest];
+``POST /v1/feedback``, ``GET /v1/decisions/{id}``, ``GET /v1/risk-events``,
+``GET /v1/profiles/{entity}/{id}`` [analyst]; ``/v1/admin/keys`` and any admin extension
+(:mod:`vigil.api.extensions`) [admin]; ``GET /health``, ``GET /metrics`` [open].
+
+Middleware is kept to one plain ASGI size check: every layer costs every request.
+
+>>> app = create_app(Settings(database_url="sqlite://"))
+>>> sorted(p for p in app.openapi()["paths"])[:3]
+['/health', '/metrics', '/v1/admin/keys']
+"""
+
+from __future__ import annotations
+
+import gc
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from typing import Any
+
+from argon2 import PasswordHasher
+from fastapi import APIRouter, Depends, FastAPI
+from fastapi.openapi.utils import get_openapi
+from pydantic.json_schema import models_json_schema
+
+from vigil import __version__
+from vigil.api import problems
+from vigil.api.deps import require
+from vigil.api.extensions import admin_routers
+from vigil.api.keys import KeyRing, Role
+from vigil.api.limits import BodySizeLimit
+from vigil.api.metrics import ApiMetrics
+from vigil.api.routers import decisions, events, feedback, health, keys, profiles, risk_events
+from vigil.api.service import DecisionService
+from vigil.config import Settings
+from vigil.domain import Decision, Login, Transaction
+from vigil.profiles import ProfileStore
+from vigil.storage import Store
+
+DESCRIPTION = """Real-time fraud decisions on logins and card transactions.
+
+Authenticate with an API key in the `X-API-Key` header (`vigil keys create`). Roles:
+`ingest` sends events, `analyst` reads decisions and profiles and gives feedback, `admin`
+manages keys, rules and models. Errors are RFC 9457 problem details
+(`application/problem+json`) naming the field at fault. Decisions are idempotent by event id:
+re-sending an event, even after a restart, returns the decision first taken on it."""
+
+TAGS = [
+    {"name": "decisions", "description": "Send events, get decisions (`ingest`)"},
+    {"name": "analysis", "description": "Decisions, risk events, profiles, feedback (`analyst`)"},
+    {"name": "admin", "description": "Keys, and rule and model administration (`admin`)"},
+    {"name": "operations", "description": "Health and metrics (no key)"},
+]
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    store: Store | None = None,
+    extra_admin_routers: Sequence[APIRouter] = (),
+    hasher: PasswordHasher | None = None,
+    tune_gc: bool = False,
+    profile_store: ProfileStore | None = None,
+) -> FastAPI:
+    """The API on ``store`` (or on ``settings.database_url``, opened and closed with the app).
+
+    The engine is built when the app starts (its lifespan), not here, so building an app is
+    cheap; ``extra_admin_routers`` join the discovered admin extensions under ``/v1/admin``.
+    ``profile_store`` overrides the store ``settings.profiles_url`` names (tests use it to give
+    each run a Redis key prefix of its own). ``tune_gc`` (for a server process, not a test) sets
+    the garbage collector for a long-lived heap once the engine is loaded.
+    """
+    settings = settings or Settings()
+    owned = store is None
+    if store is None:
+        store = Store(settings.database_url)
+    store.init_schema()
+    metrics = ApiMetrics()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        service = DecisionService(settings, app.state.store, metrics, profiles=profile_store)
+        app.state.service = service
+        if tune_gc:
+            _tune_gc()
+        service.start()
+        try:
+            yield
+        finally:
+            service.close()
+            if owned:
+                app.state.store.close()
+
+    app = FastAPI(
+        title="vigil",
+        version=__version__,
+        description=DESCRIPTION,
+        openapi_tags=TAGS,
+        lifespan=lifespan,
+    )
+    app.state.store = store
+    app.state.settings = settings
+    app.state.metrics = metrics
+    app.state.keys = KeyRing(store, ttl=settings.api.key_cache_seconds, hasher=hasher)
+    problems.install(app, metrics.error)
+    app.add_middleware(BodySizeLimit, max_bytes=settings.api.max_body_bytes)
+
+    app.include_router(events.router(settings.api.max_batch))
+    app.include_router(feedback.router())
+    app.include_router(decisions.router())
+    app.include_router(risk_events.router())
+    app.include_router(profiles.router())
+    app.include_router(keys.router())
+    for extension in [*admin_routers(), *extra_admin_routers]:
+        app.include_router(
+            extension, prefix="/v1/admin", dependencies=[Depends(require(Role.ADMIN))]
+        )
+    app.include_router(health.router())
+    app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
+    return app
+
+
+def _tune_gc() -> None:
+    """Keep the collector's pauses out of decision latency.
+
+    The loaded engine (profiles, reference data, libraries) is hundreds of thousands of objects
+    that live as long as the process; every full collection would walk them all, a pause of tens
+    of milliseconds. Freezing them exempts them from collection, and a larger first-generation
+    threshold collects the short-lived garbage of requests less often.
+    """
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(50_000, 50, 100)
+
+
+def _openapi(app: FastAPI) -> dict[str, Any]:
+    """FastAPI's document, plus the models the hand-parsed event routes refer to."""
+    if app.openapi_schema:
+        return app.openapi_schema
+    schema = get_openapi(
+        title=app.title,
+        version=app.version,
+        description=app.description,
+        routes=app.routes,
+        tags=app.openapi_tags,
+    )
+    _, defs = models_json_schema(
+        [
+            (Transaction, "validation"),
+            (Login, "validation"),
+            (Decision, "serialization"),
+            (problems.Problem, "serialization"),
+        ],
+        ref_template="#/components/schemas/{model}",
+    )
+    components = schema.setdefault("components", {}).setdefault("schemas", {})
+    for name, model_schema in defs.get("$defs", {}).items():
+        components.setdefault(name, model_schema)
+    app.openapi_schema = schema
+    return schema

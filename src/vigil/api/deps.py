@@ -1,0 +1,70 @@
+"""Request dependencies: who is calling (API key → roles), and the service behind the app.
+
+Keys travel in the ``X-API-Key`` header. A missing or invalid key is 401, a valid key without
+the route's role 403. The hot path is a dict lookup: the argon2 check runs once per key (in a
+worker thread, so the event loop keeps deciding meanwhile) and its verdict is cached.
+
+>>> require(Role.ANALYST).__name__
+'require_analyst'
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Annotated
+
+from fastapi import Depends, Request, Security
+from fastapi.security import APIKeyHeader
+from starlette.concurrency import run_in_threadpool
+
+from vigil.api.keys import KeyRing, Principal, Role
+from vigil.api.problems import ProblemError
+from vigil.api.service import DecisionService
+
+API_KEY_HEADER = "X-API-Key"
+API_KEY_SCHEME = "ApiKey"
+api_key = APIKeyHeader(
+    name=API_KEY_HEADER,
+    scheme_name=API_KEY_SCHEME,
+    auto_error=False,
+    description="An API key from `vigil keys create` (vgl_<id>_<secret>)",
+)
+_CHALLENGE = {"WWW-Authenticate": 'ApiKey header="X-API-Key"'}
+
+
+async def authorize(request: Request, role: Role, key: str | None = None) -> Principal:
+    """The caller's principal if its key holds ``role``; else a 401 or 403 problem."""
+    if key is None:
+        key = request.headers.get(API_KEY_HEADER)
+    if not key:
+        raise ProblemError(401, f"{API_KEY_HEADER}: no API key given", headers=_CHALLENGE)
+    ring: KeyRing = request.app.state.keys
+    entry = ring.cached(key)
+    principal = entry.principal if entry is not None else await run_in_threadpool(ring.verify, key)
+    if principal is None:
+        raise ProblemError(
+            401, f"{API_KEY_HEADER}: unknown, malformed or revoked key", headers=_CHALLENGE
+        )
+    if not principal.may(role):
+        raise ProblemError(
+            403, f"{API_KEY_HEADER}: key {principal.key_id} lacks the {role.value} role"
+        )
+    return principal
+
+
+def require(role: Role) -> Callable[..., Awaitable[Principal]]:
+    """A dependency that admits only keys holding ``role``."""
+
+    async def check(request: Request, key: str | None = Security(api_key)) -> Principal:
+        return await authorize(request, role, key or "")
+
+    check.__name__ = f"require_{role.value}"
+    return check
+
+
+# Async: FastAPI runs a plain ``def`` dependency in its thread pool, a thread hop per request.
+async def service(request: Request) -> DecisionService:
+    return request.app.state.service
+
+
+ServiceDep = Annotated[DecisionService, Depends(service)]

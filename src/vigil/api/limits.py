@@ -1,0 +1,57 @@
+"""The request-size limit: a body larger than ``max_bytes`` is refused with 413, unread.
+
+A plain ASGI middleware (not Starlette's ``BaseHTTPMiddleware``, which costs a task and a queue
+per request): a declared ``Content-Length`` over the limit is answered at once; a chunked body
+is counted as it arrives and the request fails with 413 as soon as it passes the limit.
+
+>>> BodySizeLimit(app=None, max_bytes=1024).max_bytes
+1024
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from vigil.api.problems import ProblemError, problem_response
+
+
+def too_large(size: int, limit: int) -> ProblemError:
+    return ProblemError(413, f"body: {size:,} bytes or more; at most {limit:,} are accepted")
+
+
+class BodySizeLimit:
+    def __init__(self, app: ASGIApp | Any, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        limit = self.max_bytes
+        for name, value in scope["headers"]:
+            if name == b"content-length":
+                try:
+                    declared = int(value)
+                except ValueError:
+                    declared = 0
+                if declared > limit:
+                    problem = too_large(declared, limit)
+                    response = problem_response(413, problem.detail, instance=scope["path"])
+                    await response(scope, receive, send)
+                    return
+                break
+        received = 0
+
+        async def counted() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > limit:
+                    raise too_large(received, limit)
+            return message
+
+        await self.app(scope, counted, send)

@@ -1,0 +1,218 @@
+"""Errors as RFC 9457 problem details (``application/problem+json``), naming the field at fault.
+
+Every error the API returns has the same shape: ``type``, ``title``, ``status``, ``detail``,
+and for invalid input an ``errors`` list with one ``{field, message}`` per broken field, the
+field written the way a client would point at it (``[2].amount``, ``limit``).
+
+>>> field_name(("body", 2, "amount")), field_name(("query", "limit")), field_name(())
+('[2].amount', 'limit', 'body')
+>>> field_name((), "Value error, amount: required on a single withdrawal")
+'amount'
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from pydantic import BaseModel, ValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
+from starlette.responses import Response
+
+log = logging.getLogger(__name__)
+
+PROBLEM_JSON = "application/problem+json"
+VALIDATION_TYPE = "urn:vigil:problem:invalid-request"
+_SOURCES = ("body", "query", "path", "header", "cookie")
+# The domain models raise "field: what is wrong"; such a message names its field.
+_NAMED = re.compile(r"^(?:Value error, )?([A-Za-z_][A-Za-z0-9_/]*): ")
+
+
+class FieldError(BaseModel):
+    """One broken field of a request."""
+
+    field: str
+    message: str
+    type: str
+
+
+class Problem(BaseModel):
+    """An RFC 9457 problem details document."""
+
+    type: str = "about:blank"
+    title: str
+    status: int
+    detail: str
+    instance: str | None = None
+    errors: list[FieldError] | None = None
+
+
+class ProblemError(Exception):
+    """Raise anywhere in a request to answer with a problem document."""
+
+    def __init__(
+        self,
+        status: int,
+        detail: str,
+        *,
+        title: str | None = None,
+        type_: str = "about:blank",
+        errors: Sequence[FieldError] | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.detail = detail
+        self.title = title
+        self.type = type_
+        self.errors = list(errors) if errors is not None else None
+        self.headers = dict(headers or {})
+
+
+def field_name(loc: Sequence[int | str], message: str = "") -> str:
+    """The field a pydantic error location points at, as a client writes it."""
+    parts = list(loc)
+    if parts and parts[0] in _SOURCES:
+        parts = parts[1:]
+    out = ""
+    for part in parts:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    if not out or not isinstance(parts[-1], str) or out.endswith("]"):
+        named = _NAMED.match(message)
+        if named:
+            out = f"{out}.{named.group(1)}" if out else named.group(1)
+    return out or "body"
+
+
+def field_errors(errors: Iterable[Mapping[str, Any]]) -> list[FieldError]:
+    """Pydantic's error dicts as field errors (without pydantic's "Value error, " prefix)."""
+    out = []
+    for e in errors:
+        message = str(e.get("msg", ""))
+        out.append(
+            FieldError(
+                field=field_name(e.get("loc", ()), message),
+                message=message.removeprefix("Value error, "),
+                type=str(e.get("type", "")),
+            )
+        )
+    return out
+
+
+def invalid(errors: list[FieldError]) -> ProblemError:
+    """The 422 for a request whose fields are wrong."""
+    named = ", ".join(dict.fromkeys(e.field for e in errors))
+    return ProblemError(
+        422,
+        f"invalid {named}: {errors[0].message}" if errors else "invalid request",
+        title="Invalid request",
+        type_=VALIDATION_TYPE,
+        errors=errors,
+    )
+
+
+def from_validation_error(exc: ValidationError, prefix: Sequence[int | str] = ()) -> ProblemError:
+    return invalid(
+        field_errors({**e, "loc": (*prefix, *e["loc"])} for e in exc.errors(include_url=False))
+    )
+
+
+_TITLES = {
+    400: "Bad request",
+    401: "Unauthorized",
+    403: "Forbidden",
+    404: "Not found",
+    405: "Method not allowed",
+    409: "Conflict",
+    413: "Content too large",
+    415: "Unsupported media type",
+    422: "Invalid request",
+    500: "Internal server error",
+    503: "Service unavailable",
+}
+
+
+def problem_response(
+    status: int,
+    detail: str,
+    *,
+    title: str | None = None,
+    type_: str = "about:blank",
+    errors: Sequence[FieldError] | None = None,
+    instance: str | None = None,
+    headers: Mapping[str, str] | None = None,
+) -> Response:
+    problem = Problem(
+        type=type_,
+        title=title or _TITLES.get(status, "Error"),
+        status=status,
+        detail=detail,
+        instance=instance,
+        errors=list(errors) if errors is not None else None,
+    )
+    return Response(
+        problem.model_dump_json(exclude_none=True),
+        status_code=status,
+        media_type=PROBLEM_JSON,
+        headers=dict(headers or {}),
+    )
+
+
+def install(app: FastAPI, on_error: Callable[[int], None] | None = None) -> None:
+    """Answer every error raised in a request, expected or not, with a problem document."""
+
+    def respond(request: Request, exc: ProblemError) -> Response:
+        if on_error is not None:
+            on_error(exc.status)
+        return problem_response(
+            exc.status,
+            exc.detail,
+            title=exc.title,
+            type_=exc.type,
+            errors=exc.errors,
+            instance=request.url.path,
+            headers=exc.headers,
+        )
+
+    async def on_problem(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, ProblemError)
+        return respond(request, exc)
+
+    async def on_validation(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, RequestValidationError)
+        return respond(request, invalid(field_errors(exc.errors())))
+
+    async def on_http(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, StarletteHTTPException)
+        return respond(request, ProblemError(exc.status_code, str(exc.detail), headers=exc.headers))
+
+    async def on_crash(request: Request, exc: Exception) -> Response:
+        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        return respond(request, ProblemError(500, "the server failed; the error is logged"))
+
+    async def on_disconnect(request: Request, exc: Exception) -> Response:
+        # The client left mid-request (a load generator stopping, a timeout): nobody reads the
+        # answer, and it is not a server failure to log.
+        return Response(status_code=499)
+
+    app.add_exception_handler(ClientDisconnect, on_disconnect)
+    app.add_exception_handler(ProblemError, on_problem)
+    app.add_exception_handler(RequestValidationError, on_validation)
+    app.add_exception_handler(StarletteHTTPException, on_http)
+    app.add_exception_handler(Exception, on_crash)
+
+
+# For OpenAPI: every route can answer with these.
+PROBLEM_CONTENT = {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}}
+
+
+def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    return {
+        status: {"description": _TITLES.get(status, "Error"), "content": PROBLEM_CONTENT}
+        for status in statuses
+    }

@@ -1,0 +1,190 @@
+"""``POST /v1/transactions`` and ``POST /v1/logins``: one event, or a batch, in; decisions out.
+
+The body is parsed straight from bytes by pydantic-core (one pass, no intermediate dicts) and
+the answer written as bytes: this is the hot path. A JSON object is one event and gets one
+decision; a JSON array is a batch and gets an array of decisions in the same order. A batch is
+validated whole before any of it is decided: one bad event refuses the batch (422 naming
+``[i].field``), so nothing is half-decided.
+
+>>> parse_events(b'{"event_id": "l-1", "user_id": "u-1", "timestamp": "2022-01-01T09:00:00Z"}',
+...              LOGINS, 10)[1]
+False
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from fastapi import APIRouter, Request
+from pydantic import TypeAdapter, ValidationError
+from starlette.responses import Response
+
+from vigil.api.deps import API_KEY_SCHEME, authorize
+from vigil.api.keys import Role
+from vigil.api.problems import (
+    FieldError,
+    ProblemError,
+    from_validation_error,
+    invalid,
+    problem_responses,
+)
+from vigil.api.service import DecisionService
+from vigil.domain import Decision, Login, Transaction
+
+_DECISIONS: TypeAdapter[list[Decision]] = TypeAdapter(list[Decision])
+
+
+@dataclass(frozen=True)
+class EventKind:
+    """How one route reads its events."""
+
+    name: str
+    model: type[Transaction] | type[Login]
+    one: TypeAdapter[Any]
+    many: TypeAdapter[Any]
+    example: dict[str, Any]
+
+
+TRANSACTION_EXAMPLE = {
+    "event_id": "tx-20240501-000123",
+    "transaction_id": "t-000123",
+    "timestamp": "2024-05-01T10:15:00Z",
+    "type": "withdrawal",
+    "channel": "atm",
+    "amount": "25000.00",
+    "currency": "NGN",
+    "card_id": "c-0042",
+    "user_id": "u-0042",
+    "terminal_id": "ATM-LAG-07",
+    "latitude": 6.4541,
+    "longitude": 3.3947,
+}
+LOGIN_EXAMPLE = {
+    "event_id": "login-20240501-000777",
+    "user_id": "u-0042",
+    "timestamp": "2024-05-01T10:14:00Z",
+    "success": True,
+    "ip": "102.89.4.17",
+    "device_id": "dev-8f3a",
+    "country": "NG",
+    "latitude": 6.45,
+    "longitude": 3.39,
+}
+TRANSACTIONS = EventKind(
+    "transaction",
+    Transaction,
+    TypeAdapter(Transaction),
+    TypeAdapter(list[Transaction]),
+    TRANSACTION_EXAMPLE,
+)
+LOGINS = EventKind("login", Login, TypeAdapter(Login), TypeAdapter(list[Login]), LOGIN_EXAMPLE)
+
+
+def parse_events(body: bytes, kind: EventKind, max_batch: int) -> tuple[list[Any], bool]:
+    """The validated events of a request body, and whether it was a batch."""
+    batch = body.lstrip()[:1] == b"["
+    try:
+        events = kind.many.validate_json(body) if batch else [kind.one.validate_json(body)]
+    except ValidationError as exc:
+        raise from_validation_error(exc) from None
+    if batch and not events:
+        raise invalid([FieldError(field="body", message="an empty batch", type="too_short")])
+    if len(events) > max_batch:
+        raise ProblemError(413, f"body: a batch of {len(events):,} events; at most {max_batch:,}")
+    return events, batch
+
+
+def _openapi(kind: EventKind, max_batch: int) -> dict[str, Any]:
+    ref = {"$ref": f"#/components/schemas/{kind.model.__name__}"}
+    second = {**kind.example, "event_id": kind.example["event_id"] + "-2"}
+    body = {
+        "required": True,
+        "content": {
+            "application/json": {
+                "schema": {
+                    "oneOf": [
+                        ref,
+                        {"type": "array", "items": ref, "minItems": 1, "maxItems": max_batch},
+                    ]
+                },
+                "examples": {
+                    "one": {"summary": f"one {kind.name}", "value": kind.example},
+                    "batch": {"summary": "a batch", "value": [kind.example, second]},
+                },
+            }
+        },
+    }
+    decision = {"$ref": "#/components/schemas/Decision"}
+    answer = {
+        "description": "The decision (an array of decisions for a batch, in order). A "
+        "repeated event id gets the decision first taken on it, unchanged.",
+        "content": {
+            "application/json": {
+                "schema": {"oneOf": [decision, {"type": "array", "items": decision}]},
+                "example": {
+                    "decision_id": "5f0c2b9e8d7a4c1b9e2f3a4b5c6d7e8f",
+                    "event_id": kind.example["event_id"],
+                    "event_kind": kind.name,
+                    "score": 0.62,
+                    "action": "step_up",
+                    "reasons": [
+                        {
+                            "code": "new_country",
+                            "score": 0.45,
+                            "detail": "first use from GH",
+                            "entity": "user",
+                        }
+                    ],
+                    "event_time": kind.example["timestamp"],
+                    "user_id": "u-0042",
+                    "card_id": "c-0042" if kind.name == "transaction" else None,
+                    "model_versions": {},
+                    "latency_us": 84.2,
+                },
+            }
+        },
+    }
+    return {
+        "requestBody": body,
+        "responses": {"200": answer},
+        "security": [{API_KEY_SCHEME: []}],
+    }
+
+
+def router(max_batch: int) -> APIRouter:
+    # No FastAPI dependencies on this hot path: solving them costs more than deciding. The key
+    # is checked by the same function the dependencies use, and documented by hand below.
+    api = APIRouter(
+        prefix="/v1", tags=["decisions"], responses=problem_responses(401, 403, 413, 422)
+    )
+
+    def route(kind: EventKind, path: str, summary: str) -> None:
+        label = f"/v1{path}"
+
+        async def decide(request: Request) -> Response:
+            started = time.perf_counter()
+            await authorize(request, Role.INGEST)
+            svc: DecisionService = request.app.state.service
+            events, batch = parse_events(await request.body(), kind, max_batch)
+            decisions = svc.decide(events)
+            content = _DECISIONS.dump_json(decisions) if batch else decisions[0].model_dump_json()
+            svc.metrics.request_latency.labels(label).observe(time.perf_counter() - started)
+            return Response(content, media_type="application/json")
+
+        decide.__name__ = f"decide_{kind.name}s"
+        api.add_api_route(
+            path,
+            decide,
+            methods=["POST"],
+            summary=summary,
+            description=f"Decide on one {kind.name} (a JSON object) or a batch of up to "
+            f"{max_batch:,} (a JSON array). Needs the `ingest` role.",
+            openapi_extra=_openapi(kind, max_batch),
+            response_class=Response,
+        )
+
+    route(TRANSACTIONS, "/transactions", "Decide on transactions")
+    route(LOGINS, "/logins", "Decide on logins")
+    return api

@@ -1,0 +1,139 @@
+"""The one engine behind the API, and the only code that touches it.
+
+**Why one thread.** The engine is single-threaded by design: deciding on an event reads the
+profiles of its card, user, terminal and device, and the last stage writes them back. Two events
+of one card decided at once would both read the old profile and one update would be lost; the
+recorder's buffer is not synchronised either. So every engine call runs on the event loop's
+thread, from ``async`` routes that do not ``await`` between reading the profiles and writing
+them: the loop *is* the lock, and costs nothing per request (a ``threading.Lock`` plus a worker
+thread per request would add a thread hop to every decision). One engine call takes tens of
+microseconds, short enough to run inline. Database commits, the slow part, happen on the
+recorder's writer thread (:mod:`vigil.api.recording`).
+
+The engine is built the way ``vigil replay`` builds it: reference data loaded from the store,
+profiles from ``profiles_url`` (Redis) or, by default, in process, restored from the last
+snapshot and snapshotted again on shutdown.
+
+>>> import asyncio
+>>> from vigil.storage import Store
+>>> import tempfile
+>>> store = Store(f"sqlite:///{tempfile.mkdtemp()}/v.db"); store.init_schema()
+>>> service = DecisionService(Settings(), store)
+>>> [d.action.value for d in service.decide([Login(event_id="l-1", user_id="u-1",
+...      timestamp="2022-01-01T09:00:00Z")])]
+['allow']
+>>> asyncio.run(service.sync()); store.get_decision("l-1").action.value
+'allow'
+>>> service.close()["unrecorded"]
+0
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from vigil.api.metrics import ApiMetrics
+from vigil.api.recording import BackgroundRecorder
+from vigil.config import Settings
+from vigil.domain import Decision, Login, Transaction
+from vigil.engine import Engine
+from vigil.profiles import MemoryProfileStore, ProfileStore
+from vigil.profiles.profile import Profile
+from vigil.profiles.store import open_profile_store
+
+if TYPE_CHECKING:
+    from vigil.storage import Store
+
+Event = Transaction | Login
+
+
+class DecisionService:
+    def __init__(
+        self,
+        settings: Settings,
+        store: Store,
+        metrics: ApiMetrics | None = None,
+        *,
+        profiles: ProfileStore | None = None,
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        self.metrics = metrics or ApiMetrics()
+        # In-process profiles are restored from the last snapshot; a shared (Redis) store keeps
+        # its own, and several `serve` processes may share it.
+        self.profiles: ProfileStore = profiles or open_profile_store(settings)
+        if isinstance(self.profiles, MemoryProfileStore):
+            self.profiles.restore(store)
+        self.recorder = BackgroundRecorder(store, on_error=self.metrics.unrecorded.inc)
+        self.engine = Engine(
+            store.load_reference(), self.profiles, self.recorder, settings=settings
+        )
+        self._flusher: asyncio.Task[None] | None = None
+        self._closed = False
+
+    # -- deciding (event-loop thread only) --------------------------------------------------
+
+    def decide(self, events: Sequence[Event]) -> list[Decision]:
+        """Decide on validated events in order; a repeated event id gets its first decision."""
+        process = self.engine.process
+        decided = self.metrics.decided
+        out = []
+        for event in events:
+            decision = process(event)
+            decided(decision.event_kind, decision.action.value, decision.latency_us / 1e6)
+            out.append(decision)
+        return out
+
+    def profile(self, kind: str, key: str) -> Profile | None:
+        """The entity's current profile, or None when it has never been seen.
+
+        Devices are profiled under their pseudonym; a raw fingerprint is pseudonymised first
+        (a pseudonym passes unchanged), so an analyst may ask with either.
+        """
+        if kind == "device":
+            key = self.engine.pseudonyms.device(key)
+        profile = self.profiles.get(kind, key)
+        return profile if profile.n else None
+
+    # -- recording -----------------------------------------------------------------------------
+
+    async def sync(self) -> None:
+        """Commit every decision taken so far, so reads that follow see them."""
+        self.recorder.flush()
+        last = self.recorder.committed()
+        if last is not None:
+            await asyncio.wrap_future(last)
+
+    async def _flush_every(self, seconds: float) -> None:
+        while True:
+            await asyncio.sleep(seconds)
+            self.recorder.flush()
+            self.metrics.buffered.set(self.recorder.buffered)
+
+    def start(self) -> None:
+        """Commit buffered decisions every ``api.flush_interval_ms`` (needs a running loop)."""
+        interval = self.settings.api.flush_interval_ms / 1000
+        self._flusher = asyncio.get_running_loop().create_task(self._flush_every(interval))
+
+    def close(self) -> dict[str, int | float]:
+        """Stop: commit every decision, snapshot the profiles. Returns what was saved."""
+        if self._closed:
+            return {}
+        self._closed = True
+        if self._flusher is not None:
+            self._flusher.cancel()
+        started = time.perf_counter()
+        self.recorder.close()
+        saved = (
+            self.profiles.snapshot(self.store, {"source": "serve"})
+            if isinstance(self.profiles, MemoryProfileStore)
+            else len(self.profiles)
+        )
+        return {
+            "profiles": saved,
+            "unrecorded": self.recorder.unrecorded,
+            "seconds": round(time.perf_counter() - started, 3),
+        }

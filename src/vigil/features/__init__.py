@@ -1,0 +1,92 @@
+"""Features, declared once and computed two ways: online from profiles, offline point-in-time.
+
+Public API (stable; the models package builds on it)::
+
+    FEATURES: tuple[Feature, ...]          # the declared transaction-level features, column order
+    FEATURE_NAMES: tuple[str, ...]         # their names
+    Feature                                # name, entity, aggregation, window, categories, doc
+
+    transaction_features(events, *, labels=None, label_delay, reference=None) -> pl.DataFrame
+        one row per decided completed transaction (``single`` or ``end`` event), in replay
+        order: event_id, transaction_id, timestamp, card_id, user_id, terminal_id, amount,
+        *FEATURE_NAMES (Float64, NaN = undefined), and ``label`` (Int8 0/1) when labels given.
+    online_features(ctx, *, risk=None) -> dict[str, float]
+        the same features for one event from the profiles in an engine Context, read before
+        the profiles are updated (as the detectors see them); ``risk`` is a TerminalRisk.
+    TerminalRisk(label_delay)              # online label-delayed terminal fraud-rate state:
+        .add_transaction(terminal_id, when) / .add_label(terminal_id, event_time, known_at)
+
+    USER_SNAPSHOT_FEATURES, CARD_SNAPSHOT_FEATURES: tuple[str, ...]
+    user_aggregated_features(events, *, feedback=None, labels=None, label_delay,
+                             reference=None, dates=None) -> pl.DataFrame
+        user_id, agg_reference_date, txn_count_30d, avg_txn_amount_30d,
+        standin_success_rate_90d, dispute_rate_90d, account_age_days
+    card_aggregated_features(...same...) -> pl.DataFrame
+        card_id, agg_reference_date, card_txn_count_30d, card_avg_txn_amount_30d,
+        card_standin_success_90d, card_age_days
+    user_model_training_data(events, *, feedback, labels=None, label_delay,
+                             reference=None) -> pl.DataFrame
+    card_model_training_data(...same...) -> pl.DataFrame
+        one row per StandIn transaction with a known outcome: event_id, timestamp, user_id /
+        card_id, amount, agg_reference_date (the day of the transaction), the snapshot features
+        as of that date, and ``label`` (1 = standin_loss, 0 = standin_recovered).
+
+    snapshot_rows(frame) -> list[dict]    # NaN → None, for Store.save_aggregated_features
+    read_event_frame(path), read_labels(path), read_feedback_frame(path), read_reference(folder)
+
+Online cost: about 10 µs per event for all features. Offline, blocked transactions are not
+modelled (every event counts as allowed); the online/offline parity holds for an engine whose
+policy never blocks.
+
+Inputs: ``events`` is a frame in the engine's own event layout (what ``vigil generate`` writes
+to events.parquet: kind, event_id, transaction_id, timestamp, type, phase, started_at, amount,
+card_id, user_id, terminal_id, latitude, longitude, success, standin ...); ``labels`` has
+``event_id`` (and optionally ``transaction_id``) of fraudulent events (labels.csv);
+``feedback`` has target_event_id, label, timestamp (feedback.csv: StandIn outcomes, disputes).
+
+Window convention (the profiles' own, see :mod:`vigil.profiles.windows`): a feature read at
+event time ``t`` over window ``W`` covers the events already decided whose time ``s`` satisfies
+``t - W < s <= t`` ("already decided": earlier in replay order, i.e. event-time order with ties
+kept in file order). Daily snapshots for ``agg_reference_date`` D are read just before
+midnight: ``D - W <= s < D``. Labels count only once known: with ``label_delay`` d a label on an
+event at ``s`` is known at ``s + d``, so terminal risk at ``t`` is measured over the shifted
+window ``t - d - W < s <= t - d``, whose labels are all known at ``t``.
+
+>>> from vigil.features import FEATURE_NAMES
+>>> len(FEATURE_NAMES) >= 15 and "card_txn_count_1d" in FEATURE_NAMES
+True
+"""
+
+from vigil.features.io import read_event_frame, read_feedback_frame, read_labels, read_reference
+from vigil.features.offline import transaction_features
+from vigil.features.online import online_features
+from vigil.features.risk import TerminalRisk
+from vigil.features.snapshots import (
+    CARD_SNAPSHOT_FEATURES,
+    USER_SNAPSHOT_FEATURES,
+    card_aggregated_features,
+    card_model_training_data,
+    user_aggregated_features,
+    user_model_training_data,
+)
+from vigil.features.spec import FEATURE_NAMES, FEATURES, Feature, feature
+
+__all__ = [
+    "CARD_SNAPSHOT_FEATURES",
+    "FEATURES",
+    "FEATURE_NAMES",
+    "USER_SNAPSHOT_FEATURES",
+    "Feature",
+    "TerminalRisk",
+    "card_aggregated_features",
+    "card_model_training_data",
+    "feature",
+    "online_features",
+    "read_event_frame",
+    "read_feedback_frame",
+    "read_labels",
+    "read_reference",
+    "transaction_features",
+    "user_aggregated_features",
+    "user_model_training_data",
+]

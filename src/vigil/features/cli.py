@@ -1,0 +1,177 @@
+"""``vigil features``: build the point-in-time training set and the daily snapshot tables.
+
+    vigil features build --events events.parquet --labels labels.csv --bank FOLDER --out tx.parquet
+    vigil features snapshots --events events.parquet --feedback feedback.csv --out-dir DIR
+
+Each writes Parquet files (all or nothing: written next to the target, then renamed) and
+prints the figures as one JSON line last.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import timedelta
+from pathlib import Path
+from typing import Annotated
+
+import polars as pl
+import typer
+from rich.console import Console
+from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+from vigil.features.history import EVENT_COLUMNS
+from vigil.features.io import read_event_frame, read_feedback_frame, read_labels, read_reference
+from vigil.features.offline import transaction_features
+from vigil.features.snapshots import (
+    card_aggregated_features,
+    card_model_training_data,
+    snapshot_rows,
+    user_aggregated_features,
+    user_model_training_data,
+)
+from vigil.features.spec import FEATURES
+from vigil.ingest import IngestError
+
+app = typer.Typer(
+    help="Features: point-in-time training sets and daily snapshots.", no_args_is_help=True
+)
+_err = Console(stderr=True)
+
+EventsOpt = Annotated[Path, typer.Option(help="Event file in the engine's layout (Parquet/CSV)")]
+LabelsOpt = Annotated[Path | None, typer.Option(help="labels.csv: event_id of fraud events")]
+FeedbackOpt = Annotated[Path | None, typer.Option(help="feedback.csv: StandIn outcomes, disputes")]
+BankOpt = Annotated[Path | None, typer.Option(help="Bank folder: terminal places, account ages")]
+DelayOpt = Annotated[
+    float, typer.Option(help="Days until a fraud label is known (label time = event + delay)")
+]
+
+
+@contextmanager
+def _step(progress: Progress, what: str) -> Iterator[None]:
+    task = progress.add_task(what, total=None)
+    yield
+    progress.update(task, description=f"{what} ✓", completed=1, total=1)
+
+
+def _progress() -> Progress:
+    return Progress(
+        SpinnerColumn(),
+        TextColumn("[bold]{task.description}"),
+        TimeElapsedColumn(),
+        console=_err,
+    )
+
+
+def _write(frame: pl.DataFrame, out: Path) -> None:
+    out.parent.mkdir(parents=True, exist_ok=True)
+    partial = out.with_name(f".{out.name}.partial")
+    frame.write_parquet(partial)
+    partial.replace(out)
+
+
+def _guarded(run: Callable[[], dict]) -> None:
+    try:
+        figures = run()
+    except (ValueError, IngestError) as exc:
+        _err.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from exc
+    print(json.dumps(figures, default=str))
+
+
+@app.command()
+def build(
+    events: EventsOpt,
+    out: Annotated[Path, typer.Option(help="Parquet file for the training set")],
+    labels: LabelsOpt = None,
+    bank: BankOpt = None,
+    label_delay_days: DelayOpt = 7.0,
+) -> None:
+    """One row per completed transaction with every declared feature, as of just before it."""
+
+    def run() -> dict:
+        began = time.perf_counter()
+        with _progress() as progress:
+            with _step(progress, "reading"):
+                frame = read_event_frame(events, EVENT_COLUMNS)
+                known = read_labels(labels) if labels is not None else None
+                reference = read_reference(bank) if bank is not None else None
+            with _step(progress, f"computing {len(FEATURES)} features"):
+                table = transaction_features(
+                    frame,
+                    labels=known,
+                    label_delay=timedelta(days=label_delay_days),
+                    reference=reference,
+                )
+            with _step(progress, "writing"):
+                _write(table, out)
+        return {
+            "transactions": table.height,
+            "features": len(FEATURES),
+            "labelled": int(table["label"].sum()) if "label" in table.columns else None,
+            "seconds": round(time.perf_counter() - began, 3),
+            "out": str(out),
+        }
+
+    _guarded(run)
+
+
+@app.command()
+def snapshots(
+    events: EventsOpt,
+    out_dir: Annotated[Path, typer.Option(help="Folder for the four Parquet tables")],
+    feedback: FeedbackOpt = None,
+    labels: LabelsOpt = None,
+    bank: BankOpt = None,
+    label_delay_days: DelayOpt = 7.0,
+    save: Annotated[
+        bool, typer.Option("--save", help="Also upsert the daily tables into the database")
+    ] = False,
+    database: Annotated[str | None, typer.Option(help="Database URL (else settings)")] = None,
+) -> None:
+    """Daily user_aggregated_features and card_aggregated_features, and the StandIn
+    user_model_training_data and card_model_training_data built on them."""
+
+    def run() -> dict:
+        began = time.perf_counter()
+        with _progress() as progress:
+            with _step(progress, "reading"):
+                kwargs = {
+                    "feedback": read_feedback_frame(feedback) if feedback is not None else None,
+                    "labels": read_labels(labels) if labels is not None else None,
+                    "label_delay": timedelta(days=label_delay_days),
+                    "reference": read_reference(bank) if bank is not None else None,
+                }
+                frame = read_event_frame(events, EVENT_COLUMNS)
+            tables: dict[str, pl.DataFrame] = {}
+            with _step(progress, "daily snapshots"):
+                tables["user_aggregated_features"] = user_aggregated_features(frame, **kwargs)
+                tables["card_aggregated_features"] = card_aggregated_features(frame, **kwargs)
+            with _step(progress, "training sets"):
+                if kwargs["feedback"] is not None:
+                    tables["user_model_training_data"] = user_model_training_data(frame, **kwargs)
+                    tables["card_model_training_data"] = card_model_training_data(frame, **kwargs)
+            with _step(progress, "writing"):
+                for name, table in tables.items():
+                    _write(table, out_dir / f"{name}.parquet")
+            saved = {}
+            if save:
+                with _step(progress, "saving to the database"):
+                    # imported here: vigil.cli registers this module's commands on import
+                    from vigil.cli import _settings, _store
+
+                    store = _store(_settings(database))
+                    with store.transaction() as conn:
+                        for kind in ("user", "card"):
+                            rows = snapshot_rows(tables[f"{kind}_aggregated_features"])
+                            saved[kind] = store.save_aggregated_features(kind, rows, conn)
+        figures: dict = {name: table.height for name, table in tables.items()}
+        if save:
+            figures["saved"] = saved
+        figures["seconds"] = round(time.perf_counter() - began, 3)
+        figures["out_dir"] = str(out_dir)
+        return figures
+
+    _guarded(run)

@@ -1,0 +1,427 @@
+"""The event history as the engine replays it, in flat arrays for the offline feature builders.
+
+Mirrors the engine: events in event-time order with ties kept in file order, a repeated
+event_id decided once, start events only opening a transaction, the end (or single) event
+completing it at its timestamp (``end``) with its start taken from ``started_at`` or else the
+start event; the place from the terminal's reference location, else the event's own; amounts
+in integer cents; logins touch only the user. Every decided event counts as allowed (nothing
+blocked): to compare with an engine, replay it with a policy that never blocks.
+
+>>> from datetime import datetime, UTC
+>>> import polars as pl
+>>> events = pl.DataFrame({"event_id": ["b", "a", "a"], "transaction_id": ["t2", "t1", "t1"],
+...     "timestamp": [datetime(2022, 1, 2, tzinfo=UTC), datetime(2022, 1, 1, tzinfo=UTC),
+...                   datetime(2022, 1, 1, tzinfo=UTC)],
+...     "type": ["withdrawal", "deposit", "deposit"], "amount": [12.5, 3.0, 3.0],
+...     "card_id": ["c1", "c1", "c1"]})
+>>> h = History.build(events)
+>>> h.tx["event_id"].to_list(), h.cents.tolist(), h.category.tolist()
+(['a', 'b'], [300, 1250], [1, 0])
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+
+import numpy as np
+import numpy.typing as npt
+import polars as pl
+
+from vigil.domain.events import TransactionType
+from vigil.profiles.windows import CATEGORY_INDEX
+from vigil.storage.reference import ReferenceData
+
+US = 1_000_000
+DAY_US = 86_400 * US
+Ints = npt.NDArray[np.int64]
+Floats = npt.NDArray[np.float64]
+Bools = npt.NDArray[np.bool_]
+
+_OPTIONAL: dict[str, pl.DataType] = {
+    "kind": pl.String(),
+    "transaction_id": pl.String(),
+    "type": pl.String(),
+    "phase": pl.String(),
+    "started_at": pl.Datetime("us", "UTC"),
+    "amount": pl.Float64(),
+    "card_id": pl.String(),
+    "user_id": pl.String(),
+    "terminal_id": pl.String(),
+    "latitude": pl.Float64(),
+    "longitude": pl.Float64(),
+    "success": pl.Boolean(),
+    "standin": pl.Boolean(),
+    "channel": pl.String(),
+    "direction": pl.String(),
+}
+ENTITY_COLUMNS = {"card": "card_id", "user": "user_id", "terminal": "terminal_id"}
+# Every event column the builders read.
+EVENT_COLUMNS: tuple[str, ...] = ("event_id", "timestamp", *_OPTIONAL)
+
+
+def as_microseconds(delay: timedelta, field: str = "label_delay") -> int:
+    if not isinstance(delay, timedelta):
+        raise TypeError(f"{field}: expected a timedelta, got {type(delay).__name__}")
+    return delay // timedelta(microseconds=1)
+
+
+def _time_column(frame: pl.DataFrame, name: str) -> pl.Expr:
+    dtype = frame.schema[name]
+    col = pl.col(name)
+    if dtype == pl.String:
+        return col.str.to_datetime(time_zone="UTC", time_unit="us", strict=False)
+    if isinstance(dtype, pl.Datetime):
+        if dtype.time_zone is None:  # naive times are UTC, as the importers read them
+            return col.dt.cast_time_unit("us").dt.replace_time_zone("UTC")
+        return col.dt.convert_time_zone("UTC").dt.cast_time_unit("us")
+    raise ValueError(f"{name}: expected a datetime or ISO-8601 text column, got {dtype}")
+
+
+def normalise_events(events: pl.DataFrame) -> pl.DataFrame:
+    """The events with every column the builders use, typed, deduplicated, in replay order."""
+    for required in ("event_id", "timestamp"):
+        if required not in events.columns:
+            raise ValueError(f"{required}: required column missing from the events")
+    present = [c for c in _OPTIONAL if c in events.columns]
+    frame = events.select(
+        pl.col("event_id").cast(pl.String),
+        _time_column(events, "timestamp").alias("timestamp"),
+        *(
+            (_time_column(events, c) if c == "started_at" else pl.col(c).cast(_OPTIONAL[c])).alias(
+                c
+            )
+            for c in present
+        ),
+    )
+    bad = frame.select(
+        pl.col("event_id").null_count().alias("event_id"),
+        pl.col("timestamp").null_count().alias("timestamp"),
+    ).row(0, named=True)
+    for field, nulls in bad.items():
+        if nulls:
+            raise ValueError(f"{field}: {nulls} event(s) with a missing or unreadable {field}")
+    frame = frame.with_columns(
+        pl.lit(None, dtype=dtype).alias(name)
+        for name, dtype in _OPTIONAL.items()
+        if name not in present
+    ).with_columns(
+        kind=pl.col("kind").fill_null("transaction"),
+        phase=pl.col("phase").fill_null("single"),
+        transaction_id=pl.coalesce("transaction_id", "event_id"),
+        success=pl.col("success").fill_null(True),
+        standin=pl.col("standin").fill_null(False),
+        channel=pl.col("channel").fill_null("atm"),
+    )
+    _check_transactions(frame)
+    if not frame["timestamp"].is_sorted():
+        frame = frame.sort("timestamp", maintain_order=True)
+    # A repeated event id is decided once (the engine is idempotent by event id). Hashes
+    # find that cheaply; equal hashes are confirmed on the ids themselves.
+    if frame["event_id"].hash().n_unique() < frame.height:
+        frame = frame.unique("event_id", keep="first", maintain_order=True)
+    return frame.with_row_index("order")
+
+
+def _check_transactions(frame: pl.DataFrame) -> None:
+    is_tx = pl.col("kind") == "transaction"
+    problems = frame.select(
+        type=(is_tx & ~pl.col("type").is_in([t.value for t in TransactionType])).sum(),
+        amount=(
+            is_tx
+            & (pl.col("phase") != "start")
+            & (pl.col("type") != "balance_inquiry")
+            & pl.col("amount").is_null()
+        ).sum(),
+        kind=(~pl.col("kind").is_in(["transaction", "login", "feedback"])).sum(),
+    ).row(0, named=True)
+    for field, count in problems.items():
+        if count:
+            raise ValueError(f"{field}: {count} event(s) with a missing or unknown {field}")
+
+
+class EntityRows:
+    """The events touching one kind of entity, sorted by (entity code, replay order).
+
+    Logins touch users only; their ``tx_index`` is -1 and their category a login one.
+    Columns are gathered from the unsorted ``source`` on first use: each is a random gather
+    over millions of rows, and not every feature needs every column.
+    """
+
+    COLUMNS = ("code", "time", "start", "category", "cents", "latitude", "longitude", "tx_index")
+    code: Ints
+    time: Ints  # when the event entered the profile's windows (its end), µs
+    start: Ints  # when it began, µs
+    category: Ints
+    cents: Ints
+    latitude: Floats  # where it places the entity (NaN: it says nothing about the place)
+    longitude: Floats
+    tx_index: Ints
+
+    def __init__(self, source: dict[str, np.ndarray], by: Ints) -> None:
+        self._source = source
+        self._by = by
+        self._logins: bool | None = None
+
+    def __getattr__(self, name: str) -> np.ndarray:
+        if name not in EntityRows.COLUMNS:
+            raise AttributeError(name)
+        values = self._source[name][self._by]
+        setattr(self, name, values)
+        return values
+
+    def __len__(self) -> int:
+        return len(self._by)
+
+    @classmethod
+    def sorted(cls, **source: np.ndarray) -> EntityRows:
+        """The rows (given in replay order) of present entities, sorted by entity code."""
+        kept = np.flatnonzero(source["code"] >= 0)
+        return cls(source, kept[stable_order(source["code"][kept])])
+
+    @property
+    def has_logins(self) -> bool:
+        if self._logins is None:
+            self._logins = bool(len(self)) and bool(self.tx_index.min() < 0)
+        return self._logins
+
+    def transactions(self) -> EntityRows:
+        """The same rows without logins (for the windows, which count transactions only)."""
+        if not self.has_logins:
+            return self
+        rows = EntityRows(self._source, self._by[self.tx_index >= 0])
+        rows._logins = False
+        return rows
+
+    def group_start(self) -> Ints:
+        """Per row: the index of its entity's first row."""
+        n, code = len(self), self.code
+        first = np.r_[True, code[1:] != code[:-1]] if n else np.zeros(0, dtype=bool)
+        return np.maximum.accumulate(np.where(first, np.arange(n), 0))
+
+
+@dataclass
+class History:
+    """Completed transactions (``tx`` and aligned arrays) and, per entity kind, its rows."""
+
+    tx: pl.DataFrame  # event_id, transaction_id, timestamp, card_id, user_id, terminal_id, amount
+    start: Ints  # µs since epoch
+    end: Ints
+    category: Ints
+    cents: Ints
+    latitude: Floats  # the place as enriched (NaN: unknown)
+    longitude: Floats
+    standin: Bools
+    codes: dict[str, Ints]  # entity → code per transaction (-1: none)
+    names: dict[str, pl.Series]  # entity → its ids, indexed by code
+    rows: dict[str, EntityRows]
+    created_at: Floats  # per user code: account creation, µs (NaN: unknown)
+    start_events: pl.DataFrame  # event_id, transaction_id of start events (feedback targets)
+
+    @classmethod
+    def build(cls, events: pl.DataFrame, reference: ReferenceData | None = None) -> History:
+        frame = normalise_events(events)
+        is_tx = pl.col("kind") == "transaction"
+        part = frame.select(
+            start=is_tx & (pl.col("phase") == "start"),
+            end=is_tx & (pl.col("phase") != "start"),
+            login=pl.col("kind") == "login",
+        )
+        # each part with only the columns it needs: filtering copies every column kept
+        starts = frame.select("order", "event_id", "transaction_id", "timestamp").filter(
+            part["start"]
+        )
+        tx = frame.drop("kind", "success").filter(part["end"])
+        logins = frame.select(
+            "order", "user_id", "timestamp", "success", "latitude", "longitude"
+        ).filter(part["login"])
+        names: dict[str, pl.Series] = {}
+        codes: dict[str, Ints] = {}
+        for entity, column in ENTITY_COLUMNS.items():
+            ids = tx[column]
+            if entity == "user":
+                ids = pl.concat([ids, logins[column]])
+            names[entity] = ids.drop_nulls().unique(maintain_order=True)
+            coded = ids.cast(pl.Enum(names[entity])).to_physical().cast(pl.Int64)
+            codes[entity] = coded.fill_null(-1).to_numpy()
+        login_users = codes["user"][tx.height :]
+        codes["user"] = codes["user"][: tx.height]
+
+        end = _us(tx["timestamp"])
+        start = _us(_starts(tx, starts))
+        category = _categories(tx)
+        cents = (tx["amount"].fill_null(0.0) * 100).round(0).cast(pl.Int64).to_numpy()
+        lat, lon = _places(tx, names["terminal"], codes["terminal"], reference)
+        index = np.arange(tx.height, dtype=np.int64)
+        # Only a card-present event (ATM, POS) says where the card is, as the profiles learn.
+        present = (tx["channel"].is_in(["atm", "pos"]) & tx["card_id"].is_not_null()).to_numpy()
+        rows = {
+            "card": EntityRows.sorted(
+                code=codes["card"],
+                time=end,
+                start=start,
+                category=category,
+                cents=cents,
+                latitude=np.where(present, lat, np.nan),
+                longitude=np.where(present, lon, np.nan),
+                tx_index=index,
+            ),
+            "terminal": EntityRows.sorted(
+                code=codes["terminal"],
+                time=end,
+                start=start,
+                category=category,
+                cents=cents,
+                latitude=lat,
+                longitude=lon,
+                tx_index=index,
+            ),
+        }
+        login_time = _us(logins["timestamp"])
+        # A failed login never moves the user's last known place.
+        ok = logins["success"].to_numpy().astype(bool)
+        login_lat = np.where(ok, logins["latitude"].to_numpy().astype(np.float64), np.nan)
+        login_lon = np.where(ok, logins["longitude"].to_numpy().astype(np.float64), np.nan)
+        # transactions then logins; merged into replay order before sorting by user
+        merged = np.argsort(
+            np.concatenate([tx["order"].to_numpy(), logins["order"].to_numpy()]), kind="stable"
+        )
+        users = np.concatenate([codes["user"], login_users])
+        kept = merged[users[merged] >= 0]
+        rows["user"] = EntityRows(
+            {
+                k: np.concatenate(v)
+                for k, v in {
+                    "code": (codes["user"], login_users),
+                    "time": (end, login_time),
+                    "start": (start, login_time),
+                    "category": (category, np.full(logins.height, CATEGORY_INDEX["login"])),
+                    "cents": (cents, np.zeros(logins.height, np.int64)),
+                    "latitude": (lat, login_lat),
+                    "longitude": (lon, login_lon),
+                    "tx_index": (index, np.full(logins.height, -1, np.int64)),
+                }.items()
+            },
+            kept[stable_order(users[kept])],
+        )
+        return cls(
+            tx=tx.select(
+                "event_id",
+                "transaction_id",
+                "timestamp",
+                "card_id",
+                "user_id",
+                "terminal_id",
+                "amount",
+            ),
+            start=start,
+            end=end,
+            category=category,
+            cents=cents,
+            latitude=lat,
+            longitude=lon,
+            standin=tx["standin"].to_numpy().astype(bool),
+            codes=codes,
+            names=names,
+            rows=rows,
+            created_at=_created_at(names["user"], reference),
+            start_events=starts.select("event_id", "transaction_id"),
+        )
+
+    def tx_index(self, event_ids: pl.Series) -> Ints:
+        """The completed transaction each event id names (its own, or its start's); -1: none."""
+        index = self.tx.select("event_id", "transaction_id").with_row_index("i")
+        by_start = self.start_events.join(index.drop("event_id"), on="transaction_id")
+        lookup = pl.concat([index.select("event_id", "i"), by_start.select("event_id", "i")])
+        return (
+            pl.DataFrame({"event_id": event_ids.cast(pl.String)})
+            .join(lookup.unique("event_id"), on="event_id", how="left", maintain_order="left")["i"]
+            .cast(pl.Int64)
+            .fill_null(-1)
+            .to_numpy()
+        )
+
+    def tx_flags(self, labelled: pl.DataFrame | None) -> Bools:
+        """Per transaction: whether ``labelled`` names it (by event_id or transaction_id)."""
+        if labelled is None:
+            return np.zeros(self.tx.height, dtype=bool)
+        if "event_id" not in labelled.columns:
+            raise ValueError("event_id: required column missing from the labels")
+        ids = labelled["event_id"].cast(pl.String).drop_nulls()
+        hit = self.tx["event_id"].is_in(ids.implode())
+        if "transaction_id" in labelled.columns:
+            tids = labelled["transaction_id"].cast(pl.String).drop_nulls()
+            hit = hit | self.tx["transaction_id"].is_in(tids.implode())
+        return hit.to_numpy().astype(bool)
+
+
+def _starts(tx: pl.DataFrame, starts: pl.DataFrame) -> pl.Series:
+    """When each completed transaction began: ``started_at``, else its start event's time."""
+    given = tx["started_at"]
+    unpaired = (tx["phase"] == "end") & given.is_null()
+    if not unpaired.any():
+        return given.fill_null(tx["timestamp"])
+    # The engine pairs an end with its start through the card's open transactions, so only
+    # a start decided earlier, on a transaction with a card, lends its time.
+    opened = starts.select(
+        "transaction_id", opened_order="order", opened=pl.col("timestamp")
+    ).unique("transaction_id", keep="first")
+    paired = tx.select("transaction_id", "order", "card_id", "phase", "started_at", "timestamp")
+    paired = paired.join(opened, on="transaction_id", how="left", maintain_order="left")
+    lends = (
+        (pl.col("phase") == "end")
+        & (pl.col("opened_order") < pl.col("order"))
+        & pl.col("card_id").is_not_null()
+    )
+    return paired.select(
+        pl.coalesce("started_at", pl.when(lends).then("opened"), "timestamp")
+    ).to_series()
+
+
+def _categories(tx: pl.DataFrame) -> Ints:
+    """The window category of each transaction, as the enricher assigns it: a credited
+    transfer is an incoming one."""
+    types = tx["type"].cast(pl.Enum([t.value for t in TransactionType])).to_physical()
+    index = np.array([CATEGORY_INDEX[t.value] for t in TransactionType])
+    category = index[types.to_numpy()]
+    incoming = (tx["type"] == "transfer") & (tx["direction"] == "credit")
+    category[incoming.fill_null(False).to_numpy()] = CATEGORY_INDEX["transfer_in"]
+    return category
+
+
+def stable_order(keys: Ints) -> Ints:
+    """Indexes that sort ``keys`` stably (equal keys keep their order)."""
+    if not keys.size:
+        return np.zeros(0, np.int64)
+    if keys.min() >= 0 and keys.max() < 2**16:
+        return np.argsort(keys.astype(np.uint16), kind="stable")  # a radix sort
+    return pl.Series(keys).arg_sort(maintain_order=True).to_numpy().astype(np.int64)
+
+
+def _us(series: pl.Series) -> Ints:
+    return series.dt.epoch("us").to_numpy().astype(np.int64)
+
+
+def _places(
+    tx: pl.DataFrame, terminals: pl.Series, codes: Ints, reference: ReferenceData | None
+) -> tuple[Floats, Floats]:
+    """Where each transaction happened: its terminal's location, else the event's own."""
+    known = reference.terminals if reference is not None else {}
+    spots = [known.get(t) for t in terminals.to_list()]
+    # code -1 (no terminal) reads the NaN appended at the end
+    t_lat = np.array([np.nan if t is None else t.latitude for t in spots] + [np.nan])[codes]
+    t_lon = np.array([np.nan if t is None else t.longitude for t in spots] + [np.nan])[codes]
+    lat = tx["latitude"].fill_null(np.nan).to_numpy().astype(np.float64)
+    lon = tx["longitude"].fill_null(np.nan).to_numpy().astype(np.float64)
+    at_terminal = ~np.isnan(t_lat)
+    return np.where(at_terminal, t_lat, lat), np.where(at_terminal, t_lon, lon)
+
+
+def _created_at(users: pl.Series, reference: ReferenceData | None) -> Floats:
+    known = reference.users if reference is not None else {}
+    out = np.full(len(users), np.nan)
+    for i, user_id in enumerate(users.to_list()):
+        user = known.get(user_id)
+        if user is not None and user.created_at is not None:
+            out[i] = round(user.created_at.timestamp() * US)
+    return out

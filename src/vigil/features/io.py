@@ -1,0 +1,77 @@
+"""Reading the builders' inputs from files: events, fraud labels, feedback and reference data.
+
+The offline builders need whole columns, so the engine's own event layout (``vigil generate``'s
+events.parquet, or the same columns in CSV) is read straight into Polars; other layouts go
+through the generic importer first (``vigil import events``). Reference data is read and
+validated by the bank-folder importer, the same objects the engine enriches with.
+
+>>> import tempfile, pathlib
+>>> p = pathlib.Path(tempfile.mkdtemp()) / "labels.csv"
+>>> _ = p.write_text("event_id,transaction_id,pattern\\nt-1-e,t-1,card_cloning\\n")
+>>> read_labels(p)["transaction_id"].to_list()
+['t-1']
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+
+import polars as pl
+
+from vigil.ingest import SourceFileError, read_bank_folder
+from vigil.storage.reference import ReferenceData
+
+
+def _read(path: Path | str, what: str, columns: Iterable[str] | None = None) -> pl.DataFrame:
+    path = Path(path)
+    if not path.is_file():
+        raise SourceFileError(str(path), f"{what} file not found")
+    scan = (
+        pl.scan_parquet(path)
+        if path.suffix == ".parquet"
+        else pl.scan_csv(path, infer_schema_length=10_000)
+    )
+    if columns is not None:
+        present = set(scan.collect_schema().names())
+        scan = scan.select([c for c in dict.fromkeys(columns) if c in present])
+    return scan.collect()
+
+
+def read_event_frame(path: Path | str, columns: Iterable[str] | None = None) -> pl.DataFrame:
+    """An event file in the engine's layout (Parquet or CSV), as one frame; only ``columns``
+    of it when given (e.g. :data:`~vigil.features.history.EVENT_COLUMNS`, all the builders
+    read), which saves reading the rest."""
+    frame = _read(path, "events", columns)
+    for column in ("event_id", "timestamp"):
+        if column not in frame.columns:
+            raise SourceFileError(str(path), f"column {column!r} (event {column}) is missing")
+    return frame
+
+
+def read_labels(path: Path | str) -> pl.DataFrame:
+    """Fraud labels: ``event_id`` (required), ``transaction_id`` and ``pattern`` (optional)."""
+    frame = _read(path, "labels")
+    if "event_id" not in frame.columns:
+        raise SourceFileError(str(path), "column 'event_id' (label event_id) is missing")
+    return frame.with_columns(pl.col(c).cast(pl.String) for c in frame.columns)
+
+
+def read_feedback_frame(path: Path | str) -> pl.DataFrame:
+    """Feedback (``target_event_id, label, timestamp``): StandIn outcomes, disputes, frauds."""
+    frame = _read(path, "feedback")
+    for column in ("target_event_id", "label", "timestamp"):
+        if column not in frame.columns:
+            raise SourceFileError(str(path), f"column {column!r} (feedback {column}) is missing")
+    return frame
+
+
+def read_reference(folder: Path | str) -> ReferenceData:
+    """The bank folder's terminals, cards, users and banks, keyed by id (bad rows rejected)."""
+    bank = read_bank_folder(folder)
+    return ReferenceData(
+        banks={b.code: b for b in bank.banks},
+        terminals={t.terminal_id: t for t in bank.terminals},
+        cards={c.card_id: c for c in bank.cards},
+        users={u.user_id: u for u in bank.users},
+    )

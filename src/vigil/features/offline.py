@@ -1,0 +1,322 @@
+"""Offline features: the declared features of every completed transaction, point-in-time correct.
+
+Each value is what :func:`~vigil.features.online.online_features` reads from the profiles at
+decision time: the state just *before* the event, from events decided earlier only. Windows
+follow the profiles' convention ``t - W < s <= t`` (:mod:`vigil.features.timeline` does them
+exactly, in integer microseconds and cents); amount statistics use the entity's earlier amounts
+of the same transaction type; the p95 is the profile's own DDSketch answer (bucket midpoint of
+the lower 95th-percentile value), so it matches online, and a true quantile within alpha.
+
+>>> from datetime import datetime, timedelta, UTC
+>>> import polars as pl
+>>> events = pl.DataFrame({
+...     "event_id": ["e0", "e1", "e2"], "type": ["withdrawal"] * 3, "card_id": ["c1"] * 3,
+...     "amount": [100.0, 300.0, 200.0],
+...     "timestamp": [datetime(2022, 1, 1, h, tzinfo=UTC) for h in (9, 10, 11)]})
+>>> out = transaction_features(events, label_delay=timedelta(days=7))
+>>> out.select("card_txn_count_1d", "card_avg_amount_1d", "card_amount_to_mean").row(2)
+(2.0, 200.0, 1.0)
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+from vigil.features.history import (
+    US,
+    Bools,
+    EntityRows,
+    Floats,
+    History,
+    Ints,
+    as_microseconds,
+    stable_order,
+)
+from vigil.features.spec import FEATURES, P95, Feature
+from vigil.features.timeline import Timeline
+from vigil.geo import haversine_km
+from vigil.profiles.sketch import ALPHA
+from vigil.storage.reference import ReferenceData
+
+_GAMMA = (1 + ALPHA) / (1 - ALPHA)
+_LOG_GAMMA = math.log(_GAMMA)
+_ZERO_BUCKET = -1e18  # the sketch counts values at or below 1e-9 as zeros, below every bucket
+_DAY_US = 86_400 * US
+
+
+def transaction_features(
+    events: pl.DataFrame,
+    *,
+    labels: pl.DataFrame | None = None,
+    label_delay: timedelta,
+    reference: ReferenceData | None = None,
+) -> pl.DataFrame:
+    """One row per decided completed transaction with every declared feature (NaN: undefined).
+
+    ``labels`` names fraudulent events (``event_id``, optionally ``transaction_id``); each is
+    known ``label_delay`` after the transaction, which is what terminal risk may use. Without
+    labels the terminal risk features are NaN and there is no ``label`` column. ``reference``
+    supplies terminal locations and account creation dates, as the engine's enrichment does.
+    """
+    delay = as_microseconds(label_delay)
+    if delay <= 0:
+        raise ValueError("label_delay: must be positive (a zero delay leaks labels)")
+    history = History.build(events, reference)
+    fraud = history.tx_flags(labels)
+    builder = _Builder(history, fraud if labels is not None else None, delay)
+    columns = {f.name: builder.feature(f) for f in FEATURES}
+    out = history.tx.with_columns(
+        pl.DataFrame(columns, schema={name: pl.Float64 for name in columns})
+    )
+    if labels is not None:
+        out = out.with_columns(label=pl.Series(fraud.astype(np.int8)))
+    return out
+
+
+class _Builder:
+    """Computes feature columns in each entity's sorted rows, sharing the intermediate steps,
+    and scatters them back to transaction order."""
+
+    def __init__(self, history: History, fraud: Bools | None, delay_us: int) -> None:
+        self.h = history
+        self.fraud = fraud
+        self.delay = delay_us
+        self._cache: dict[Any, Any] = {}
+
+    def feature(self, f: Feature) -> Floats:
+        return getattr(self, f"_{f.aggregation}")(f)
+
+    def _memo(self, key: Any, make: Callable[[], Any]) -> Any:
+        if key not in self._cache:
+            self._cache[key] = make()
+        return self._cache[key]
+
+    def _scatter(self, entity: str, values: np.ndarray) -> Floats:
+        return _scatter(self.h, self.h.rows[entity], values)
+
+    # -- windows -------------------------------------------------------------------------
+    def _tx_rows(self, entity: str) -> EntityRows:
+        return self._memo(("tx_rows", entity), lambda: self.h.rows[entity].transactions())
+
+    def _timeline(self, entity: str) -> Timeline:
+        rows = self._tx_rows(entity)
+        return self._memo(("timeline", entity), lambda: Timeline(rows.code, rows.time))
+
+    def _window(self, f: Feature) -> tuple[Ints, Ints, EntityRows]:
+        """(count, sum of cents) of the entity's earlier transactions of ``f``'s types in the
+        window, per row of the entity's transactions (returned too)."""
+
+        def make() -> tuple[Ints, Ints, EntityRows]:
+            rows = self._tx_rows(f.entity)
+            width = round(f.window_seconds * US)  # type: ignore[operator]
+            lo = self._memo(
+                ("edge", f.entity, width),
+                lambda: self._timeline(f.entity).position_le(rows.code, rows.time - width),
+            )
+            counts, sums = self._running(f.entity, f.category_indexes)
+            # Rows before this one in replay order, after the window's edge: lo .. here.
+            return counts[:-1] - counts[lo], sums[:-1] - sums[lo], rows
+
+        return self._memo(("window", f.entity, f.category_indexes, f.window), make)
+
+    def _running(self, entity: str, categories: tuple[int, ...]) -> tuple[Ints, Ints]:
+        """Running count and amount of the entity's transactions of ``categories`` (from 0)."""
+
+        def make() -> tuple[Ints, Ints]:
+            rows = self._tx_rows(entity)
+            wanted = np.isin(rows.category, categories)
+            counts = np.concatenate([[0], np.cumsum(wanted)])
+            sums = np.concatenate([[0], np.cumsum(np.where(wanted, rows.cents, 0))])
+            return counts, sums
+
+        return self._memo(("running", entity, categories), make)
+
+    def _count(self, f: Feature) -> Floats:
+        count, _, rows = self._window(f)
+        return _scatter(self.h, rows, count.astype(np.float64))
+
+    def _mean_amount(self, f: Feature) -> Floats:
+        count, total, rows = self._window(f)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            mean = np.where(count > 0, total / 100 / count, np.nan)
+        return _scatter(self.h, rows, mean)
+
+    # -- amount statistics ---------------------------------------------------------------
+    def _stats(self, entity: str) -> dict[str, Floats]:
+        return self._memo(("stats", entity), lambda: _amount_stats(self.h, entity))
+
+    def _zscore(self, f: Feature) -> Floats:
+        s = self._stats(f.entity)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            z = (s["amount"] - s["mean"]) / s["std"]
+        return np.where((s["n"] > 1) & (s["std"] > 0), z, np.nan)
+
+    def _to_mean(self, f: Feature) -> Floats:
+        s = self._stats(f.entity)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            ratio = s["amount"] / s["mean"]
+        return np.where((s["n"] > 0) & (s["mean"] > 0), ratio, np.nan)
+
+    def _to_p95(self, f: Feature) -> Floats:
+        s = self._stats(f.entity)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            ratio = s["amount"] / s["p95"]
+        return np.where((s["n"] > 0) & (s["p95"] > 0), ratio, np.nan)
+
+    # -- last event, place, age ----------------------------------------------------------
+    def _last(self, entity: str) -> dict[str, Floats]:
+        return self._memo(("last", entity), lambda: _last_event(self.h.rows[entity]))
+
+    def _since_last(self, f: Feature) -> Floats:
+        rows = self.h.rows[f.entity]
+        return self._scatter(f.entity, (rows.start - self._last(f.entity)["last_start"]) / US)
+
+    def _km_from_last(self, f: Feature) -> Floats:
+        last = self._last(f.entity)
+        here = self._scatter(f.entity, last["lat"]), self._scatter(f.entity, last["lon"])
+        h = self.h
+        km = haversine_km(here[0], here[1], h.latitude, h.longitude)
+        return np.where(np.isnan(here[0]) | np.isnan(h.latitude), np.nan, km)
+
+    def _age_days(self, f: Feature) -> Floats:
+        h = self.h
+        if f.entity == "user":
+            created = np.append(h.created_at, np.nan)[h.codes["user"]]  # code -1: the NaN
+            return (h.start - created) / _DAY_US
+        rows = h.rows[f.entity]
+        age = (rows.start - self._last(f.entity)["first_start"]) / _DAY_US
+        return self._scatter(f.entity, age)
+
+    # -- terminal risk -------------------------------------------------------------------
+    def _fraud_rate(self, f: Feature) -> Floats:
+        h = self.h
+        if self.fraud is None:
+            return np.full(h.tx.height, np.nan)
+        rows = h.rows["terminal"]
+        fraud = self.fraud[rows.tx_index].astype(np.int64)
+        line = self._memo("fraud_timeline", lambda: Timeline(rows.code, rows.time, fraud))
+        upto = rows.time - self.delay
+        width = round(f.window_seconds * US)  # type: ignore[operator]
+        count, frauds = line.sum_between(rows.code, upto - width, upto)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            rate = np.where(count > 0, frauds / count, np.nan)
+        return self._scatter("terminal", rate)
+
+
+def _scatter(h: History, rows: EntityRows, values: np.ndarray) -> Floats:
+    """Values per sorted entity row → per transaction (NaN where the entity is absent)."""
+    out = np.full(h.tx.height, np.nan)
+    index = rows.tx_index
+    if rows.has_logins:
+        keep = index >= 0
+        index, values = index[keep], values[keep]
+    out[index] = values
+    return out
+
+
+def _amount_stats(h: History, entity: str) -> dict[str, Floats]:
+    """Per transaction: n, mean, std (n - 1) and sketch p95 of the entity's earlier amounts
+    of the same type, as Welford's RunningStats and the QuantileSketch hold them."""
+    n_tx = h.tx.height
+    out = {
+        "n": np.zeros(n_tx),
+        "mean": np.full(n_tx, np.nan),
+        "std": np.full(n_tx, np.nan),
+        "p95": np.full(n_tx, np.nan),
+        "amount": h.cents / 100,
+    }
+    rows = h.rows[entity].transactions()
+    if not len(rows):
+        return out
+    # (type, entity) groups, each in replay order: the rows are sorted by entity already, so
+    # a stable sort by type alone groups them
+    by = stable_order(rows.category)
+    group = rows.category[by] * (int(rows.code.max()) + 1) + rows.code[by]
+    cents = rows.cents[by]
+    first = np.r_[True, group[1:] != group[:-1]]
+    head = np.maximum.accumulate(np.where(first, np.arange(len(by)), 0))
+    position = np.arange(len(by)) - head
+    n = position.astype(np.float64)  # earlier values in the group
+    # Shift by the group's first value: sums stay exact integers of cents and an unchanging
+    # amount has exactly zero spread, as Welford's has. Squares are summed exactly in two
+    # 32-bit halves so a long global running sum loses nothing.
+    d = cents - cents[head]
+    square = d * d
+    s1 = _prior_sum(d, head).astype(np.float64)
+    s2 = _prior_sum(square >> 32, head) * 4294967296.0 + _prior_sum(square & 0xFFFFFFFF, head)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean_c = cents[head] + s1 / n
+        var_c = np.maximum(s2 - s1**2 / n, 0.0) / (n - 1)
+    amount = cents / 100
+    keys = np.full(len(by), _ZERO_BUCKET)
+    positive = amount > 1e-9
+    keys[positive] = np.ceil(np.log(amount[positive]) / _LOG_GAMMA)
+    # The lower 95th-percentile bucket of the earlier values (the sketch's own answer): an
+    # expanding quantile per group, as a rolling quantile over an index that leaves a gap as
+    # long as the longest group between groups, read one row later.
+    longest = int(position.max()) + 1
+    roll_at = np.cumsum(first) * (2 * longest) + position
+    quantile = (
+        pl.DataFrame({"i": roll_at, "k": keys})
+        .select(
+            pl.col("k").rolling_quantile_by(
+                "i", window_size=f"{longest}i", quantile=P95, interpolation="lower"
+            )
+        )["k"]
+        .fill_null(np.nan)
+        .to_numpy()
+    )
+    prior_key = np.where(position > 0, np.r_[np.nan, quantile[:-1]], np.nan)
+    p95 = np.where(prior_key == _ZERO_BUCKET, 0.0, 2 * _GAMMA**prior_key / (_GAMMA + 1))
+    index = rows.tx_index[by]
+    out["n"][index] = n
+    out["mean"][index] = mean_c / 100
+    out["std"][index] = np.sqrt(var_c) / 100
+    out["p95"][index] = p95
+    return out
+
+
+def _prior_sum(values: Ints, head: Ints) -> Ints:
+    """Per row: the sum of the earlier values of its group (exact, in integers)."""
+    cum = np.concatenate([[0], np.cumsum(values)])
+    return cum[:-1] - cum[head]
+
+
+def _last_event(rows: EntityRows) -> dict[str, Floats]:
+    """Per entity row: the entity's latest start, last known place and first start before it."""
+    n = len(rows)
+    head = rows.group_start()
+    here = np.arange(n)
+    earlier = here > head
+    prev = np.maximum(here - 1, 0)
+    # Latest start so far: a running maximum that restarts per entity, by lifting each
+    # entity's starts above every earlier entity's (codes ascend through the rows).
+    lifted = rows.start - rows.start.min() if n else rows.start
+    span = int(lifted.max()) + 1 if n else 1
+    if (int(rows.code.max()) + 1 if n else 1) * span < 2**62:
+        running = np.maximum.accumulate(rows.code * span + lifted) - rows.code * span
+        last_start = np.where(earlier, running[prev] + (rows.start.min() if n else 0), np.nan)
+    else:  # too wide for one integer: let Polars restart the maximum per entity
+        running = (
+            pl.DataFrame({"c": rows.code, "s": rows.start})
+            .select(pl.col("s").cum_max().over("c"))["s"]
+            .to_numpy()
+        )
+        last_start = np.where(earlier, running[prev], np.nan)
+    located = ~np.isnan(rows.latitude)
+    last_located = np.maximum.accumulate(np.where(located, here, -1))
+    source = np.where(earlier, last_located[prev], -1)
+    known = source >= head
+    pick = np.maximum(source, 0)
+    return {
+        "last_start": last_start,
+        "lat": np.where(known, rows.latitude[pick], np.nan),
+        "lon": np.where(known, rows.longitude[pick], np.nan),
+        "first_start": np.where(earlier, rows.start[head], np.nan),
+    }

@@ -1,0 +1,22 @@
+"""Fraud models: training, the registry, batch scores, StandIn decisions, serving in the engine.
+
+One module per concept:
+
+- ``split``: time-ordered train / validation / test with a label-delay gap;
+- ``train``: LightGBM (default) or logistic regression on a point-in-time feature table
+  (:mod:`vigil.features`), class weighting, early stopping, calibration, metrics;
+- ``metrics``: card precision@k per day (ROC AUC and AP come from :mod:`vigil.evaluate`);
+- ``trees`` / ``linear`` / ``model``: a trained model as served, in plain Python;
+- ``registry``: versioned artefacts with manifests; promotion;
+- ``scorer``: the transaction model as one more detector in the engine;
+- ``standin``: the user and card scores combined with the amount, thresholds for a target;
+- ``data`` / ``pipeline``: labelled event files in, registry and tables out (``vigil train``,
+  ``vigil score``); ``report``: the model report; ``cli``: the commands.
+
+Serving (``scorer``, ``model``, ``trees``, ``linear``) imports neither LightGBM nor
+scikit-learn.
+
+>>> from vigil.models.split import time_split
+>>> callable(time_split)
+True
+"""

@@ -1,0 +1,297 @@
+"""``vigil train``, ``vigil score`` and ``vigil models list|show|promote|report|standin``.
+
+Registered in :mod:`vigil.cli`; like every vigil command, each prints its figures as one JSON
+object on its last line.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from vigil.config import Settings
+
+models_app = typer.Typer(help="The model registry: list, show, promote.", no_args_is_help=True)
+console = Console()
+err = Console(stderr=True)
+
+TARGETS = ("transaction", "user", "card")
+DatabaseOpt = Annotated[
+    str | None, typer.Option("--database", "-d", help="Database URL (default: VIGIL_DATABASE_URL)")
+]
+BankOpt = Annotated[
+    Path | None,
+    typer.Option(help="Bank folder: terminal places and account dates for the features"),
+]
+RegistryOpt = Annotated[
+    Path | None, typer.Option("--registry", help="Registry folder (default: <data_dir>/models)")
+]
+
+
+def _settings(database: str | None = None, registry: Path | None = None) -> Settings:
+    settings = Settings(database_url=database) if database else Settings()
+    if registry is not None:
+        settings.models.registry_dir = registry
+    return settings
+
+
+def _registry(settings: Settings):  # -> Registry, imported lazily to keep `vigil --help` fast
+    from vigil.models.registry import Registry
+    from vigil.models.scorer import registry_dir
+
+    return Registry(registry_dir(settings))
+
+
+def _emit(figures: dict) -> None:
+    print(json.dumps(figures, default=str))
+
+
+def _fail(message: str) -> None:
+    err.print(f"[red]error:[/] {message}")
+    raise typer.Exit(code=2)
+
+
+def _parse_duration(text: str) -> timedelta:
+    """``1d``, ``12h``, ``30m`` or seconds."""
+    units = {"d": 86400, "h": 3600, "m": 60, "s": 1}
+    try:
+        if text and text[-1] in units:
+            return timedelta(seconds=float(text[:-1]) * units[text[-1]])
+        return timedelta(seconds=float(text))
+    except ValueError:
+        raise typer.BadParameter(f"--label-delay {text!r}: expected e.g. 1d, 12h, 3600") from None
+
+
+def _parse_map(pairs: list[str]) -> dict[str, str]:
+    from vigil.cli import _parse_map as parse
+
+    return parse(pairs)
+
+
+def train(
+    events: Annotated[Path, typer.Option(help="Labelled event file (CSV or Parquet)")],
+    labels: Annotated[Path | None, typer.Option(help="labels.csv (fraud event ids)")] = None,
+    feedback: Annotated[
+        Path | None, typer.Option(help="feedback.csv (StandIn outcomes; user/card targets)")
+    ] = None,
+    label_column: Annotated[
+        str | None, typer.Option(help="Column of the event file with the fraud label")
+    ] = None,
+    map_: Annotated[list[str], typer.Option("--map", help="FIELD=COLUMN, repeatable")] = [],  # noqa: B006
+    default_type: Annotated[
+        str | None, typer.Option(help="Transaction type when the file has no type column")
+    ] = None,
+    target: Annotated[str, typer.Option(help="transaction, user or card")] = "transaction",
+    model: Annotated[str, typer.Option("--model", help="lightgbm or logreg")] = "lightgbm",
+    label_delay: Annotated[str, typer.Option(help="Label delay: split gap, terminal risk")] = "1d",
+    k: Annotated[int, typer.Option(help="Cards an analyst team checks a day (precision@k)")] = 10,
+    drop: Annotated[
+        list[str], typer.Option("--drop", help="Feature to leave out, repeatable")
+    ] = [],  # noqa: B006
+    promote: Annotated[bool, typer.Option(help="Promote the new version at once")] = False,
+    bank: BankOpt = None,
+    keep_terminal_risk: Annotated[
+        bool, typer.Option(help="Keep terminal-risk features (the engine must be fed labels)")
+    ] = False,
+    registry: RegistryOpt = None,
+) -> None:
+    """Train a model on a labelled event file, store it in the registry, write its report."""
+    from vigil.models.pipeline import train_target
+
+    if target not in TARGETS:
+        _fail(f"--target {target!r}: expected one of {', '.join(TARGETS)}")
+    settings = _settings(registry=registry)
+    try:
+        with console.status(f"building the {target} training table and training {model}"):
+            figures = train_target(
+                _registry(settings),
+                target=target,
+                events=events,
+                labels=labels,
+                feedback=feedback,
+                label_column=label_column,
+                mapping=_parse_map(map_) or None,
+                default_type=default_type,
+                kind=model,
+                label_delay=_parse_duration(label_delay),
+                k=k,
+                drop=drop,
+                promote=promote,
+                bank=bank,
+                keep_terminal_risk=keep_terminal_risk,
+            )
+    except (ValueError, LookupError) as exc:
+        _fail(str(exc))
+    _print_metrics(figures)
+    console.print(f"report: [bold]{figures['report']}[/]")
+    _emit(figures)
+
+
+def score(
+    events: Annotated[Path, typer.Option(help="Event file (the engine's layout)")],
+    feedback: Annotated[Path, typer.Option(help="feedback.csv: StandIn outcomes, disputes")],
+    labels: Annotated[Path | None, typer.Option(help="labels.csv (fraud event ids)")] = None,
+    label_delay: Annotated[str, typer.Option(help="Label delay")] = "1d",
+    bank: BankOpt = None,
+    database: DatabaseOpt = None,
+    registry: RegistryOpt = None,
+) -> None:
+    """Score every user and card with the promoted user and card models; choose StandIn
+    thresholds.
+
+    Scores are read on the daily snapshot after the last event and stored in
+    user_profile_scores / card_profile_scores; the thresholds meet [models.standin]'s target.
+    """
+    from vigil.models.pipeline import score_profiles
+
+    settings = _settings(database, registry)
+    from vigil.cli import _store
+
+    try:
+        with console.status("scoring users and cards"):
+            figures = score_profiles(
+                _store(settings),
+                _registry(settings),
+                settings.models.standin,
+                events=events,
+                feedback=feedback,
+                labels=labels,
+                label_delay=_parse_duration(label_delay),
+                bank=bank,
+            )
+    except (ValueError, LookupError) as exc:
+        _fail(str(exc))
+    table = Table("figure", "value", title="batch scores and StandIn policy")
+    for key, value in _flat(figures).items():
+        table.add_row(key, f"{value:.4g}" if isinstance(value, float) else str(value))
+    console.print(table)
+    _emit(figures)
+
+
+@models_app.command("list")
+def list_models(
+    name: Annotated[str | None, typer.Argument(help="Only this model name")] = None,
+    registry: RegistryOpt = None,
+) -> None:
+    """Every stored model version with its status and test metrics."""
+    manifests = _registry(_settings(registry=registry)).list(name)
+    table = Table(
+        "name", "version", "kind", "status", "created", "test ROC AUC", "test AP", title="models"
+    )
+    for m in manifests:
+        test = m.get("metrics", {}).get("test", {})
+        table.add_row(
+            m["name"],
+            m["version"],
+            m["kind"],
+            m["status"],
+            m["created_at"][:19],
+            _fmt(test.get("roc_auc")),
+            _fmt(test.get("average_precision")),
+        )
+    console.print(table)
+    _emit(
+        {
+            "models": [
+                {key: m.get(key) for key in ("name", "version", "kind", "status", "created_at")}
+                for m in manifests
+            ]
+        }
+    )
+
+
+@models_app.command("show")
+def show(
+    name: Annotated[str, typer.Argument(help="Model name: transaction, user, card")],
+    version: Annotated[str | None, typer.Argument(help="Version (default: promoted)")] = None,
+    registry: RegistryOpt = None,
+) -> None:
+    """The manifest of one version (the promoted one by default), as JSON."""
+    reg = _registry(_settings(registry=registry))
+    try:
+        version = version or reg.promoted(name)
+        if version is None:
+            raise LookupError(f"model {name!r}: no promoted version; name one")
+        manifest = reg.manifest(name, version)
+    except LookupError as exc:
+        _fail(str(exc))
+    _emit(manifest)
+
+
+@models_app.command("promote")
+def promote(
+    name: Annotated[str, typer.Argument(help="Model name")],
+    version: Annotated[str, typer.Argument(help="Version to serve")],
+    registry: RegistryOpt = None,
+) -> None:
+    """Serve this version (the engine loads the promoted transaction model at start)."""
+    try:
+        manifest = _registry(_settings(registry=registry)).promote(name, version)
+    except LookupError as exc:
+        _fail(str(exc))
+    console.print(f"{name} {version} promoted")
+    _emit({"name": name, "version": version, "status": manifest["status"]})
+
+
+@models_app.command("standin")
+def standin(
+    amount: Annotated[float, typer.Option(help="Amount asked for")],
+    user_id: Annotated[str | None, typer.Option(help="User")] = None,
+    card_id: Annotated[str | None, typer.Option(help="Card")] = None,
+    event_id: Annotated[str | None, typer.Option(help="The StandIn event's id")] = None,
+    database: DatabaseOpt = None,
+    registry: RegistryOpt = None,
+) -> None:
+    """Decide one StandIn request from the stored scores (and log the inference)."""
+    from vigil.cli import _store
+    from vigil.models.pipeline import standin_policy_path
+    from vigil.models.standin import StandinDecider, StandinPolicy
+
+    settings = _settings(database, registry)
+    try:
+        policy = StandinPolicy.load(standin_policy_path(_registry(settings)))
+    except LookupError as exc:
+        _fail(str(exc))
+    decision = StandinDecider(_store(settings), policy).decide(
+        event_id, user_id=user_id, card_id=card_id, amount=amount
+    )
+    console.print(f"StandIn: [bold]{decision.decision}[/] (risk {decision.risk:.3f})")
+    _emit(decision.__dict__)
+
+
+def _fmt(value: Any) -> str:
+    return "—" if value is None else f"{value:.4f}"
+
+
+def _flat(figures: dict, prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in figures.items():
+        if isinstance(value, dict):
+            out.update(_flat(value, f"{prefix}{key}."))
+        elif not isinstance(value, list):
+            out[f"{prefix}{key}"] = value
+    return out
+
+
+def _print_metrics(figures: dict) -> None:
+    metrics = figures["metrics"]
+    names = sorted({m for part in ("validation", "test") for m in metrics.get(part, {})})
+    table = Table("metric", "validation", "test", title=f"{figures['name']} {figures['version']}")
+    for m in names:
+        row = [metrics.get(part, {}).get(m) for part in ("validation", "test")]
+        table.add_row(
+            m,
+            *(
+                v
+                if isinstance(v, str)
+                else ("—" if v is None else (f"{v:,}" if isinstance(v, int) else f"{v:.4f}"))
+                for v in row
+            ),
+        )
+    console.print(table)

@@ -1,0 +1,81 @@
+"""A trained model as served: its feature list, its scorer, and its probability calibration.
+
+The scorer is a :class:`~vigil.models.trees.CompiledTrees` (LightGBM) or a
+:class:`~vigil.models.linear.LinearModel` (logistic regression); both give a raw log-odds score
+for one row. Training reweights the classes, which shifts raw scores away from true odds, so
+the probability is ``sigmoid(a * raw + b)`` with ``a, b`` fitted on the validation part
+(Platt scaling): a probability the engine's noisy-OR policy can combine with detector scores.
+
+>>> from vigil.models.linear import LinearModel
+>>> lm = LinearModel(["amount"], fill=[0.0], mean=[0.0], scale=[1.0], coef=[1.0], intercept=0.0)
+>>> m = Model("transaction", "logreg", lm, calibration=(1.0, 0.0))
+>>> m.probability([0.0]), m.features
+(0.5, ['amount'])
+>>> m.reasons([2.0], top=1)
+[('amount', 2.0)]
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import numpy as np
+
+from vigil.models.linear import LinearModel
+from vigil.models.trees import CompiledTrees
+
+KINDS = ("lightgbm", "logreg")
+
+
+class Model:
+    """One servable model: ``probability(row)`` for a row in ``features`` order.
+
+    >>> Model("card", "forest", None, calibration=(1.0, 0.0))  # type: ignore[arg-type]
+    Traceback (most recent call last):
+    ValueError: kind: 'forest' is not one of lightgbm, logreg
+    """
+
+    def __init__(
+        self,
+        name: str,
+        kind: str,
+        scorer: CompiledTrees | LinearModel,
+        *,
+        calibration: tuple[float, float],
+        version: str | None = None,
+    ) -> None:
+        if kind not in KINDS:
+            raise ValueError(f"kind: {kind!r} is not one of {', '.join(KINDS)}")
+        self.name = name
+        self.kind = kind
+        self.scorer = scorer
+        self.features: list[str] = list(scorer.features)
+        self.calibration = (float(calibration[0]), float(calibration[1]))
+        self.version = version
+
+    def raw(self, x: Sequence[float]) -> float:
+        return self.scorer.raw(x)
+
+    def probability(self, x: Sequence[float]) -> float:
+        a, b = self.calibration
+        z = a * self.scorer.raw(x) + b
+        # exp overflows past ~709; the probability is 0 or 1 there anyway.
+        return 1.0 / (1.0 + math.exp(-z)) if z > -700 else 0.0
+
+    def raw_batch(self, X: np.ndarray) -> np.ndarray:
+        X = np.asarray(X, dtype=np.float64)
+        if isinstance(self.scorer, LinearModel):
+            return self.scorer.raw_batch(X)
+        raw = self.scorer.raw
+        return np.fromiter((raw(row) for row in X.tolist()), dtype=np.float64, count=len(X))
+
+    def probability_batch(self, X: np.ndarray) -> np.ndarray:
+        a, b = self.calibration
+        return 1.0 / (1.0 + np.exp(-np.clip(a * self.raw_batch(X) + b, -700, 700)))
+
+    def reasons(self, x: Sequence[float], *, top: int = 3) -> list[tuple[str, float]]:
+        """The ``top`` features that pushed this row's raw score up most, with their share."""
+        _, contributions = self.scorer.contributions(x)
+        ranked = sorted(zip(self.features, contributions, strict=True), key=lambda p: -p[1])
+        return [(name, value) for name, value in ranked[:top] if value > 0]

@@ -1,0 +1,335 @@
+"""The jobs behind ``vigil train`` and ``vigil score``: files in, registry and tables out.
+
+- :func:`train_target` builds the point-in-time training table with :mod:`vigil.features`
+  (transactions, or the user / card StandIn tables), trains (:mod:`vigil.models.train`),
+  stores the version with its manifest (:mod:`vigil.models.registry`) and writes its report.
+- :func:`score_profiles` scores every user and card with the promoted user and card models on
+  the daily snapshot after the last event, writes ``user_profile_scores`` /
+  ``card_profile_scores``, and chooses the StandIn thresholds (:mod:`vigil.models.standin`).
+
+The transaction model leaves out the terminal-risk features by default: online they need a
+feed of fraud labels into the engine (``TerminalRisk``), which replay does not have, and a
+feature that is known offline but missing online would make the served model worse than its
+report says. ``keep_terminal_risk=True`` keeps them for a deployment that feeds labels.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from vigil.config import StandinConfig
+from vigil.models.registry import Registry
+from vigil.models.report import write_model_report
+from vigil.models.standin import StandinPolicy
+from vigil.models.train import TrainOptions, TrainResult, feature_matrix, train
+
+TERMINAL_RISK_PREFIX = "terminal_fraud_rate"
+# Fewer StandIn outcomes than this after the models' training period: thresholds are chosen
+# on all of them (in-sample, and the figures say so).
+_MIN_HELD_OUT = 30
+
+
+def transaction_feature_names(
+    drop: list[str] | tuple[str, ...] = (), *, keep_terminal_risk: bool = False
+) -> list[str]:
+    """The transaction model's features: the declared ones and the amount, minus ``drop``.
+
+    >>> names = transaction_feature_names(["card_km_from_last"])
+    >>> "amount" in names, "card_km_from_last" in names, "terminal_fraud_rate_7d" in names
+    (True, False, False)
+    """
+    from vigil.features import FEATURE_NAMES
+
+    known = {*FEATURE_NAMES, "amount"}
+    unknown = sorted(set(drop) - known)
+    if unknown:
+        raise ValueError(f"drop: no feature named {', '.join(unknown)}")
+    return [
+        name
+        for name in (*FEATURE_NAMES, "amount")
+        if name not in drop and (keep_terminal_risk or not name.startswith(TERMINAL_RISK_PREFIX))
+    ]
+
+
+def train_target(
+    registry: Registry,
+    *,
+    target: str,
+    events: Path,
+    labels: Path | None = None,
+    feedback: Path | None = None,
+    label_column: str | None = None,
+    mapping: dict[str, str] | None = None,
+    default_type: str | None = None,
+    kind: str = "lightgbm",
+    label_delay: timedelta = timedelta(days=1),
+    k: int = 10,
+    drop: list[str] | None = None,
+    keep_terminal_risk: bool = False,
+    promote: bool = False,
+    bank: Path | None = None,
+) -> dict[str, Any]:
+    """Build the table, train, store, report; returns the figures the CLI prints."""
+    import time
+
+    started = time.perf_counter()
+    table, features = _training_table(
+        target,
+        events=events,
+        labels=labels,
+        feedback=feedback,
+        label_column=label_column,
+        mapping=mapping,
+        default_type=default_type,
+        label_delay=label_delay,
+        drop=drop or [],
+        keep_terminal_risk=keep_terminal_risk,
+        reference=_reference(bank),
+    )
+    built = time.perf_counter() - started
+    result = train(table, features, TrainOptions(kind=kind, gap=label_delay, k=k), name=target)
+    sources = {
+        "events": str(events),
+        "labels": _str(labels),
+        "feedback": _str(feedback),
+        "bank": _str(bank),
+        "label_column": label_column,
+        "mapping": mapping,
+    }
+    version = save_result(registry, result, sources=sources, table_seconds=built)
+    if promote:
+        registry.promote(target, version)
+    report = write_model_report(
+        registry.manifest(target, version),
+        result.test_scores,
+        registry.root / target / version / "report.html",
+    )
+    return {
+        "name": target,
+        "version": version,
+        "kind": kind,
+        "promoted": promote,
+        "rows": table.height,
+        "positives": int(table.get_column("label").sum()),
+        "features": len(features),
+        "table_seconds": round(built, 3),
+        "train_seconds": round(result.seconds, 3),
+        "metrics": {p: result.metrics[p] for p in ("validation", "test")},
+        "report": str(report),
+    }
+
+
+def save_result(
+    registry: Registry,
+    result: TrainResult,
+    *,
+    sources: dict[str, Any] | None = None,
+    table_seconds: float | None = None,
+) -> str:
+    """Store a training result as the next version of its model; returns the version."""
+    rows = {part: result.metrics[part]["rows"] for part in ("train", "validation", "test")}
+    manifest = {
+        "training_data": {
+            "ranges": result.ranges,
+            "rows": rows,
+            "sha256": result.data_sha256,
+            "sources": sources or {},
+        },
+        "parameters": {**result.options.as_params(), **result.extra},
+        "metrics": result.metrics,
+        "importance": result.importance,
+        "seconds": {
+            "train": round(result.seconds, 3),
+            "table": None if table_seconds is None else round(table_seconds, 3),
+        },
+    }
+    return registry.save(
+        result.model, manifest, booster=result.booster, test_scores=result.test_scores
+    )
+
+
+def _reference(bank: Path | None) -> Any:
+    """The bank folder's reference data (terminal places, account creation dates), or None:
+    then the features that need it are undefined offline, as for an unknown terminal online."""
+    if bank is None:
+        return None
+    from vigil.features import read_reference
+
+    return read_reference(bank)
+
+
+def _str(path: Path | None) -> str | None:
+    return None if path is None else str(path)
+
+
+def _training_table(
+    target: str,
+    *,
+    events: Path,
+    labels: Path | None,
+    feedback: Path | None,
+    label_column: str | None,
+    mapping: dict[str, str] | None,
+    default_type: str | None,
+    label_delay: timedelta,
+    drop: list[str],
+    keep_terminal_risk: bool,
+    reference: Any,
+) -> tuple[pl.DataFrame, list[str]]:
+    import vigil.features as F
+
+    delay = label_delay
+    if target == "transaction":
+        from vigil.models.data import labelled_events
+
+        frame, fraud = labelled_events(
+            events,
+            mapping,
+            label_column=label_column,
+            labels_path=labels,
+            default_type=default_type,
+        )
+        table = F.transaction_features(frame, labels=fraud, label_delay=delay, reference=reference)
+        return table, transaction_feature_names(drop, keep_terminal_risk=keep_terminal_risk)
+    if feedback is None:
+        raise ValueError(f"feedback: the {target} model learns StandIn outcomes; give feedback.csv")
+    frame = F.read_event_frame(events)
+    fb = F.read_feedback_frame(feedback)
+    fraud = F.read_labels(labels) if labels is not None else None
+    build = F.user_model_training_data if target == "user" else F.card_model_training_data
+    names = F.USER_SNAPSHOT_FEATURES if target == "user" else F.CARD_SNAPSHOT_FEATURES
+    table = build(frame, feedback=fb, labels=fraud, label_delay=delay, reference=reference)
+    return table, [n for n in names if n not in drop]
+
+
+def standin_policy_path(registry: Registry) -> Path:
+    """Where ``vigil score`` keeps the StandIn thresholds it chose."""
+    return registry.root / "standin" / "policy.json"
+
+
+def score_profiles(
+    store: Any,
+    registry: Registry,
+    config: StandinConfig,
+    *,
+    events: Path,
+    feedback: Path,
+    labels: Path | None = None,
+    label_delay: timedelta = timedelta(days=1),
+    bank: Path | None = None,
+    now: datetime | None = None,
+) -> dict[str, Any]:
+    """Batch-score users and cards, store the scores, fit and save the StandIn policy."""
+    import vigil.features as F
+
+    models = {kind: registry.load(kind) for kind in ("user", "card")}
+    frame = F.read_event_frame(events)
+    fb = F.read_feedback_frame(feedback)
+    fraud = F.read_labels(labels) if labels is not None else None
+    delay = label_delay
+    reference = _reference(bank)
+    last = frame.get_column("timestamp").max()
+    # The snapshot read just before midnight after the last event: everything known.
+    day: date = last.date() + timedelta(days=1)  # type: ignore[union-attr]
+    now = now or datetime.now(UTC)
+    figures: dict[str, Any] = {"snapshot_date": day.isoformat()}
+    for kind, snapshot in (
+        ("user", F.user_aggregated_features),
+        ("card", F.card_aggregated_features),
+    ):
+        model = models[kind]
+        rows = snapshot(
+            frame, feedback=fb, labels=fraud, label_delay=delay, dates=[day], reference=reference
+        )
+        scores = model.probability_batch(feature_matrix(rows, model.features))
+        ids = rows.get_column(f"{kind}_id").to_list()
+        written = store.upsert_profile_scores(
+            kind,
+            (
+                {
+                    f"{kind}_id": i,
+                    "score": float(s),
+                    "model_version": model.version,
+                    "score_timestamp": now,
+                }
+                for i, s in zip(ids, scores.tolist(), strict=True)
+            ),
+        )
+        figures[f"{kind}_scores"] = {
+            "written": written,
+            "model_version": model.version,
+            "mean": float(scores.mean()) if scores.size else None,
+        }
+    policy, how = _fit_policy(registry, models, frame, fb, fraud, delay, config, reference)
+    policy.save(standin_policy_path(registry))
+    figures["standin"] = {
+        **policy.figures,
+        "chosen_on": how,
+        "approve_below": policy.approve_below,
+        "decline_from": policy.decline_from,
+        "target": policy.target,
+        "target_value": policy.target_value,
+    }
+    return figures
+
+
+def _fit_policy(
+    registry: Registry,
+    models: dict[str, Any],
+    frame: pl.DataFrame,
+    fb: pl.DataFrame,
+    fraud: pl.DataFrame | None,
+    delay: timedelta,
+    config: StandinConfig,
+    reference: Any,
+) -> tuple[StandinPolicy, str]:
+    """Thresholds on StandIn requests scored as of their own day, after the models' training."""
+    import vigil.features as F
+
+    tables = {
+        kind: build(frame, feedback=fb, labels=fraud, label_delay=delay, reference=reference)
+        for kind, build in (
+            ("user", F.user_model_training_data),
+            ("card", F.card_model_training_data),
+        )
+    }
+    scored = []
+    for kind, table in tables.items():
+        model = models[kind]
+        scored.append(
+            table.select("event_id").with_columns(
+                pl.Series(
+                    f"{kind}_score", model.probability_batch(feature_matrix(table, model.features))
+                )
+            )
+        )
+    requests = (
+        tables["card"]
+        .select("event_id", "timestamp", "amount", "label")
+        .join(scored[0], on="event_id", how="left")
+        .join(scored[1], on="event_id", how="left")
+    )
+    # Requests the user and card models never trained on: from the later of their test parts.
+    starts = []
+    for kind, model in models.items():
+        test = registry.manifest(kind, model.version)["training_data"]["ranges"]["test"][0]
+        if test is not None:
+            starts.append(datetime.fromisoformat(test))
+    held_out = requests.filter(pl.col("timestamp") >= max(starts)) if starts else requests.head(0)
+    how = "held-out requests (after the models' training and validation)"
+    if held_out.height < _MIN_HELD_OUT or held_out.get_column("label").sum() == 0:
+        held_out, how = requests, "all requests (in-sample: too few held-out outcomes)"
+    policy = StandinPolicy.fit(
+        held_out.get_column("user_score").fill_null(float("nan")).to_numpy(),
+        held_out.get_column("card_score").fill_null(float("nan")).to_numpy(),
+        held_out.get_column("amount").to_numpy(),
+        held_out.get_column("label").to_numpy(),
+        **StandinPolicy.from_config(
+            config, model_versions={k: str(m.version) for k, m in models.items()}
+        ),
+    )
+    return policy, how

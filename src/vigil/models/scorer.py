@@ -1,0 +1,134 @@
+"""The transaction model in the engine: a detector whose reason is the model's probability.
+
+:class:`ModelScorer` has the detector shape (``codes``, ``detect(ctx)``), so the engine treats
+it as one more source of reasons: it reads the event's online features (the same definitions
+the training table was built from, :mod:`vigil.features`), scores them with the compiled
+model, and when the calibrated fraud probability reaches ``reason_at`` adds a
+``transaction_model`` reason with that probability as its score — noisy-OR evidence like any
+detector's — and the features that pushed the score up most as its detail (path
+attributions, see :mod:`vigil.models.trees`). Events without features (logins, start
+events without an amount) get no model reason.
+
+:func:`model_detectors` gives the engine the promoted model (or none), so a bank without a
+trained model runs exactly as before.
+
+>>> from vigil.models.linear import LinearModel
+>>> from vigil.models.model import Model
+>>> lm = LinearModel(["amount_z"], fill=[0.0], mean=[0.0], scale=[1.0], coef=[2.0],
+...                  intercept=-4.0)
+>>> scorer = ModelScorer(Model("transaction", "logreg", lm, calibration=(1.0, 0.0),
+...                      version="v0001"), lambda ctx: {"amount_z": ctx}, reason_at=0.5)
+>>> scorer.detect(0.5), scorer.detect(4.0)[0].code  # a stand-in for a Context
+([], 'transaction_model')
+>>> scorer.detect(4.0)[0].detail
+'model transaction v0001: p=0.982; amount_z=4 (+8)'
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from vigil.config import Settings
+from vigil.domain import Reason
+from vigil.models.model import Model
+
+CODE = "transaction_model"
+_NAN = float("nan")
+
+FeaturesOf = Callable[[Any], Mapping[str, float] | None]
+
+
+class ModelScorer:
+    """Score an event's online features with a model; a reason when the probability is high.
+
+    ``features_of(ctx)`` gives the event's features by name, or None when the event is not
+    scored (a feature it lacks is read as missing: NaN, as in training).
+    """
+
+    codes: tuple[str, ...] = (CODE,)
+
+    def __init__(
+        self, model: Model, features_of: FeaturesOf, *, reason_at: float = 0.3, top: int = 3
+    ) -> None:
+        self.model = model
+        self.features_of = features_of
+        self.reason_at = reason_at
+        self.top = top
+        self.names = tuple(model.features)
+        self.version = f"{model.name}:{model.version or 'unsaved'}"
+
+    def score(self, ctx: Any) -> tuple[float, list[float]] | None:
+        """The probability and the feature row, or None when the event is not scored."""
+        values = self.features_of(ctx)
+        if values is None:
+            return None
+        get = values.get
+        row = [get(name, _NAN) for name in self.names]
+        return self.model.probability(row), row
+
+    def detect(self, ctx: Any) -> list[Reason]:
+        scored = self.score(ctx)
+        if scored is None or scored[0] < self.reason_at:
+            return []
+        probability, row = scored
+        index = {name: i for i, name in enumerate(self.names)}
+        top = ", ".join(
+            f"{name}={row[index[name]]:.3g} ({value:+.2g})"
+            for name, value in self.model.reasons(row, top=self.top)
+        )
+        detail = f"model {self.model.name} {self.model.version}: p={probability:.3f}"
+        return [Reason(code=CODE, score=round(probability, 6), detail=f"{detail}; {top}")]
+
+
+def registry_dir(settings: Settings) -> Path:
+    """Where the registry lives: ``models.registry_dir``, else ``<data_dir>/models``."""
+    return settings.models.registry_dir or settings.data_dir / "models"
+
+
+def model_detectors(settings: Settings) -> list[ModelScorer]:
+    """The promoted transaction model as a detector, or nothing (no model, or switched off)."""
+    config = settings.models
+    if not config.transaction_model:
+        return []
+    from vigil.models.registry import Registry
+
+    registry = Registry(registry_dir(settings))
+    version = config.transaction_version or registry.promoted("transaction")
+    if version is None:
+        return []
+    model = registry.load("transaction", version)
+    return [
+        ModelScorer(
+            model, transaction_features_of, reason_at=config.reason_at, top=config.top_reasons
+        )
+    ]
+
+
+def transaction_features_of(ctx: Any) -> dict[str, float] | None:
+    """The online features of a completed transaction (single or end event), with its amount;
+    None for logins and start events, which the transaction model does not score (the
+    training table has one row per completed transaction)."""
+    phase = getattr(ctx.event, "phase", None)
+    if phase is None or phase == "start" or ctx.amount_cents is None:
+        return None
+    values = _online_features()(ctx)
+    values["amount"] = ctx.amount_cents / 100
+    return values
+
+
+@cache
+def _online_features() -> Callable[..., dict[str, float]]:
+    # Imported on first use: vigil.features reads the detectors' Context, which the engine
+    # (importing this module) must finish importing first.
+    from vigil.features import online_features
+
+    return online_features
+
+
+def model_versions(detectors: list[Any]) -> dict[str, str]:
+    """``{model name: version}`` of the models among the detectors, for the decision record."""
+    models = (getattr(d, "model", None) for d in detectors)
+    return {m.name: str(m.version) for m in models if isinstance(m, Model)}

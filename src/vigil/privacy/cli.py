@@ -1,0 +1,110 @@
+"""Commands: ``vigil forget``, ``purge``, ``audit verify`` and ``privacy rotate-key``.
+
+Registered on the main app by :mod:`vigil.cli`; each prints its figures as a JSON last line.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated
+
+import typer
+
+from vigil.cli import DatabaseOpt, _emit, _settings, _store, console, err
+
+audit_app = typer.Typer(help="The tamper-evident risk-event log.", no_args_is_help=True)
+privacy_app = typer.Typer(help="Privacy keys and contact data.", no_args_is_help=True)
+
+
+def forget_command(
+    user_id: Annotated[str, typer.Argument(help="The user to erase")],
+    database: DatabaseOpt = None,
+) -> None:
+    """Erase a person's events, decisions, profiles and personal data; audit trail pseudonymised."""
+    from vigil.privacy.erasure import forget
+    from vigil.profiles.store import open_profile_store
+
+    settings = _settings(database)
+    store = _store(settings)
+    # An in-process store lives inside `serve`; from the command line only a shared one is
+    # reachable (the SQL snapshot is erased either way).
+    live = open_profile_store(settings) if settings.profiles_url else None
+    report = forget(store, user_id, profiles=live)
+    console.print(f"forgot [bold]{user_id}[/]; in the audit trail now {report.pseudonym}")
+    _emit(report.as_dict())
+
+
+def purge_command(
+    database: DatabaseOpt = None,
+    now: Annotated[
+        str | None, typer.Option(help="Purge relative to this instant (ISO 8601; default now)")
+    ] = None,
+) -> None:
+    """Delete events older than the retention policy (privacy.retention settings)."""
+    from vigil.privacy.retention import RetentionPolicy, purge
+
+    settings = _settings(database)
+    at = _instant(now) if now else datetime.now(UTC)
+    policy = RetentionPolicy.from_config(settings.privacy.retention)
+    counts = purge(_store(settings), policy, at)
+    console.print(", ".join(f"{n:,} {name}" for name, n in counts.items()) + " deleted")
+    _emit({"now": at.isoformat(), **counts})
+
+
+@audit_app.command("verify")
+def audit_verify(
+    database: DatabaseOpt = None,
+    head: Annotated[
+        str | None, typer.Option(help="SEQ:HASH from an earlier verify that must still hold")
+    ] = None,
+) -> None:
+    """Walk the risk-event hash chain; exit 1 naming the first broken link."""
+    from vigil.storage.audit import verify
+
+    report = verify(_store(_settings(database)), expect_head=_head(head))
+    if report.ok:
+        console.print(
+            f"chain intact: {report.checked:,} risk events; "
+            f"head {report.head_seq}:{report.head_hash} (keep it to check with --head later)"
+        )
+    else:
+        err.print(
+            f"[red]chain broken[/] at seq {report.broken_seq} "
+            f"(risk_event_id {report.broken_risk_event_id}): {report.problem}"
+        )
+    _emit(report.as_dict())
+    if not report.ok:
+        raise typer.Exit(code=1)
+
+
+@privacy_app.command("rotate-key")
+def rotate_key(database: DatabaseOpt = None) -> None:
+    """Re-encrypt all contact data under privacy.encryption_key_id."""
+    from vigil.privacy.rotation import rotate_contact_key
+
+    store = _store(_settings(database))
+    figures = rotate_contact_key(store)
+    console.print(
+        f"re-encrypted {figures['fields']:,} fields of {figures['users']:,} users "
+        f"under key {store.privacy.cipher.current!r}"
+    )
+    _emit({"key_id": store.privacy.cipher.current, **figures})
+
+
+def _instant(text: str) -> datetime:
+    try:
+        value = datetime.fromisoformat(text)
+    except ValueError:
+        raise typer.BadParameter(f"--now {text!r}: not an ISO 8601 instant") from None
+    if value.tzinfo is None:
+        raise typer.BadParameter(f"--now {text!r}: give a timezone, e.g. {text}Z")
+    return value.astimezone(UTC)
+
+
+def _head(text: str | None) -> tuple[int, str] | None:
+    if text is None:
+        return None
+    seq, sep, digest = text.partition(":")
+    if not sep or not seq.isdigit() or len(digest) != 64:
+        raise typer.BadParameter(f"--head {text!r}: expected SEQ:HASH (a 64-digit hex hash)")
+    return int(seq), digest

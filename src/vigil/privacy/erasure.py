@@ -1,0 +1,222 @@
+"""Erasing one person: ``forget(store, user_id)`` (``vigil forget USER``).
+
+In one database transaction it deletes the person's transactions (theirs and their cards'),
+logins, the feedback on those events, their user and card rows (contact data included) and the
+profile snapshots of their user, cards, accounts and devices; the live profile store loses the
+same profiles, and the networks they logged in from forget them as a user, as the last step
+before commit (so a failure anywhere leaves everything as it was, and running it again
+finishes the job).
+
+The audit trail stays, with the person pseudonymised: their user and card ids in
+``risk_events`` become HMAC pseudonyms — the very values the hash chain commits to, so
+``vigil audit verify`` still passes (:mod:`vigil.storage.audit`). A decision a risk event rests
+on is kept the same way: ids pseudonymised, transaction id dropped, reasons reduced to code,
+score and entity (their sentences and evidence can name amounts, places and other
+transactions). Every other decision about the person is deleted.
+
+Not reached: terminals' recent-event rings (card–ATM edges, gone within
+``profiles.recent_window_seconds``), and an event of the person arriving while the erasure
+runs (it starts a new profile).
+
+>>> from vigil.storage import Store
+>>> store = Store("sqlite://"); store.init_schema()
+>>> forget(store, "u-1").deleted["transactions"]
+0
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import Connection, Table, delete, func, or_, select, tuple_, update
+
+from vigil.profiles.profile import Profile
+from vigil.profiles.update import ip_prefix
+
+if TYPE_CHECKING:
+    from vigil.profiles.store import Key, ProfileStore
+    from vigil.storage import Store
+
+_IN = 500
+
+
+@dataclass(frozen=True, slots=True)
+class ErasureReport:
+    """What :func:`forget` erased and pseudonymised.
+
+    >>> ErasureReport("u-1", "~ab").as_dict()["pseudonym"]
+    '~ab'
+    """
+
+    user_id: str
+    pseudonym: str
+    deleted: dict[str, int] = field(default_factory=dict)
+    pseudonymised: dict[str, int] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "user_id": self.user_id,
+            "pseudonym": self.pseudonym,
+            "deleted": self.deleted,
+            "pseudonymised": self.pseudonymised,
+        }
+
+
+def forget(store: Store, user_id: str, *, profiles: ProfileStore | None = None) -> ErasureReport:
+    """Erase ``user_id``'s events, decisions, profiles and personal data; pseudonymise them in
+    the audit trail. ``profiles`` is the live profile store (in-process or Redis), if any."""
+    if not user_id or not user_id.strip():
+        raise ValueError("user_id: give the user to forget")
+    t = store.tables
+    pseudonym = store.privacy.pseudonyms.subject
+    deleted: dict[str, int] = {}
+    done: dict[str, int] = {}
+    with store.transaction() as conn:
+        cards = _column(conn, t.cards.c.card_id, t.cards.c.user_id == user_id)
+        cards |= _column(conn, t.transactions.c.card_id, t.transactions.c.user_id == user_id)
+        cards.discard(None)
+        tx_mine = _mine(t.transactions, user_id, cards)
+        accounts = _column(conn, t.transactions.c.account_id, tx_mine) - {None}
+        devices = (
+            _column(conn, t.transactions.c.device_id, tx_mine)
+            | _column(conn, t.logins.c.device_id, t.logins.c.user_id == user_id)
+        ) - {None}
+        ips = _column(conn, t.logins.c.ip, t.logins.c.user_id == user_id) - {None}
+        events = _column(conn, t.transactions.c.event_id, tx_mine)
+        events |= _column(conn, t.logins.c.event_id, t.logins.c.user_id == user_id)
+        decided = _mine(t.decisions, user_id, cards)
+        events |= _column(conn, t.decisions.c.event_id, decided)
+
+        deleted["feedback"] = _delete_in(conn, t.feedback, t.feedback.c.target_event_id, events)
+        deleted["transactions"] = conn.execute(delete(t.transactions).where(tx_mine)).rowcount
+        deleted["logins"] = conn.execute(
+            delete(t.logins).where(t.logins.c.user_id == user_id)
+        ).rowcount
+
+        audited = select(t.risk_events.c.decision_id).scalar_subquery()
+        kept = [
+            dict(r)
+            for r in conn.execute(
+                select(t.decisions).where(decided, t.decisions.c.decision_id.in_(audited))
+            ).mappings()
+        ]
+        for row in kept:
+            conn.execute(
+                update(t.decisions)
+                .where(t.decisions.c.decision_id == row["decision_id"])
+                .values(
+                    user_id=_pseudonym(row["user_id"], pseudonym),
+                    card_id=_pseudonym(row["card_id"], pseudonym),
+                    transaction_id=None,
+                    reasons=[
+                        {"code": r["code"], "score": r["score"], "entity": r.get("entity")}
+                        for r in row["reasons"]
+                    ],
+                )
+            )
+        done["decisions"] = len(kept)
+        deleted["decisions"] = conn.execute(
+            delete(t.decisions).where(decided, t.decisions.c.decision_id.not_in(audited))
+        ).rowcount
+
+        r = t.risk_events
+        done["risk_events"] = conn.execute(
+            select(func.count()).select_from(r).where(_mine(r, user_id, cards))
+        ).scalar_one()
+        conn.execute(update(r).where(r.c.user_id == user_id).values(user_id=pseudonym(user_id)))
+        for card in sorted(cards):
+            conn.execute(update(r).where(r.c.card_id == card).values(card_id=pseudonym(card)))
+
+        deleted["cards"] = _delete_in(conn, t.cards, t.cards.c.card_id, cards)
+        deleted["users"] = conn.execute(
+            delete(t.users).where(t.users.c.user_id == user_id)
+        ).rowcount
+
+        owned = _profile_keys(user_id, cards, accounts, devices)
+        networks = [("ip", n) for n in sorted({ip_prefix(ip) for ip in ips})]
+        deleted["profile_snapshots"] = _delete_snapshots(conn, t.profiles, owned)
+        done["profile_snapshots"] = _scrub_snapshots(conn, t.profiles, networks, user_id)
+        # Last, so a failure here rolls the database back and a rerun finds everything again.
+        if profiles is not None:
+            deleted["profiles"] = profiles.delete(owned)
+            done["profiles"] = _scrub_live(profiles, networks, user_id)
+    return ErasureReport(user_id, pseudonym(user_id), deleted, done)
+
+
+def _mine(table: Table, user_id: str, cards: set[str]) -> Any:
+    condition = table.c.user_id == user_id
+    if cards:
+        condition = or_(condition, table.c.card_id.in_(sorted(cards)))
+    return condition
+
+
+def _column(conn: Connection, column: Any, where: Any) -> set[Any]:
+    return set(conn.execute(select(column).where(where).distinct()).scalars())
+
+
+def _delete_in(conn: Connection, table: Table, column: Any, values: Iterable[str]) -> int:
+    values = sorted(values)
+    return sum(
+        conn.execute(delete(table).where(column.in_(values[i : i + _IN]))).rowcount
+        for i in range(0, len(values), _IN)
+    )
+
+
+def _pseudonym(value: str | None, pseudonym: Any) -> str | None:
+    return None if value is None else pseudonym(value)
+
+
+def _profile_keys(
+    user_id: str, cards: set[str], accounts: set[str], devices: set[str]
+) -> list[Key]:
+    keys: list[Key] = [("user", user_id)]
+    for kind, values in (("card", cards), ("account", accounts), ("device", devices)):
+        keys.extend((kind, v) for v in sorted(values))
+    return keys
+
+
+def _delete_snapshots(conn: Connection, table: Table, keys: list[Key]) -> int:
+    return sum(
+        conn.execute(
+            delete(table).where(tuple_(table.c.kind, table.c.key).in_(keys[i : i + _IN]))
+        ).rowcount
+        for i in range(0, len(keys), _IN)
+    )
+
+
+def _scrub(profile: Profile, user_id: str) -> bool:
+    """Remove the person from a shared profile's users (an IP network's); True if present."""
+    users = profile.seen.get("user")
+    return users is not None and users.values.pop(user_id, None) is not None
+
+
+def _scrub_snapshots(conn: Connection, table: Table, keys: list[Key], user_id: str) -> int:
+    scrubbed = 0
+    for kind, key in keys:
+        where = (table.c.kind == kind) & (table.c.key == key)
+        data = conn.execute(select(table.c.data).where(where)).scalar()
+        if data is None:
+            continue
+        profile = Profile.from_bytes(bytes(data))
+        if _scrub(profile, user_id):
+            conn.execute(update(table).where(where).values(data=profile.to_bytes()))
+            scrubbed += 1
+    return scrubbed
+
+
+def _scrub_live(profiles: ProfileStore, keys: list[Key], user_id: str, attempts: int = 8) -> int:
+    scrubbed = 0
+    for key in keys:
+        for _ in range(attempts):
+            read = profiles.read([key])
+            profile = read.profiles[0]
+            if not _scrub(profile, user_id):
+                break
+            if profiles.write(read, [profile]):
+                scrubbed += 1
+                break
+        else:
+            raise RuntimeError(f"profiles: {key} kept changing; could not remove {user_id!r}")
+    return scrubbed

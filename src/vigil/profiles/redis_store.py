@@ -1,0 +1,156 @@
+"""Profiles in Redis, shared by several ``serve`` processes (``VIGIL_PROFILES_URL=redis://…``).
+
+Each profile is one string key, ``<prefix><kind>:<key>``, holding an 8-byte version followed
+by :meth:`Profile.to_bytes`. Per event there are two round trips: one ``MGET`` reads every
+profile the event touches, and one Lua script writes them all — atomically, and only if each
+still has the version that was read (compare-and-set). When another process got there first
+the script writes nothing and the engine re-reads and applies the event again on top of the
+newer state (:meth:`vigil.engine.Engine.decide`): the decision stands, no update is lost.
+Every write renews the key's time to live, so profiles idle longer than
+``profiles.idle_ttl_seconds`` expire on their own.
+
+All of an event's keys must live on one Redis (no cluster slots): a single server or a
+primary with replicas.
+
+>>> store = RedisProfileStore.from_url("redis://127.0.0.1:6379/0", prefix="doctest:")
+>>> store.prefix
+'doctest:'
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Iterable, Iterator, Sequence
+
+import redis
+
+from vigil.config import ProfilesConfig
+from vigil.profiles.profile import Profile
+from vigil.profiles.store import Key, MemoryProfileStore, ProfileRead
+
+_VERSION = struct.Struct(">Q")
+_SCAN = 1000
+
+# KEYS: the profiles. ARGV[1]: time to live (ms); ARGV[2 .. n+1]: the version each had when
+# read (8 bytes, or "" if it did not exist); ARGV[n+2 .. 2n+1]: the new values. Returns 0 when
+# written, else the 1-based index of the first key whose version moved (nothing written).
+_COMPARE_AND_SET = """
+local n = #KEYS
+for i = 1, n do
+  if redis.call('GETRANGE', KEYS[i], 0, 7) ~= ARGV[i + 1] then
+    return i
+  end
+end
+for i = 1, n do
+  redis.call('SET', KEYS[i], ARGV[n + 1 + i], 'PX', ARGV[1])
+end
+return 0
+"""
+
+
+class RedisProfileStore:
+    """The :class:`~vigil.profiles.store.ProfileStore` protocol on Redis, with versions.
+
+    >>> store = RedisProfileStore(redis.Redis(), prefix="doctest:")
+    >>> store.ttl_ms
+    8640000000
+    """
+
+    def __init__(
+        self,
+        client: redis.Redis,
+        config: ProfilesConfig | None = None,
+        *,
+        prefix: str = "vigil:profile:",
+    ) -> None:
+        self.client = client
+        self.config = config or ProfilesConfig()
+        self.prefix = prefix
+        self.ttl_ms = int(self.config.idle_ttl_seconds * 1000)
+        if self.ttl_ms <= 0:
+            raise ValueError("profiles.idle_ttl_seconds: must be positive")
+        self._blank = MemoryProfileStore(self.config)
+        self._compare_and_set = client.register_script(_COMPARE_AND_SET)
+
+    @classmethod
+    def from_url(
+        cls, url: str, config: ProfilesConfig | None = None, *, prefix: str = "vigil:profile:"
+    ) -> RedisProfileStore:
+        client = redis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=5)
+        return cls(client, config, prefix=prefix)
+
+    def _name(self, kind: str, key: str) -> bytes:
+        return f"{self.prefix}{kind}:{key}".encode()
+
+    def _decode(self, value: bytes | None) -> tuple[int, Profile]:
+        if value is None:
+            return 0, self._blank.new_profile()
+        return _VERSION.unpack_from(value)[0], Profile.from_bytes(value[_VERSION.size :])
+
+    # -- the per-event path ------------------------------------------------------------------
+    def read(self, keys: Sequence[Key]) -> ProfileRead:
+        values = self.client.mget([self._name(kind, key) for kind, key in keys])
+        decoded = [self._decode(v) for v in values]
+        return ProfileRead(tuple(keys), tuple(p for _, p in decoded), tuple(v for v, _ in decoded))
+
+    def write(self, read: ProfileRead, profiles: Sequence[Profile]) -> bool:
+        if len(profiles) != len(read.keys):
+            raise ValueError(f"profiles: {len(profiles)} given for {len(read.keys)} keys")
+        if not profiles:
+            return True
+        expected = [_VERSION.pack(v) if v else b"" for v in read.versions]
+        values = [
+            _VERSION.pack(v + 1) + p.to_bytes()
+            for v, p in zip(read.versions, profiles, strict=True)
+        ]
+        names = [self._name(kind, key) for kind, key in read.keys]
+        moved = self._compare_and_set(keys=names, args=[self.ttl_ms, *expected, *values])
+        return moved == 0
+
+    # -- single profiles, listing, erasure ------------------------------------------------------
+    def get(self, kind: str, key: str) -> Profile:
+        return self.read([(kind, key)]).profiles[0]
+
+    def put(self, kind: str, key: str, profile: Profile) -> None:
+        """Overwrite unconditionally (restores, tests); the event path uses :meth:`write`."""
+        current = self.read([(kind, key)]).versions[0]
+        self.client.set(
+            self._name(kind, key), _VERSION.pack(current + 1) + profile.to_bytes(), px=self.ttl_ms
+        )
+
+    def delete(self, keys: Iterable[Key]) -> int:
+        names = [self._name(kind, key) for kind, key in keys]
+        return int(self.client.delete(*names)) if names else 0
+
+    def _names(self) -> Iterator[bytes]:
+        pattern = _glob_escape(self.prefix) + "*"
+        yield from self.client.scan_iter(match=pattern, count=_SCAN)
+
+    def items(self) -> Iterator[tuple[str, str, Profile]]:
+        """Every profile (a SCAN: for administration and exports, not the hot path)."""
+        for name in self._names():
+            value = self.client.get(name)
+            if value is None:  # expired or deleted since the scan saw it
+                continue
+            kind, _, key = name.decode()[len(self.prefix) :].partition(":")
+            yield kind, key, self._decode(value)[1]
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self._names())
+
+    def clear(self) -> int:
+        """Delete every profile under this prefix; returns how many."""
+        removed = 0
+        batch: list[bytes] = []
+        for name in self._names():
+            batch.append(name)
+            if len(batch) >= _SCAN:
+                removed += int(self.client.delete(*batch))
+                batch = []
+        if batch:
+            removed += int(self.client.delete(*batch))
+        return removed
+
+
+def _glob_escape(text: str) -> str:
+    return "".join("\\" + c if c in "*?[]\\" else c for c in text)

@@ -1,0 +1,46 @@
+"""The server's recorder: commits off the loop, keeps idempotency in the gap, isolates a bad row."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from vigil.api.recording import BackgroundRecorder
+from vigil.domain import Decision, Login
+from vigil.storage import Store
+
+
+def _login(event_id: str, hour: int = 9) -> Login:
+    return Login(event_id=event_id, user_id="u-1", timestamp=datetime(2024, 5, 1, hour, tzinfo=UTC))
+
+
+def _decision(event_id: str, decision_id: str) -> Decision:
+    return Decision(
+        decision_id=decision_id, event_id=event_id, event_kind="login", score=0, action="allow"
+    )
+
+
+def test_a_refused_decision_does_not_take_its_batch_down(store: Store) -> None:
+    store.record([_login("a")], [_decision("a", "d-first")])
+    failures: list[int] = []
+    recorder = BackgroundRecorder(store, on_error=failures.append)
+    # "a" again with a later time (so not looked up): the database refuses its second decision
+    events = [_login(f"e-{i}") for i in range(5)] + [_login("a", 10)] + [_login("z")]
+    for i, event in enumerate(events):
+        recorder.add(event, _decision(event.event_id, f"d-{i}"))
+    recorder.close()
+    assert failures == [1] and recorder.unrecorded == 1
+    stored = store.get_decisions([e.event_id for e in events])
+    assert sorted(stored) == ["a", "e-0", "e-1", "e-2", "e-3", "e-4", "z"]
+    assert stored["a"].decision_id == "d-first"
+
+
+def test_a_decision_in_flight_is_found_until_committed(store: Store) -> None:
+    recorder = BackgroundRecorder(store)
+    login = _login("f-1")
+    recorder.add(login, _decision("f-1", "d-1"))
+    recorder.flush()  # handed to the writer: found in memory or, once committed, in the store
+    assert recorder.decided(login).decision_id == "d-1"
+    recorder.drain()
+    assert recorder.buffered == 0
+    assert recorder.decided(login).decision_id == "d-1"
+    recorder.close()

@@ -1,0 +1,65 @@
+"""Timeline and TerminalRisk against brute force, on random data with ties and far queries."""
+
+from __future__ import annotations
+
+import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from vigil.features.risk import TerminalRisk
+from vigil.features.timeline import Timeline
+
+rows = st.lists(st.tuples(st.integers(0, 3), st.integers(0, 40), st.integers(-5, 9)), max_size=40)
+queries = st.lists(st.tuples(st.integers(-1, 4), st.integers(-60, 60), st.integers(0, 50)))
+
+
+def _sorted(data: list[tuple[int, int, int]], scale: int):
+    data = sorted(data, key=lambda r: (r[0], r[1]))
+    codes = np.array([r[0] for r in data], dtype=np.int64)
+    times = np.array([r[1] * scale for r in data], dtype=np.int64)
+    values = np.array([r[2] for r in data], dtype=np.int64)
+    return data, codes, times, values
+
+
+@settings(max_examples=400, deadline=None)
+@given(rows, queries, st.sampled_from([1, 2**56]))
+def test_counts_and_sums_match_brute_force(data, asks, scale):
+    # scale 2**56 makes (code, time) too wide for one integer key: the rank fallback
+    data, codes, times, values = _sorted(data, scale)
+    line = Timeline(codes, times, values)
+    for code, t, width in asks:
+        after, upto = (t - width) * scale, t * scale
+        c = np.array([code])
+        count, total = line.sum_between(c, np.array([after]), np.array([upto]))
+        inside = [v for k, s, v in data if k == code and after < s * scale <= upto]
+        assert (count[0], total[0]) == (len(inside), sum(inside))
+        past = sum(1 for k, s, _ in data if k == code and s * scale <= upto)
+        assert line.count_le(c, np.array([upto]))[0] == past
+
+
+def test_rows_out_of_order_are_refused():
+    import pytest
+
+    with pytest.raises(ValueError, match="timestamp"):
+        Timeline(np.array([0, 0]), np.array([5, 3]))
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    st.lists(st.integers(0, 60), max_size=50),
+    st.lists(st.tuples(st.integers(0, 60), st.integers(0, 30)), max_size=10),
+    st.integers(1, 10),
+    st.integers(1, 20),
+)
+def test_terminal_risk_matches_brute_force(times, labels, delay, window):
+    times = sorted(times)
+    risk = TerminalRisk(label_delay=delay, max_window=20)
+    for t in times:
+        risk.add_transaction("T", float(t))
+    for event_time, after in labels:
+        risk.add_label("T", float(event_time), known_at=float(event_time + after))
+    now = float(times[-1] if times else 0) + 1
+    lo, hi = now - delay - window, now - delay
+    n = sum(1 for t in times if lo < t <= hi)
+    frauds = sum(1 for s, after in labels if lo < s <= hi and s + after <= now)
+    assert risk.counts("T", now, float(window)) == (n, frauds if n else 0)

@@ -1,0 +1,136 @@
+"""``vigil train``, ``vigil score`` and ``vigil models`` end to end on a small synthetic bank."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from vigil.cli import app
+from vigil.models.pipeline import transaction_feature_names
+from vigil.simulate import BankConfig, generate
+
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def bank(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("cli-bank")
+    # StandIn is rare (2 % of withdrawals): a higher rate gives the user and card models
+    # enough settled outcomes to learn from in a small bank.
+    generate(BankConfig(cards=400, days=30, fraud_rate=0.05, standin_rate=0.3, seed=3), out)
+    return out
+
+
+def _run(*args: str) -> dict:
+    result = runner.invoke(app, list(args))
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def test_train_list_show_promote(bank: Path, tmp_path: Path) -> None:
+    registry = str(tmp_path / "models")
+    common = [
+        "--events",
+        str(bank / "events.parquet"),
+        "--labels",
+        str(bank / "labels.csv"),
+        "--bank",
+        str(bank),
+        "--registry",
+        registry,
+    ]
+    first = _run("train", *common, "--model", "logreg")
+    second = _run("train", *common, "--promote")
+    assert (first["version"], second["version"]) == ("v0001", "v0002")
+    assert second["metrics"]["test"]["roc_auc"] > 0.8
+    assert second["rows"] > 1000 and second["features"] == len(transaction_feature_names())
+    listed = _run("models", "list", "--registry", registry)["models"]
+    assert [(m["version"], m["kind"], m["status"]) for m in listed] == [
+        ("v0001", "logreg", "candidate"),
+        ("v0002", "lightgbm", "promoted"),
+    ]
+    shown = _run("models", "show", "transaction", "--registry", registry)
+    assert shown["version"] == "v0002" and "amount" in shown["features"]
+    assert (
+        _run("models", "promote", "transaction", "v0001", "--registry", registry)["status"]
+        == "promoted"
+    )
+    assert _run("models", "show", "transaction", "--registry", registry)["version"] == "v0001"
+    missing = runner.invoke(
+        app, ["models", "promote", "transaction", "v0042", "--registry", registry]
+    )
+    assert missing.exit_code == 2 and "v0042" in missing.output
+
+
+def test_user_and_card_models_score_and_decide_standin(bank: Path, tmp_path: Path) -> None:
+    registry = str(tmp_path / "models")
+    database = f"sqlite:///{tmp_path / 'vigil.db'}"
+    events, feedback = str(bank / "events.parquet"), str(bank / "feedback.csv")
+    for target in ("user", "card"):
+        trained = _run(
+            "train",
+            "--target",
+            target,
+            "--events",
+            events,
+            "--feedback",
+            feedback,
+            "--bank",
+            str(bank),
+            "--registry",
+            registry,
+            "--promote",
+        )
+        assert trained["positives"] > 5 and trained["name"] == target
+    figures = _run(
+        "score",
+        "--events",
+        events,
+        "--feedback",
+        feedback,
+        "--bank",
+        str(bank),
+        "--registry",
+        registry,
+        "--database",
+        database,
+    )
+    assert figures["user_scores"]["written"] == 400
+    assert figures["card_scores"]["written"] == 400
+    standin = figures["standin"]
+    assert standin["approved_loss_rate"] <= 0.02 < standin["loss_rate_if_all_approved"]
+    decided = _run(
+        "models",
+        "standin",
+        "--amount",
+        "20000",
+        "--user-id",
+        "u-VGB-1",
+        "--card-id",
+        "c-VGB-1",
+        "--registry",
+        registry,
+        "--database",
+        database,
+    )
+    assert decided["decision"] in ("approve", "review", "decline")
+    assert decided["user_score"] is not None and decided["card_score"] is not None
+
+
+def test_missing_feedback_is_named(bank: Path, tmp_path: Path) -> None:
+    result = runner.invoke(
+        app,
+        [
+            "train",
+            "--target",
+            "card",
+            "--events",
+            str(bank / "events.parquet"),
+            "--registry",
+            str(tmp_path),
+        ],
+    )
+    assert result.exit_code == 2 and "feedback" in result.output

@@ -1,0 +1,152 @@
+"""The transaction model in the engine: served scores equal offline scores, reasons join."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import pytest
+
+from vigil.config import PolicyConfig, RulesConfig, Settings
+from vigil.detect import default_detectors
+from vigil.engine import Engine
+from vigil.features import transaction_features
+from vigil.features.io import read_reference
+from vigil.ingest import iter_event_file
+from vigil.models.pipeline import save_result, transaction_feature_names
+from vigil.models.registry import Registry
+from vigil.models.scorer import CODE, ModelScorer, model_detectors, transaction_features_of
+from vigil.models.train import TrainOptions, train
+from vigil.simulate import BankConfig, generate
+
+
+@pytest.fixture(scope="module")
+def bank(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("bank")
+    generate(BankConfig(cards=300, days=20, fraud_rate=0.08, seed=11), out)
+    return out
+
+
+@pytest.fixture(scope="module")
+def trained(bank: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Settings, pl.DataFrame]:
+    events = pl.read_parquet(bank / "events.parquet")
+    labels = pl.read_csv(bank / "labels.csv")
+    table = transaction_features(
+        events, labels=labels, label_delay=timedelta(days=1), reference=read_reference(bank)
+    )
+    result = train(table, transaction_feature_names(), TrainOptions(gap=timedelta(hours=12)))
+    root = tmp_path_factory.mktemp("registry")
+    registry = Registry(root)
+    registry.promote("transaction", save_result(registry, result))
+    return Settings(models={"registry_dir": root, "reason_at": 0.5}), table
+
+
+class _Spy:
+    """Wraps the scorer and keeps the probability it served for each event."""
+
+    codes = (CODE,)
+
+    def __init__(self, scorer: ModelScorer) -> None:
+        self.scorer = scorer
+        self.model = scorer.model  # what the engine reads the model version from
+        self.served: dict[str, float] = {}
+
+    def detect(self, ctx):
+        scored = self.scorer.score(ctx)
+        if scored is not None:
+            self.served[ctx.event.event_id] = scored[0]
+        return self.scorer.detect(ctx)
+
+
+def test_served_scores_equal_the_offline_scores(
+    bank: Path, trained: tuple[Settings, pl.DataFrame]
+) -> None:
+    settings, table = trained
+    [scorer] = model_detectors(settings)
+    spy = _Spy(scorer)
+    # A blocked transaction moved no money, so the engine leaves its amount out of the
+    # profile's amount statistics; the offline table cannot know what the engine blocked.
+    # With nothing blocked the two must agree exactly.
+    # (The analysts' rules name detector codes this engine does not run: they are off.)
+    never_block = settings.model_copy(
+        update={"policy": PolicyConfig(block_at=1.0), "rules": RulesConfig(enabled=False)}
+    )
+    engine = Engine.in_memory(read_reference(bank), settings=never_block, detectors=[spy])
+    decisions = [engine.process(e) for e in iter_event_file(bank / "events.parquet")]
+    model = scorer.model
+    offline = dict(
+        zip(
+            table.get_column("event_id").to_list(),
+            model.probability_batch(table.select(model.features).to_numpy()).tolist(),
+            strict=True,
+        )
+    )
+    # Every completed transaction was scored online, nothing else was.
+    assert set(spy.served) == set(offline)
+    ids = sorted(offline)
+    served = np.array([spy.served[i] for i in ids])
+    expected = np.array([offline[i] for i in ids])
+    assert np.allclose(served, expected, rtol=0, atol=1e-9)
+    flagged = [d for d in decisions if any(r.code == CODE for r in d.reasons)]
+    assert flagged, "the model should add reasons on a bank with 8 % compromised cards"
+    for d in flagged:
+        reason = next(r for r in d.reasons if r.code == CODE)
+        assert reason.score >= 0.5 and "p=" in reason.detail
+        assert d.model_versions == {"transaction": "v0001"}
+
+
+def test_with_the_detectors_blocking_most_scores_still_agree(
+    bank: Path, trained: tuple[Settings, pl.DataFrame]
+) -> None:
+    settings, table = trained
+    [scorer] = model_detectors(settings)
+    spy = _Spy(scorer)
+    engine = Engine.in_memory(
+        read_reference(bank),
+        settings=settings,
+        detectors=[*default_detectors(settings.detectors), spy],
+    )
+    actions = [engine.process(e).action.value for e in iter_event_file(bank / "events.parquet")]
+    assert "block" in actions
+    model = scorer.model
+    offline = model.probability_batch(table.select(model.features).to_numpy())
+    served = np.array([spy.served[i] for i in table.get_column("event_id").to_list()])
+    same = np.isclose(served, offline, rtol=0, atol=1e-9)
+    # Only transactions after a blocked one on the same card or user, within the amount
+    # windows, see different amount statistics.
+    assert 0.95 < same.mean() < 1.0
+
+
+def test_the_promoted_model_joins_the_default_detectors(
+    trained: tuple[Settings, pl.DataFrame], tmp_path: Path
+) -> None:
+    settings, _ = trained
+    engine = Engine.in_memory(settings=settings)
+    assert isinstance(engine.detectors[-1], ModelScorer)
+    assert engine.model_versions == {"transaction": "v0001"}
+    off = Settings(
+        models={"registry_dir": settings.models.registry_dir, "transaction_model": False}
+    )
+    assert not any(isinstance(d, ModelScorer) for d in Engine.in_memory(settings=off).detectors)
+    empty = Settings(models={"registry_dir": tmp_path})
+    assert Engine.in_memory(settings=empty).model_versions == {}
+
+
+def test_logins_and_start_events_are_not_scored() -> None:
+    from types import SimpleNamespace
+
+    from vigil.domain import Login, Transaction
+
+    login = Login(event_id="l1", user_id="u1", timestamp="2022-01-01T00:00:00Z")
+    start = Transaction(
+        event_id="s1",
+        transaction_id="t1",
+        type="withdrawal",
+        phase="start",
+        timestamp="2022-01-01T00:00:00Z",
+        card_id="c1",
+    )
+    for event in (login, start):
+        assert transaction_features_of(SimpleNamespace(event=event, amount_cents=None)) is None
