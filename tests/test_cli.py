@@ -96,3 +96,37 @@ def test_bad_map_option_names_the_problem(tmp_path: Path) -> None:
     )
     assert result.exit_code != 0
     assert "FIELD=COLUMN" in result.output
+
+
+def test_generate_takes_the_bank_and_the_pattern_mix(tmp_path: Path) -> None:
+    figures = _run(
+        *("generate", "--out", str(tmp_path), "--cards", "300", "--days", "5"),
+        *("--fraud-rate", "0.05", "--pattern", "money_mule=0", "--pattern", "card_cloning=4"),
+        *("--bank-code", "ABC", "--bank-name", "Abuja Co-op", "--hq", "9.07", "7.39"),
+    )
+    assert figures["frauds"]["money_mule"] == 0
+    assert figures["frauds"]["card_cloning"] > max(
+        n for name, n in figures["frauds"].items() if name != "card_cloning"
+    )
+    assert (tmp_path / "bank.csv").read_text().splitlines()[1] == "Abuja Co-op,ABC,9.07,7.39"
+    assert (tmp_path / "atm.csv").read_text().splitlines()[1].startswith("ABC-1,")
+
+
+@pytest.mark.parametrize(
+    ("args", "named"),
+    [
+        (["--format", "xml"], "format"),
+        (["--cards", "0"], "cards"),
+        (["--start", "2022-13-01"], "start"),
+        (["--pattern", "skimming=2"], "pattern_weights"),
+        (["--pattern", "money_mule"], "--pattern"),
+        (["--bank-code", "EXT"], "bank_code"),
+    ],
+)
+def test_generate_refuses_bad_parameters_naming_them(
+    tmp_path: Path, args: list[str], named: str
+) -> None:
+    result = runner.invoke(app, ["generate", "--out", str(tmp_path / "b"), *args])
+    assert result.exit_code == 2
+    assert named in result.output
+    assert not (tmp_path / "b").exists()

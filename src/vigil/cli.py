@@ -252,6 +252,16 @@ def generate(
     days: Annotated[int, typer.Option(help="Days of activity")] = 30,
     start: Annotated[str, typer.Option(help="First day, YYYY-MM-DD")] = "2022-01-01",
     fraud_rate: Annotated[float, typer.Option(help="Share of cards with a fraud episode")] = 0.01,
+    pattern: Annotated[
+        list[str],
+        typer.Option(help="PATTERN=WEIGHT: relative share of episodes (0 turns one off)"),
+    ] = [],  # noqa: B006
+    bank_code: Annotated[str, typer.Option(help="The bank's code (ids <code>-<i>)")] = "VGB",
+    bank_name: Annotated[str, typer.Option(help="The bank's name")] = "Vigil Bank",
+    hq: Annotated[tuple[float, float], typer.Option(help="Headquarters latitude and longitude")] = (
+        6.4541,
+        3.3947,
+    ),
     fmt: Annotated[str, typer.Option("--format", help="parquet, csv or atm-csv")] = "parquet",
 ) -> None:
     """Generate a synthetic bank with labelled fraud (reference data, events, labels)."""
@@ -264,20 +274,49 @@ def generate(
         days=days,
         start=start,
         fraud_rate=fraud_rate,
+        pattern_weights=_pattern_weights(pattern),
+        bank_code=bank_code,
+        bank_name=bank_name,
+        hq_latitude=hq[0],
+        hq_longitude=hq[1],
         fmt=fmt,
     )
     _emit(summary)
 
 
+def _pattern_weights(pairs: list[str]) -> dict[str, float]:
+    """Every pattern at weight 1, but for those given as PATTERN=WEIGHT (checked by BankConfig)."""
+    from vigil.simulate import PATTERNS
+
+    weights = dict.fromkeys(PATTERNS, 1.0)
+    for pair in pairs:
+        name, _, value = pair.partition("=")
+        try:
+            weights[name.strip()] = float(value)
+        except ValueError:
+            raise typer.BadParameter(
+                f"--pattern {pair!r}: expected PATTERN=WEIGHT, e.g. money_mule=2"
+            ) from None
+    return weights
+
+
 def _generate(out: Path, **params) -> dict:
     from datetime import date
 
-    from vigil.simulate import BankConfig
+    from vigil.simulate import FORMATS, BankConfig
     from vigil.simulate import generate as run
 
     fmt = params.pop("fmt", "parquet")
-    params["start"] = date.fromisoformat(str(params["start"]))
-    config = BankConfig(**params)
+    try:
+        params["start"] = date.fromisoformat(str(params["start"]))
+    except ValueError:
+        raise typer.BadParameter(f"start: expected YYYY-MM-DD (got {params['start']!r})") from None
+    if fmt not in FORMATS:
+        raise typer.BadParameter(f"format: must be one of {list(FORMATS)} (got {fmt!r})")
+    try:
+        config = BankConfig(**params).validate()
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
     with _progress() as progress:
         task = progress.add_task("generating", total=1.0)
 

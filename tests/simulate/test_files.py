@@ -10,6 +10,7 @@ import polars as pl
 import pytest
 
 from vigil.domain.events import parse_event
+from vigil.ingest.atm_stream import read_atm_transactions
 from vigil.simulate import PATTERNS, BankConfig, generate
 
 from .conftest import CONFIG, Generated
@@ -185,6 +186,26 @@ def test_atm_transaction_stream_layout(tmp_path: Path) -> None:
     events = pl.read_csv(summary.paths["events.csv"], infer_schema=False)
     withdrawals = events.filter((pl.col("type") == "withdrawal") & (pl.col("phase") == "end"))
     assert ends.filter(pl.col("transaction_type") == "0").height == withdrawals.height
+
+
+def test_the_atm_stream_reads_back_through_the_importer(tmp_path: Path) -> None:
+    summary = generate(SMALL, tmp_path, fmt="atm-csv")
+    read = read_atm_transactions(summary.paths["atm_transactions.csv"])
+    assert read.ok, read.errors[:3]
+    events = pl.read_csv(summary.paths["events.csv"], infer_schema=False)
+    atm = events.filter((pl.col("channel") == "atm") & pl.col("phase").is_in(["start", "end"]))
+    assert len(read.events) == atm.height
+    ends = {e.transaction_id: e for e in read.events if e.phase.value == "end"}
+    expected = atm.filter(pl.col("phase") == "end")
+    assert set(ends) == set(expected["transaction_id"])
+    for row in expected.head(200).iter_rows(named=True):
+        got = ends[row["transaction_id"]]
+        assert (got.card_id, got.terminal_id, got.type.value) == (
+            row["card_id"],
+            row["terminal_id"],
+            row["type"],
+        )
+        assert float(got.amount) == pytest.approx(float(row["amount"]), abs=0.005)
 
 
 def test_counts_follow_the_parameters(tmp_path: Path) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from importlib import resources
+
 import numpy as np
 import polars as pl
 
@@ -40,6 +42,22 @@ def test_operations_never_overlap_and_respect_50_kmh(generated: Generated) -> No
     assert (gap >= km / CONFIG.legit_speed_kmh * 3600).all()
     # The rule binds: many consecutive operations are at different ATMs.
     assert (km > 1).mean() > 0.2
+
+
+def test_atms_lie_inside_their_citys_box(generated: Generated) -> None:
+    bounds = pl.read_csv(resources.files("vigil.simulate") / "data" / "city_bounds.csv")
+    wisabi_cities = set(
+        pl.read_csv(resources.files("vigil.simulate") / "data" / "atm_locations.csv")["City"]
+    )
+    atms = generated.atms.join(bounds, on="city", how="left")
+    assert atms["lat_min"].null_count() == 0, "every ATM is in a city with a box"
+    assert set(atms["city"]) <= wisabi_cities
+    inside = atms["loc_latitude"].is_between(atms["lat_min"], atms["lat_max"]) & atms[
+        "loc_longitude"
+    ].is_between(atms["lon_min"], atms["lon_max"])
+    assert inside.all()
+    assert atms.height == CONFIG.atms_internal + CONFIG.atms_external
+    assert atms["city"].n_unique() > 1
 
 
 def test_atms_are_near_home(generated: Generated) -> None:

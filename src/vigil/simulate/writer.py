@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
+from vigil.ingest.atm_stream import COLUMNS as ATM_STREAM_COLUMNS
 from vigil.simulate.bank import SyntheticBank
 from vigil.simulate.config import PATTERNS
 from vigil.simulate.records import (
@@ -211,23 +212,27 @@ def feedback_frame(bank: SyntheticBank, tx: TxBatch, outcomes: StandinOutcomes) 
 
 
 def atm_stream_frame(events: pl.DataFrame) -> pl.DataFrame:
-    """The ATM transaction stream layout: a start row, then an end row with end and amount."""
+    """The ATM transaction stream layout: a start row, then an end row with end and amount.
+
+    The columns come in the importer's order (:data:`vigil.ingest.atm_stream.COLUMNS`), so the
+    layout is defined once and what we write is what ``vigil import events`` reads.
+    """
     codes = {name: str(i) for i, name in enumerate(TYPE_NAMES)}
     atm = events.filter((pl.col("channel") == "atm") & pl.col("phase").is_in(["start", "end"]))
     is_end = pl.col("phase") == "end"
-    return atm.select(
-        pl.col("transaction_id"),
-        pl.col("card_id").alias("number_id"),
-        pl.col("terminal_id").alias("ATM_id"),
-        pl.col("type").replace_strict(codes).cast(pl.Int64).alias("transaction_type"),
-        pl.when(is_end)
+    columns = {
+        "transaction_id": pl.col("transaction_id"),
+        "number_id": pl.col("card_id"),
+        "ATM_id": pl.col("terminal_id"),
+        "transaction_type": pl.col("type").replace_strict(codes).cast(pl.Int64),
+        "transaction_start": pl.when(is_end)
         .then(pl.col("started_at"))
         .otherwise(pl.col("timestamp"))
-        .dt.strftime(ISO)
-        .alias("transaction_start"),
-        pl.when(is_end).then(pl.col("timestamp").dt.strftime(ISO)).alias("transaction_end"),
-        pl.when(is_end).then(pl.col("amount")).alias("transaction_amount"),
-    )
+        .dt.strftime(ISO),
+        "transaction_end": pl.when(is_end).then(pl.col("timestamp").dt.strftime(ISO)),
+        "transaction_amount": pl.when(is_end).then(pl.col("amount")),
+    }
+    return atm.select(columns[name].alias(name) for name in ATM_STREAM_COLUMNS)
 
 
 def reference_frames(bank: SyntheticBank) -> dict[str, pl.DataFrame]:
