@@ -65,7 +65,7 @@ def test_start_far_away_while_another_is_open_is_overlap(script: Script) -> None
             "timestamp": (at + timedelta(minutes=2)).isoformat(),
         }
     )
-    assert codes(d) & {"overlapping_transactions", "impossible_travel"}
+    assert "overlapping_transactions" in codes(d), d.reasons
 
 
 def test_login_far_away_an_hour_after_a_local_one(script: Script) -> None:

@@ -31,14 +31,11 @@ import math
 from vigil.config import LostStolenConfig
 from vigil.detect.base import strength
 from vigil.detect.context import Context
-from vigil.detect.velocity import poisson_tail
+from vigil.detect.velocity import poisson_tail, usual_per_day
 from vigil.domain import Reason
-from vigil.profiles import Profile
-from vigil.profiles.windows import CATEGORY_INDEX, WINDOW_INDEX
+from vigil.profiles.windows import CATEGORY_INDEX
 
 _WITHDRAWAL = CATEGORY_INDEX["withdrawal"]
-_MONTH = WINDOW_INDEX["30d"]
-_DAY_S = 86400.0
 
 
 class LostStolenCard:
@@ -59,7 +56,14 @@ class LostStolenCard:
         if len(atms) < cfg.min_atms:
             return []
         k = len(spree) + 1
-        per_day = self._usual_per_day(ctx, card)
+        behaviour = ctx.card.behaviour if ctx.card is not None else None
+        per_day = usual_per_day(
+            card,
+            ctx.start,
+            (_WITHDRAWAL,),
+            prior=behaviour.withdrawal_day if behaviour is not None else 0.0,
+            floor=cfg.min_rate_per_day,
+        )
         lam = per_day * cfg.window_hours / cfg.active_hours
         p = poisson_tail(k, lam)
         taken = sum(e.amount_cents for e in spree) / 100
@@ -80,12 +84,3 @@ class LostStolenCard:
                 evidence=tuple(e.transaction_id for e in spree if e.transaction_id),
             )
         ]
-
-    def _usual_per_day(self, ctx: Context, card: Profile) -> float:
-        behaviour = ctx.card.behaviour if ctx.card is not None else None
-        prior = behaviour.withdrawal_day if behaviour is not None else 0.0
-        observed = 0.0
-        if card.first_time is not None and ctx.start - card.first_time >= 7 * _DAY_S:
-            days = min(30.0, (ctx.start - card.first_time) / _DAY_S)
-            observed = card.windows.count(_MONTH, _WITHDRAWAL) / days
-        return max(prior, observed, self.config.min_rate_per_day)

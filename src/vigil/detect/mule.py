@@ -37,7 +37,7 @@ import math
 from vigil.config import MuleConfig
 from vigil.detect.base import strength
 from vigil.detect.context import Context
-from vigil.detect.velocity import poisson_tail
+from vigil.detect.velocity import poisson_tail, usual_per_day
 from vigil.domain import Reason
 from vigil.profiles import Profile
 from vigil.profiles.windows import CATEGORY_INDEX, WINDOW_INDEX, WINDOWS
@@ -45,7 +45,6 @@ from vigil.profiles.windows import CATEGORY_INDEX, WINDOW_INDEX, WINDOWS
 _IN = CATEGORY_INDEX["transfer_in"]
 _OUT = CATEGORY_INDEX["transfer"]
 _DAY = WINDOW_INDEX["1d"]
-_MONTH = WINDOW_INDEX["30d"]
 _DAY_S = WINDOWS[_DAY][1]
 
 
@@ -67,10 +66,7 @@ class MoneyMule:
 
     def _inflow_chance(self, ctx: Context, account: Profile, k: int) -> tuple[float, float]:
         """(usual incoming transfers a day, chance of ``k`` or more in one day)."""
-        per_day = self.config.min_rate_per_day
-        if account.first_time is not None and ctx.start - account.first_time >= 7 * _DAY_S:
-            days = min(30.0, (ctx.start - account.first_time) / _DAY_S)
-            per_day = max(per_day, account.windows.count(_MONTH, _IN) / days)
+        per_day = usual_per_day(account, ctx.start, (_IN,), floor=self.config.min_rate_per_day)
         return per_day, poisson_tail(k, per_day)
 
     def _evidence(self, ctx: Context, account: Profile) -> tuple[str, ...]:

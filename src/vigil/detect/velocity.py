@@ -37,6 +37,10 @@ _TRANSACTION_CATEGORIES = tuple(
     CATEGORY_INDEX[c] for c in ("withdrawal", "deposit", "transfer", "payment", "balance_inquiry")
 )
 _MONTH = WINDOW_INDEX["30d"]
+_DAY_S = 86400.0
+# A profile's own rate means little before a week of history; it is read over 30 days.
+_SETTLED_DAYS = 7.0
+_RATE_DAYS = 30.0
 _RATE_FIELDS = ("withdrawal_day", "deposit_day", "inquiry_day", "transfer_day")
 
 
@@ -62,6 +66,35 @@ def poisson_tail(k: int, lam: float) -> float:
     return max(0.0, 1.0 - cdf)
 
 
+def usual_per_day(
+    profile: Profile,
+    now: float,
+    categories: tuple[int, ...],
+    *,
+    prior: float = 0.0,
+    floor: float = 0.0,
+) -> float:
+    """How many operations of ``categories`` a day are usual for the profile's entity.
+
+    The larger of ``prior`` (reference behaviour parameters), ``floor``, and the profile's
+    own rate over its 30-day window — counted only once it is a week old, over the days it
+    has existed when younger than 30.
+
+    >>> p = Profile()
+    >>> for day in range(10):
+    ...     p.advance(day * 86400.0)
+    ...     p.record_transaction(day * 86400.0, day * 86400.0, 0, 100, place=None,
+    ...                          latitude=None, longitude=None)
+    >>> usual_per_day(p, 10 * 86400.0, (0,)), usual_per_day(p, 5 * 86400.0, (0,), floor=0.5)
+    (1.0, 0.5)
+    """
+    observed = 0.0
+    if profile.first_time is not None and now - profile.first_time >= _SETTLED_DAYS * _DAY_S:
+        days = min(_RATE_DAYS, (now - profile.first_time) / _DAY_S)
+        observed = sum(profile.windows.count(_MONTH, c) for c in categories) / days
+    return max(prior, floor, observed)
+
+
 class Velocity:
     codes = ("velocity",)
 
@@ -80,7 +113,9 @@ class Velocity:
         cfg = self.config
         if k < cfg.min_count:
             return []
-        per_day = self._usual_per_day(ctx, card)
+        behaviour = ctx.card.behaviour if ctx.card is not None else None
+        prior = sum(getattr(behaviour, f) for f in _RATE_FIELDS) if behaviour else 0.0
+        per_day = usual_per_day(card, ctx.start, _TRANSACTION_CATEGORIES, prior=prior)
         lam = max(per_day, cfg.min_rate_per_day) * self._hours / cfg.active_hours
         p = poisson_tail(k, lam)
         if p >= cfg.tail_probability:
@@ -97,16 +132,6 @@ class Velocity:
                 evidence=tuple(e.transaction_id for e in burst if e.transaction_id),
             )
         ]
-
-    @staticmethod
-    def _usual_per_day(ctx: Context, card: Profile) -> float:
-        behaviour = ctx.card.behaviour if ctx.card is not None else None
-        prior = sum(getattr(behaviour, f) for f in _RATE_FIELDS) if behaviour else 0.0
-        observed = 0.0
-        if card.first_time is not None and ctx.start - card.first_time >= 7 * 86400:
-            days = min(30.0, (ctx.start - card.first_time) / 86400)
-            observed = _operations(card, _MONTH) / days
-        return max(prior, observed)
 
 
 def _operations(card: Profile, window: int) -> int:
