@@ -25,9 +25,10 @@ from typing import Any
 
 from vigil.config import Settings
 from vigil.detect import Context, Detector, Policy, default_detectors
-from vigil.domain import Action, Decision, Login, Phase, Transaction, parse_event
+from vigil.domain import Action, Decision, Feedback, Login, Phase, Transaction, parse_event
 from vigil.enrich import Enricher
-from vigil.models.scorer import model_detectors, model_versions
+from vigil.models.scorer import model_detectors, model_versions, terminal_risk
+from vigil.models.standin import standin_detectors
 from vigil.privacy.keys import PrivacyKeys
 from vigil.profiles import MemoryProfileStore, ProfileStore
 from vigil.profiles.store import ProfileRead
@@ -60,9 +61,13 @@ class Engine:
         self.detectors = (
             detectors
             if detectors is not None
-            else default_detectors(self.settings.detectors) + model_detectors(self.settings)
+            else default_detectors(self.settings.detectors)
+            + model_detectors(self.settings)
+            + standin_detectors(self.settings, recorder)
         )
         self.model_versions = model_versions(self.detectors)
+        # Label-fed state a model reads (terminal risk): fed each decided event and each label.
+        self.terminal_risk = terminal_risk(self.detectors)
         self.policy = Policy(self.settings.policy)
         # Analysts' rules (vigil.rules), following their file; a backtest passes its own.
         self.rules = (
@@ -125,6 +130,8 @@ class Engine:
         )
         # record
         self.recorder.add(event, decision)
+        if self.terminal_risk is not None:
+            self.terminal_risk.observe(event)
         # update profiles
         familiar, declined = action is Action.ALLOW, action is Action.BLOCK
         update_profiles(ctx, keys, familiar=familiar, declined=declined)
@@ -143,6 +150,11 @@ class Engine:
             f"profiles: {keys} changed under {_WRITE_ATTEMPTS} attempts to update them "
             f"for event {event.event_id}"
         )
+
+    def learn(self, feedback: Feedback) -> bool:
+        """A later label on an event decided earlier (``vigil replay``, ``POST /v1/feedback``):
+        what the models' label-fed state counts from its arrival. True when it counted."""
+        return self.terminal_risk is not None and self.terminal_risk.learn(feedback)
 
 
 def _use(ctx: Context, read: ProfileRead) -> None:

@@ -16,7 +16,7 @@ needs no lookup; older ones are looked up (a replay asks once per chunk with
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from vigil.domain import Decision, Login, Transaction
 
@@ -37,6 +37,8 @@ class Recorder:
         self._checked: set[str] = set()
         self._earlier: dict[str, Decision] = {}
         self._horizon = store.latest_decision_time() if store is not None else None
+        # StandIn inferences (standin_inferences rows) taken with the buffered decisions.
+        self._standin: list[dict[str, Any]] = []
 
     def prefetch(self, event_ids: Iterable[str]) -> None:
         """Look up a chunk of ids in the store at once, so :meth:`decided` needs no I/O."""
@@ -69,10 +71,18 @@ class Recorder:
         if len(self._pending) >= self.batch_size:
             self.flush()
 
+    def add_standin(self, row: dict[str, Any]) -> None:
+        """A StandIn inference of the event being decided, written with its decision."""
+        if self.store is not None:
+            self._standin.append(row)
+
     def flush(self) -> int:
         """Write the buffered events and decisions in one transaction; returns how many."""
         n = len(self._pending)
         if n and self.store is not None:
-            self.store.record(self._events, list(self._pending.values()))
-        self._events, self._pending = [], {}
+            with self.store.transaction() as conn:
+                self.store.record(self._events, list(self._pending.values()), conn)
+                if self._standin:
+                    self.store.log_standin(self._standin, conn)
+        self._events, self._pending, self._standin = [], {}, []
         return n

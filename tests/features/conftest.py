@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import heapq
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -11,7 +12,7 @@ import pytest
 
 from vigil.config import PolicyConfig, Settings
 from vigil.detect import Context, default_detectors
-from vigil.domain import Phase, Reason, Transaction
+from vigil.domain import Feedback, Phase, Reason, Transaction
 from vigil.engine import Engine
 from vigil.features import TerminalRisk, online_features
 from vigil.features.io import read_event_frame, read_feedback_frame, read_labels, read_reference
@@ -35,6 +36,7 @@ class Bank:
 class Replayed:
     online: dict[str, dict[str, float]]  # event_id → features read at decision time
     blocked: int
+    learnt: int  # fraud labels the engine counted
 
 
 class _Capture:
@@ -67,13 +69,37 @@ def bank(tmp_path_factory: pytest.TempPathFactory) -> Bank:
     )
 
 
-@pytest.fixture(scope="session")
-def replayed(bank: Bank) -> Replayed:
-    """Replay with every default detector but a policy that never blocks: a blocked
-    transaction moves no money, which the offline history (all allowed) does not model."""
+# When each fraud label arrives after its transaction: some before the label delay has passed
+# (counted from the delay on), some long after it (counted only from their arrival).
+ARRIVALS = (
+    timedelta(hours=1),
+    LABEL_DELAY - timedelta(hours=2),
+    LABEL_DELAY + timedelta(days=2),
+    LABEL_DELAY + timedelta(days=12),
+)
+
+
+def fraud_feedback(bank: Bank) -> pl.DataFrame:
+    """A ``fraud`` feedback row per labelled completed transaction, arriving at one of
+    ``ARRIVALS`` after it (by turns): the labels as the engine learns them, and, as
+    ``event_id`` + ``known_at``, as the offline builder reads them."""
+    labels = bank.labels
+    named = pl.col("event_id").is_in(labels["event_id"].implode()) | pl.col("transaction_id").is_in(
+        labels["transaction_id"].drop_nulls().implode()
+    )
+    done = bank.events.filter(
+        (pl.col("kind") == "transaction") & (pl.col("phase") != "start") & named
+    ).select("event_id", "transaction_id", "timestamp")
+    after = pl.Series([ARRIVALS[i % len(ARRIVALS)] for i in range(done.height)])
+    return done.with_columns(known_at=pl.col("timestamp") + after).drop("timestamp")
+
+
+def replay_with_feedback(bank: Bank, feedback: pl.DataFrame) -> Replayed:
+    """Replay the events and the fraud feedback in one event-time stream through the engine
+    (feedback through ``Engine.learn``, after the events of its instant), with every default
+    detector but a policy that never blocks: a blocked transaction moves no money, which the
+    offline history (all allowed) does not model."""
     risk = TerminalRisk(LABEL_DELAY.total_seconds())
-    delay = LABEL_DELAY.total_seconds()
-    fraud_ids = set(bank.labels["event_id"].to_list())
     capture = _Capture(risk)
     settings = Settings(policy=PolicyConfig(block_at=1.01))
     engine = Engine.in_memory(
@@ -81,15 +107,41 @@ def replayed(bank: Bank) -> Replayed:
         settings=settings,
         detectors=[*default_detectors(settings.detectors), capture],
     )
-    blocked = 0
-    for event in iter_event_file(bank.folder / "events.parquet"):
-        decision = engine.process(event)
-        blocked += decision.action.value == "block"
-        if isinstance(event, Transaction) and event.phase is not Phase.START:
-            end = event.timestamp.timestamp()
-            if event.terminal_id is not None:
-                risk.add_transaction(event.terminal_id, end)
-                if event.event_id in fraud_ids:
-                    # learnt later, as feedback: known one label delay after the transaction
-                    risk.add_label(event.terminal_id, end, known_at=end + delay)
-    return Replayed(capture.seen, blocked)
+    assert engine.terminal_risk is risk  # the engine owns and feeds what the capture reads
+    labels = [
+        (
+            row["known_at"],
+            1,
+            i,
+            Feedback(
+                event_id=f"fb-{i}",
+                target_event_id=row["event_id"],
+                label="fraud",
+                timestamp=row["known_at"],
+            ),
+        )
+        for i, row in enumerate(feedback.iter_rows(named=True))
+    ]
+    events = [
+        (e.timestamp, 0, i, e)
+        for i, e in enumerate(iter_event_file(bank.folder / "events.parquet"))
+    ]
+    blocked = learnt = 0
+    for _, _, _, item in heapq.merge(
+        sorted(labels, key=lambda x: x[:3]), events, key=lambda x: x[:3]
+    ):
+        if isinstance(item, Feedback):
+            learnt += engine.learn(item)
+        else:
+            blocked += engine.process(item).action.value == "block"
+    return Replayed(capture.seen, blocked, learnt)
+
+
+@pytest.fixture(scope="session")
+def feedback(bank: Bank) -> pl.DataFrame:
+    return fraud_feedback(bank)
+
+
+@pytest.fixture(scope="session")
+def replayed(bank: Bank, feedback: pl.DataFrame) -> Replayed:
+    return replay_with_feedback(bank, feedback)

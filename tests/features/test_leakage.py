@@ -8,7 +8,7 @@ import polars as pl
 import pytest
 from polars.testing import assert_frame_equal
 
-from tests.features.conftest import LABEL_DELAY, Bank
+from tests.features.conftest import LABEL_DELAY, Bank, Replayed, replay_with_feedback
 from vigil.features import (
     card_aggregated_features,
     transaction_features,
@@ -47,6 +47,29 @@ def test_labels_learnt_after_an_event_never_change_its_features(bank: Bank, cut)
     )
     assert changed.height > 100
     assert changed["timestamp"].min() > cut
+
+
+def test_a_label_the_engine_learns_later_never_changes_an_earlier_events_features(
+    bank: Bank, cut, feedback: pl.DataFrame, replayed: Replayed
+):
+    """Online: the same stream with every label that arrives after the cut held back (never
+    sent) gives the events up to the cut exactly the features they had; later events differ."""
+    held_back = replay_with_feedback(bank, feedback.filter(pl.col("known_at") <= cut))
+    assert held_back.learnt < replayed.learnt
+    times = dict(bank.events.select("event_id", "timestamp").iter_rows())
+    risk = ("terminal_fraud_rate_1d", "terminal_fraud_rate_7d", "terminal_fraud_rate_30d")
+
+    def values(seen: dict[str, dict[str, float]], event_id: str) -> tuple[str, ...]:
+        return tuple(repr(seen[event_id][name]) for name in risk)  # NaN == NaN, as text
+
+    early = [e for e in replayed.online if times[e] <= cut]
+    assert len(early) > 1000
+    assert [values(replayed.online, e) for e in early] == [
+        values(held_back.online, e) for e in early
+    ]
+    late = [e for e in replayed.online if times[e] > cut]
+    changed = [e for e in late if values(replayed.online, e) != values(held_back.online, e)]
+    assert len(changed) > 100
 
 
 def test_changing_or_dropping_later_events_never_changes_earlier_features(bank: Bank, cut):

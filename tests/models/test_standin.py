@@ -7,7 +7,21 @@ from datetime import UTC, datetime
 import numpy as np
 import pytest
 
-from vigil.models.standin import APPROVE, DECLINE, REVIEW, StandinDecider, StandinPolicy
+from vigil.config import Settings, StandinConfig
+from vigil.domain import Action, Transaction
+from vigil.engine import Engine
+from vigil.models.standin import (
+    APPROVE,
+    DECLINE,
+    REVIEW,
+    StandinDecider,
+    StandinPolicy,
+    StandinScorer,
+    standin_policy_path,
+)
+from vigil.profiles import MemoryProfileStore
+from vigil.recorder import Recorder
+from vigil.storage.reference import ReferenceData
 
 
 def _requests(n: int = 2000, seed: int = 4) -> tuple[np.ndarray, ...]:
@@ -123,3 +137,106 @@ def test_scores_are_stored_and_every_decision_logged(store) -> None:
     assert log[1]["model_versions"] == {"user": "v0001", "card": "v0003"}
     assert log[1]["user_score"] == 0.8 and log[1]["decision"] == DECLINE
     assert log[0]["card_score"] is None and log[0]["amount"] == 50.0
+
+
+def _scored_bank(store, root) -> Settings:
+    """Scores for a high-risk and a clean user and card, and the policy ``vigil score`` keeps."""
+    when = datetime(2022, 2, 1, tzinfo=UTC)
+    for kind, scores in (
+        ("user", {"u-risky": 0.9, "u-clean": 0.02}),
+        ("card", {"c-risky": 0.95, "c-clean": 0.01}),
+    ):
+        store.upsert_profile_scores(
+            kind,
+            [
+                {f"{kind}_id": key, "score": s, "model_version": "v0001", "score_timestamp": when}
+                for key, s in scores.items()
+            ],
+        )
+    policy = StandinPolicy(0.4, 0.4, 0.2, 200.0, approve_below=0.3, decline_from=0.6)
+    policy.save(standin_policy_path(root))
+    return Settings(models={"registry_dir": root})
+
+
+def _standin(event_id: str, user: str, card: str, *, standin: bool = True) -> Transaction:
+    return Transaction(
+        event_id=event_id,
+        transaction_id=f"t-{event_id}",
+        type="withdrawal",
+        amount="200.00",
+        user_id=user,
+        card_id=card,
+        standin=standin,
+        timestamp=datetime(2022, 2, 2, 10, tzinfo=UTC),
+    )
+
+
+def test_the_engine_decides_standin_transactions_and_logs_each_once(store, tmp_path) -> None:
+    settings = _scored_bank(store, tmp_path / "models")
+    recorder = Recorder(store)
+    engine = Engine(ReferenceData(), MemoryProfileStore(), recorder, settings=settings)
+    [scorer] = [d for d in engine.detectors if isinstance(d, StandinScorer)]
+    assert len(scorer.scores) == 4  # the tables, held in memory
+
+    risky = engine.process(_standin("e-risky", "u-risky", "c-risky"))
+    clean = engine.process(_standin("e-clean", "u-clean", "c-clean"))
+    plain = engine.process(_standin("e-plain", "u-risky", "c-risky", standin=False))
+    # risk = 0.4 * 0.9 + 0.4 * 0.95 + 0.2 * 200 / (200 + 200) = 0.84 ≥ 0.6: declined, blocked
+    assert risky.action is Action.BLOCK
+    reason = next(r for r in risky.reasons if r.code.startswith("standin_"))
+    assert (reason.code, reason.score) == ("standin_decline", settings.policy.block_at)
+    assert reason.detail == (
+        "StandIn decline: risk 0.840 from user score 0.900, card score 0.950 and amount 200.00"
+    )
+    # risk = 0.4 * 0.02 + 0.4 * 0.01 + 0.1 = 0.112 < 0.3: approved, nothing else flags it
+    assert clean.action is Action.ALLOW
+    assert [(r.code, r.score) for r in clean.reasons] == [("standin_approve", 0.0)]
+    assert "user score 0.020, card score 0.010" in clean.reasons[0].detail
+    assert not any(r.code.startswith("standin_") for r in plain.reasons)
+
+    # A repeated event gets its first decision and is not inferred again.
+    assert engine.process(_standin("e-risky", "u-risky", "c-risky")) is risky
+    assert store.standin_log() == []  # written with the decisions, not per event
+    recorder.flush()
+    log = store.standin_log()
+    assert sorted((r["event_id"], r["decision"]) for r in log) == [
+        ("e-clean", APPROVE),
+        ("e-risky", DECLINE),
+    ]
+    row = next(r for r in log if r["event_id"] == "e-risky")
+    assert (row["user_score"], row["card_score"], row["amount"]) == (0.9, 0.95, 200.0)
+    assert row["risk"] == pytest.approx(0.84)
+    assert row["model_versions"] == {"user": "v0001", "card": "v0001"}
+
+
+def test_refreshed_scores_change_the_next_decision(store, tmp_path) -> None:
+    settings = _scored_bank(store, tmp_path / "models")
+    engine = Engine(ReferenceData(), MemoryProfileStore(), Recorder(store), settings=settings)
+    [scorer] = [d for d in engine.detectors if isinstance(d, StandinScorer)]
+    assert engine.process(_standin("e-1", "u-clean", "c-clean")).action is Action.ALLOW
+    when = datetime(2022, 2, 3, tzinfo=UTC)
+    store.upsert_profile_scores(
+        "card",
+        [{"card_id": "c-clean", "score": 0.99, "model_version": "v0002", "score_timestamp": when}],
+    )
+    # No database read per event: the new batch shows only once refreshed.
+    assert engine.process(_standin("e-2", "u-clean", "c-clean")).action is Action.ALLOW
+    assert scorer.scores.refresh() == 4
+    later = engine.process(_standin("e-3", "u-clean", "c-clean"))
+    # risk = 0.008 + 0.396 + 0.1 = 0.504: between the thresholds, reviewed
+    assert later.action is Action.REVIEW
+    assert [r.code for r in later.reasons] == ["standin_review"]
+
+
+def test_without_scores_or_switched_off_the_engine_has_no_standin_step(store, tmp_path) -> None:
+    empty = Settings(models={"registry_dir": tmp_path / "none"})
+    engine = Engine(ReferenceData(), MemoryProfileStore(), Recorder(store), settings=empty)
+    assert not any(isinstance(d, StandinScorer) for d in engine.detectors)
+    settings = _scored_bank(store, tmp_path / "models")
+    off = settings.model_copy(
+        update={
+            "models": settings.models.model_copy(update={"standin": StandinConfig(in_engine=False)})
+        }
+    )
+    engine = Engine(ReferenceData(), MemoryProfileStore(), Recorder(store), settings=off)
+    assert not any(isinstance(d, StandinScorer) for d in engine.detectors)

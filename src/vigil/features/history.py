@@ -34,6 +34,9 @@ from vigil.storage.reference import ReferenceData
 
 US = 1_000_000
 DAY_US = 86_400 * US
+# A label's known time (µs) when it has none (known as early as any), and for no label.
+KNOWN_ALWAYS = np.iinfo(np.int64).min
+KNOWN_NEVER = np.iinfo(np.int64).max
 Ints = npt.NDArray[np.int64]
 Floats = npt.NDArray[np.float64]
 Bools = npt.NDArray[np.bool_]
@@ -353,6 +356,42 @@ class History:
             tids = labelled["transaction_id"].cast(pl.String).drop_nulls()
             hit = hit | self.tx["transaction_id"].is_in(tids.implode())
         return hit.to_numpy().astype(bool)
+
+    def tx_known_at(self, labelled: pl.DataFrame) -> Ints:
+        """Per transaction: when its first label in ``labelled`` became known (µs), from the
+        optional ``known_at`` column, matched as :meth:`tx_flags` matches. A label without a
+        time, or no ``known_at`` column, reads as known from the start (``KNOWN_ALWAYS``);
+        ``KNOWN_NEVER`` where no label names the transaction.
+
+        >>> from datetime import datetime, UTC
+        >>> h = History.build(pl.DataFrame({"event_id": ["a", "b"], "card_id": ["c", "c"],
+        ...     "type": ["payment"] * 2, "amount": [1.0, 2.0],
+        ...     "timestamp": [datetime(2022, 1, d, tzinfo=UTC) for d in (1, 2)]}))
+        >>> known = h.tx_known_at(pl.DataFrame({"event_id": ["b", "b"],
+        ...     "known_at": ["2022-01-09T00:00:00Z", "2022-01-05T00:00:00Z"]}))
+        >>> bool(known[0] == KNOWN_NEVER), datetime.fromtimestamp(known[1] / US, UTC).day
+        (True, 5)
+        """
+        out = np.full(self.tx.height, KNOWN_NEVER, dtype=np.int64)
+        if "event_id" not in labelled.columns:
+            raise ValueError("event_id: required column missing from the labels")
+        known = (
+            _time_column(labelled, "known_at").dt.epoch("us").fill_null(KNOWN_ALWAYS)
+            if "known_at" in labelled.columns
+            else pl.lit(KNOWN_ALWAYS, pl.Int64)
+        )
+        index = self.tx.select("event_id", "transaction_id").with_row_index("i")
+        for key in ("event_id", "transaction_id"):
+            if key not in labelled.columns:
+                continue
+            times = labelled.select(pl.col(key).cast(pl.String), known=known).drop_nulls(key)
+            hit = index.select("i", key).join(times, on=key)
+            np.minimum.at(
+                out,
+                hit["i"].cast(pl.Int64).to_numpy(),
+                hit["known"].cast(pl.Int64).to_numpy(),
+            )
+        return out
 
 
 def _starts(tx: pl.DataFrame, starts: pl.DataFrame) -> pl.Series:

@@ -60,7 +60,9 @@ def transaction_features(
     """One row per decided completed transaction with every declared feature (NaN: undefined).
 
     ``labels`` names fraudulent events (``event_id``, optionally ``transaction_id``); each is
-    known ``label_delay`` after the transaction, which is what terminal risk may use. Without
+    known ``label_delay`` after the transaction, which is what terminal risk may use, or,
+    with a ``known_at`` column (a label's arrival, e.g. its feedback's time), from the later
+    of the two, as the engine's :class:`~vigil.features.TerminalRisk` learns it. Without
     labels the terminal risk features are NaN and there is no ``label`` column. ``reference``
     supplies terminal locations and account creation dates, as the engine's enrichment does.
     """
@@ -69,7 +71,8 @@ def transaction_features(
         raise ValueError("label_delay: must be positive (a zero delay leaks labels)")
     history = History.build(events, reference)
     fraud = history.tx_flags(labels)
-    builder = _Builder(history, fraud if labels is not None else None, delay)
+    known = history.tx_known_at(labels) if labels is not None else None
+    builder = _Builder(history, fraud if labels is not None else None, delay, known)
     columns = {f.name: builder.feature(f) for f in FEATURES}
     out = history.tx.with_columns(
         pl.DataFrame(columns, schema={name: pl.Float64 for name in columns})
@@ -83,10 +86,13 @@ class _Builder:
     """Computes feature columns in each entity's sorted rows, sharing the intermediate steps,
     and scatters them back to transaction order."""
 
-    def __init__(self, history: History, fraud: Bools | None, delay_us: int) -> None:
+    def __init__(
+        self, history: History, fraud: Bools | None, delay_us: int, known: Ints | None = None
+    ) -> None:
         self.h = history
         self.fraud = fraud
         self.delay = delay_us
+        self.known = known
         self._cache: dict[Any, Any] = {}
 
     def feature(self, f: Feature) -> Floats:
@@ -204,9 +210,35 @@ class _Builder:
         upto = rows.time - self.delay
         width = round(f.window_seconds * US)  # type: ignore[operator]
         count, frauds = line.sum_between(rows.code, upto - width, upto)
+        frauds = frauds - self._unknown_yet(rows, width)
         with np.errstate(invalid="ignore", divide="ignore"):
             rate = np.where(count > 0, frauds / count, np.nan)
         return self._scatter("terminal", rate)
+
+    def _unknown_yet(self, rows: EntityRows, width: int) -> Ints:
+        """Per terminal row at ``t``: the frauds in its window whose label arrived after ``t``.
+
+        A label at ``s`` arriving at ``k`` later than ``s + d`` sits in the windows read at
+        ``s + d <= t < s + d + W`` but is unknown while ``t < k``: it is missing from the reads
+        at ``s + d <= t < min(k, s + d + W)``, counted as (starts <= t) - (ends <= t).
+        """
+        h = self.h
+        if self.known is None or self.fraud is None:
+            return np.zeros(len(rows), np.int64)
+        code = h.codes["terminal"]
+        seen = h.end + self.delay
+        late = np.flatnonzero(self.fraud & (self.known > seen) & (code >= 0))
+        begin, stop = seen[late], np.minimum(self.known[late], seen[late] + width)
+        keep = begin < stop
+        late, begin, stop = late[keep], begin[keep], stop[keep]
+        if not late.size:
+            return np.zeros(len(rows), np.int64)
+        out = np.zeros(len(rows), np.int64)
+        for edge, sign in ((begin, 1), (stop, -1)):
+            order = np.lexsort((edge, code[late]))
+            line = Timeline(code[late][order], edge[order])
+            out += sign * line.count_le(rows.code, rows.time)
+        return out
 
 
 def _scatter(h: History, rows: EntityRows, values: np.ndarray) -> Floats:

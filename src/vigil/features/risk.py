@@ -5,9 +5,13 @@ arrives). With delay ``d`` the risk at time ``t`` over window ``W`` looks at the
 with time ``s`` in ``(t - d - W, t - d]`` and counts those whose fraud label is known by ``t``
 (``known_at <= t``): a label that arrives later never leaks into an earlier feature.
 
-The profiles keep no labels, so this small state sits beside them: feed it every completed
-transaction (``add_transaction``, after the engine decided it) and every fraud label when it
-becomes known (``add_label``).
+The profiles keep no labels, so this small state sits beside them, owned by the engine: feed
+it every decided event (``observe``: completed transactions at a terminal count) and every
+label as it arrives (``learn``: a ``fraud`` feedback on a transaction it saw counts from the
+feedback's own time). The lower-level ``add_transaction`` / ``add_label`` take the terminal and
+times directly. Offline, :func:`vigil.features.transaction_features` applies the same rule to
+labels with a ``known_at`` column (and to labels without one as known one delay after the
+transaction, the earliest any counts).
 
 >>> risk = TerminalRisk(label_delay=7 * 86400.0)
 >>> for day in range(4):
@@ -18,12 +22,31 @@ becomes known (``add_label``).
 0.25
 >>> risk.rate("ATM-1", 12 * 86400.0, 7 * 86400.0)  # now the second label is known too
 0.5
+
+Fed from the engine's own events and feedback, a label counts from its arrival:
+
+>>> from datetime import datetime, UTC
+>>> from vigil.domain import Feedback, Transaction
+>>> risk = TerminalRisk(label_delay=86400.0)
+>>> risk.observe(Transaction(event_id="e-1", transaction_id="t-1", type="withdrawal",
+...     amount="50", card_id="c-1", terminal_id="ATM-1",
+...     timestamp=datetime(2022, 1, 1, tzinfo=UTC)))
+>>> risk.learn(Feedback(event_id="f-1", target_event_id="e-1", label="fraud",
+...                     timestamp=datetime(2022, 1, 5, tzinfo=UTC)))
+True
+>>> day = 86400.0; jan = datetime(2022, 1, 1, tzinfo=UTC).timestamp()
+>>> risk.rate("ATM-1", jan + 3 * day, 7 * day), risk.rate("ATM-1", jan + 4 * day, 7 * day)
+(0.0, 1.0)
 """
 
 from __future__ import annotations
 
 import math
 from bisect import bisect_right
+from collections import deque
+from typing import Any
+
+from vigil.domain.events import Feedback, FeedbackLabel
 
 _MAX_WINDOW = 30 * 86400.0
 
@@ -31,7 +54,7 @@ _MAX_WINDOW = 30 * 86400.0
 class TerminalRisk:
     """Per terminal: completed transaction times and known fraud labels, evicted by age."""
 
-    __slots__ = ("_frauds", "_times", "label_delay", "max_window")
+    __slots__ = ("_frauds", "_seen", "_seen_order", "_times", "label_delay", "max_window")
 
     def __init__(self, label_delay: float, max_window: float = _MAX_WINDOW) -> None:
         if not label_delay > 0:
@@ -41,15 +64,51 @@ class TerminalRisk:
         self._times: dict[str, list[float]] = {}
         # terminal → [(event time, known at)] sorted by event time
         self._frauds: dict[str, list[tuple[float, float]]] = {}
+        # event id → (terminal, time) of the transactions a label may still name, oldest first
+        self._seen: dict[str, tuple[str, float]] = {}
+        self._seen_order: deque[tuple[float, str]] = deque()
 
-    def add_transaction(self, terminal_id: str, when: float) -> None:
-        """A completed transaction at ``when`` (epoch seconds, non-decreasing per terminal)."""
+    def add_transaction(self, terminal_id: str, when: float, event_id: str | None = None) -> None:
+        """A completed transaction at ``when`` (epoch seconds, non-decreasing per terminal);
+        with ``event_id``, a later :meth:`label_event` can name it."""
         times = self._times.setdefault(terminal_id, [])
         times.append(when)
         # Evict once the oldest half can never be read again (reads look back d + max window).
         edge = when - self.label_delay - self.max_window
         if times[0] <= edge and times[len(times) // 2] <= edge:
             del times[: bisect_right(times, edge)]
+            frauds = self._frauds.get(terminal_id)
+            if frauds:
+                del frauds[: bisect_right(frauds, (edge, math.inf))]
+        if event_id is not None:
+            self._seen[event_id] = (terminal_id, when)
+            order = self._seen_order
+            order.append((when, event_id))
+            # A label on a transaction older than every window's reach changes no feature.
+            while order[0][0] <= edge:
+                self._seen.pop(order.popleft()[1], None)
+
+    def label_event(self, event_id: str, known_at: float) -> bool:
+        """A fraud label on the transaction ``event_id`` (added with its id), known from
+        ``known_at``; False when it is not one (unknown, too old, or labelled already)."""
+        found = self._seen.pop(event_id, None)
+        if found is None:
+            return False
+        self.add_label(found[0], found[1], known_at)
+        return True
+
+    def observe(self, event: Any) -> None:
+        """A decided event: a completed transaction at a terminal counts toward its rate."""
+        terminal = getattr(event, "terminal_id", None)
+        if terminal is not None and getattr(event, "phase", "start") != "start":
+            self.add_transaction(terminal, event.timestamp.timestamp(), event.event_id)
+
+    def learn(self, feedback: Feedback) -> bool:
+        """Feedback as it arrives: a ``fraud`` label on a completed transaction observed counts
+        from the feedback's time; other labels, and labels on other events, change nothing."""
+        if feedback.label is not FeedbackLabel.FRAUD:
+            return False
+        return self.label_event(feedback.target_event_id, feedback.timestamp.timestamp())
 
     def add_label(self, terminal_id: str, event_time: float, known_at: float) -> None:
         """A fraud label on the transaction at ``event_time``, known from ``known_at``."""

@@ -97,8 +97,12 @@ def train(
     promote: Annotated[bool, typer.Option(help="Promote the new version at once")] = False,
     bank: BankOpt = None,
     keep_terminal_risk: Annotated[
-        bool, typer.Option(help="Keep terminal-risk features (the engine must be fed labels)")
-    ] = False,
+        bool,
+        typer.Option(
+            "--keep-terminal-risk/--no-terminal-risk",
+            help="Terminal-risk features (the engine learns them from fraud feedback)",
+        ),
+    ] = True,
     registry: RegistryOpt = None,
 ) -> None:
     """Train a model on a labelled event file, store it in the registry, write its report."""

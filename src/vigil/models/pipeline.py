@@ -7,10 +7,12 @@
   the daily snapshot after the last event, writes ``user_profile_scores`` /
   ``card_profile_scores``, and chooses the StandIn thresholds (:mod:`vigil.models.standin`).
 
-The transaction model leaves out the terminal-risk features by default: online they need a
-feed of fraud labels into the engine (``TerminalRisk``), which replay does not have, and a
-feature that is known offline but missing online would make the served model worse than its
-report says. ``keep_terminal_risk=True`` keeps them for a deployment that feeds labels.
+The transaction model keeps the terminal-risk features by default: the engine serving it
+keeps a :class:`~vigil.features.TerminalRisk` with the model's label delay, fed by every decided
+event and every fraud label it learns (``Engine.learn``), and online and offline agree on them
+(tests/features/test_parity.py). ``keep_terminal_risk=False`` leaves them out, for a deployment
+whose engine is never told of labels: a feature known offline but missing online would make the
+served model worse than its report says.
 """
 
 from __future__ import annotations
@@ -22,25 +24,28 @@ from typing import Any
 import polars as pl
 
 from vigil.config import StandinConfig
+from vigil.models import standin
 from vigil.models.registry import Registry
 from vigil.models.report import write_model_report
+from vigil.models.scorer import TERMINAL_RISK_PREFIX
 from vigil.models.standin import StandinPolicy
 from vigil.models.train import TrainOptions, TrainResult, feature_matrix, train
 
-TERMINAL_RISK_PREFIX = "terminal_fraud_rate"
 # Fewer StandIn outcomes than this after the models' training period: thresholds are chosen
 # on all of them (in-sample, and the figures say so).
 _MIN_HELD_OUT = 30
 
 
 def transaction_feature_names(
-    drop: list[str] | tuple[str, ...] = (), *, keep_terminal_risk: bool = False
+    drop: list[str] | tuple[str, ...] = (), *, keep_terminal_risk: bool = True
 ) -> list[str]:
     """The transaction model's features: the declared ones and the amount, minus ``drop``.
 
     >>> names = transaction_feature_names(["card_km_from_last"])
     >>> "amount" in names, "card_km_from_last" in names, "terminal_fraud_rate_7d" in names
-    (True, False, False)
+    (True, False, True)
+    >>> "terminal_fraud_rate_7d" in transaction_feature_names(keep_terminal_risk=False)
+    False
     """
     from vigil.features import FEATURE_NAMES
 
@@ -69,7 +74,7 @@ def train_target(
     label_delay: timedelta = timedelta(days=1),
     k: int = 10,
     drop: list[str] | None = None,
-    keep_terminal_risk: bool = False,
+    keep_terminal_risk: bool = True,
     promote: bool = False,
     bank: Path | None = None,
 ) -> dict[str, Any]:
@@ -208,7 +213,7 @@ def _training_table(
 
 def standin_policy_path(registry: Registry) -> Path:
     """Where ``vigil score`` keeps the StandIn thresholds it chose."""
-    return registry.root / "standin" / "policy.json"
+    return standin.standin_policy_path(registry.root)
 
 
 def score_profiles(

@@ -10,7 +10,10 @@ attributions, see :mod:`vigil.models.trees`). Events without features (logins, s
 events without an amount) get no model reason.
 
 :func:`model_detectors` gives the engine the promoted model (or none), so a bank without a
-trained model runs exactly as before.
+trained model runs exactly as before. A model that reads terminal risk gets a
+:class:`~vigil.features.TerminalRisk` with the label delay it was trained with (its split gap);
+:func:`terminal_risk` finds it among the detectors, and the engine feeds it every decided
+event and every label (``Engine.learn``), so the online features are those of training.
 
 >>> from vigil.models.linear import LinearModel
 >>> from vigil.models.model import Model
@@ -27,7 +30,7 @@ trained model runs exactly as before.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from functools import cache
+from functools import cache, partial
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +39,8 @@ from vigil.domain import Reason
 from vigil.models.model import Model
 
 CODE = "transaction_model"
+# The terminal-risk features' names begin so (label-fed: see terminal_risk).
+TERMINAL_RISK_PREFIX = "terminal_fraud_rate"
 _NAN = float("nan")
 
 FeaturesOf = Callable[[Any], Mapping[str, float] | None]
@@ -51,10 +56,18 @@ class ModelScorer:
     codes: tuple[str, ...] = (CODE,)
 
     def __init__(
-        self, model: Model, features_of: FeaturesOf, *, reason_at: float = 0.3, top: int = 3
+        self,
+        model: Model,
+        features_of: FeaturesOf,
+        *,
+        reason_at: float = 0.3,
+        top: int = 3,
+        risk: Any = None,
     ) -> None:
         self.model = model
         self.features_of = features_of
+        # The label-fed terminal risk ``features_of`` reads (None: the model reads none).
+        self.risk = risk
         self.reason_at = reason_at
         self.top = top
         self.names = tuple(model.features)
@@ -100,21 +113,42 @@ def model_detectors(settings: Settings) -> list[ModelScorer]:
     if version is None:
         return []
     model = registry.load("transaction", version)
+    risk = None
+    if any(name.startswith(TERMINAL_RISK_PREFIX) for name in model.features):
+        from vigil.features import TerminalRisk
+
+        delay = registry.manifest("transaction", version)["parameters"]["gap_seconds"]
+        risk = TerminalRisk(label_delay=delay)
     return [
         ModelScorer(
-            model, transaction_features_of, reason_at=config.reason_at, top=config.top_reasons
+            model,
+            partial(transaction_features_of, risk=risk),
+            reason_at=config.reason_at,
+            top=config.top_reasons,
+            risk=risk,
         )
     ]
 
 
-def transaction_features_of(ctx: Any) -> dict[str, float] | None:
+def terminal_risk(detectors: list[Any]) -> Any:
+    """The label-fed :class:`~vigil.features.TerminalRisk` a detector reads (its ``risk``),
+    for the engine to feed; None when none reads one."""
+    for detector in detectors:
+        risk = getattr(detector, "risk", None)
+        if risk is not None:
+            return risk
+    return None
+
+
+def transaction_features_of(ctx: Any, *, risk: Any = None) -> dict[str, float] | None:
     """The online features of a completed transaction (single or end event), with its amount;
     None for logins and start events, which the transaction model does not score (the
-    training table has one row per completed transaction)."""
+    training table has one row per completed transaction). Terminal risk is read from
+    ``risk`` (NaN without one)."""
     phase = getattr(ctx.event, "phase", None)
     if phase is None or phase == "start" or ctx.amount_cents is None:
         return None
-    values = _online_features()(ctx)
+    values = _online_features()(ctx, risk=risk)
     values["amount"] = ctx.amount_cents / 100
     return values
 

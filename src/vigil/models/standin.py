@@ -31,6 +31,7 @@ logged to ``standin_inferences`` with the scores it saw.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -38,7 +39,8 @@ from typing import Any
 
 import numpy as np
 
-from vigil.config import StandinConfig
+from vigil.config import Settings, StandinConfig
+from vigil.domain import Reason
 
 APPROVE, REVIEW, DECLINE = "approve", "review", "decline"
 
@@ -75,10 +77,7 @@ class StandinPolicy:
         )
 
     def decide(self, user_score: float | None, card_score: float | None, amount: float) -> str:
-        risk = self.risk(user_score, card_score, amount)
-        if risk < self.approve_below:
-            return APPROVE
-        return REVIEW if risk < self.decline_from else DECLINE
+        return self._by_risk(self.risk(user_score, card_score, amount))
 
     @classmethod
     def fit(
@@ -200,6 +199,45 @@ class StandinDecision:
     card_score: float | None
 
 
+Scores = Mapping[str, tuple[float, str]]  # id → (score, model version)
+
+
+def infer(
+    policy: StandinPolicy,
+    event_id: str | None,
+    *,
+    user_id: str | None,
+    card_id: str | None,
+    amount: float,
+    users: Scores,
+    cards: Scores,
+    event_time: datetime | None = None,
+) -> tuple[StandinDecision, dict[str, Any]]:
+    """One StandIn answer from the scores found, and its ``standin_inferences`` row."""
+    user = users[user_id][0] if user_id in users else None
+    card = cards[card_id][0] if card_id in cards else None
+    risk = policy.risk(user, card, amount)
+    decision = StandinDecision(policy._by_risk(risk), risk, user, card)
+    versions = dict(policy.model_versions)
+    for kind, found, key in (("user", users, user_id), ("card", cards, card_id)):
+        if key in found:
+            versions[kind] = found[key][1]
+    row = {
+        "event_id": event_id,
+        "event_time": event_time,
+        "user_id": user_id,
+        "card_id": card_id,
+        "amount": float(amount),
+        "user_score": user,
+        "card_score": card,
+        "risk": risk,
+        "decision": decision.decision,
+        "model_versions": versions,
+        "decided_at": datetime.now(UTC),
+    }
+    return decision, row
+
+
 class StandinDecider:
     """Decide StandIn requests in real time from the stored scores, logging every inference.
 
@@ -231,29 +269,161 @@ class StandinDecider:
     ) -> StandinDecision:
         users = self.store.profile_scores("user", [user_id]) if user_id else {}
         cards = self.store.profile_scores("card", [card_id]) if card_id else {}
-        user = users[user_id][0] if user_id in users else None
-        card = cards[card_id][0] if card_id in cards else None
-        risk = self.policy.risk(user, card, amount)
-        decision = StandinDecision(self.policy._by_risk(risk), risk, user, card)
-        versions = dict(self.policy.model_versions)
-        for kind, found, key in (("user", users, user_id), ("card", cards, card_id)):
-            if key in found:
-                versions[kind] = found[key][1]
-        self.store.log_standin(
-            [
-                {
-                    "event_id": event_id,
-                    "event_time": event_time,
-                    "user_id": user_id,
-                    "card_id": card_id,
-                    "amount": float(amount),
-                    "user_score": user,
-                    "card_score": card,
-                    "risk": risk,
-                    "decision": decision.decision,
-                    "model_versions": versions,
-                    "decided_at": datetime.now(UTC),
-                }
-            ]
+        decision, row = infer(
+            self.policy,
+            event_id,
+            user_id=user_id,
+            card_id=card_id,
+            amount=amount,
+            users=users,
+            cards=cards,
+            event_time=event_time,
         )
+        self.store.log_standin([row])
         return decision
+
+
+def standin_policy_path(registry_root: Path) -> Path:
+    """Where ``vigil score`` keeps the StandIn thresholds it chose, under the registry."""
+    return registry_root / "standin" / "policy.json"
+
+
+class ProfileScores:
+    """Every user's and card's batch score (``user_profile_scores`` / ``card_profile_scores``),
+    held in memory so a StandIn decision in the engine reads no database; :meth:`refresh`
+    after a new ``vigil score``.
+
+    >>> import tempfile
+    >>> from datetime import datetime, UTC
+    >>> from vigil.storage import Store
+    >>> store = Store(f"sqlite:///{tempfile.mkdtemp()}/v.db"); store.init_schema()
+    >>> scores = ProfileScores(store)
+    >>> len(scores)
+    0
+    >>> _ = store.upsert_profile_scores("card", [{"card_id": "c1", "score": 0.8,
+    ...     "model_version": "v0001", "score_timestamp": datetime(2022, 1, 1, tzinfo=UTC)}])
+    >>> scores.refresh(), scores.cards["c1"]
+    (1, (0.8, 'v0001'))
+    """
+
+    def __init__(self, store: Any) -> None:
+        self.store = store
+        self.users: dict[str, tuple[float, str]] = {}
+        self.cards: dict[str, tuple[float, str]] = {}
+        self.refresh()
+
+    def refresh(self) -> int:
+        """Read both tables again (whole: one query each); returns the scores held."""
+        from sqlalchemy import select
+
+        loaded = {}
+        for kind in ("user", "card"):
+            table = self.store._scores_table(kind)
+            query = select(table.c[f"{kind}_id"], table.c.score, table.c.model_version)
+            with self.store.engine.connect() as conn:
+                loaded[kind] = {
+                    key: (score, version) for key, score, version in conn.execute(query)
+                }
+        # swapped in whole, so a decision never sees half of a refresh
+        self.users, self.cards = loaded["user"], loaded["card"]
+        return len(self)
+
+    def __len__(self) -> int:
+        return len(self.users) + len(self.cards)
+
+
+class StandinScorer:
+    """The real-time StandIn decision in the engine, with the detector shape.
+
+    For a StandIn transaction with an amount (single or end event) it decides from the scores
+    in memory (:class:`ProfileScores`) and the amount, logs the inference once through
+    ``log`` (the engine's recorder, written with its decisions), and returns the outcome as a
+    reason: ``standin_decline`` with the policy's block score, ``standin_review`` with its
+    review score (so the engine's action follows), ``standin_approve`` with score 0 (the
+    outcome is on the decision; the action is the other detectors'). Other events: nothing.
+
+    >>> from datetime import datetime, UTC
+    >>> from types import SimpleNamespace
+    >>> from vigil.domain import Transaction
+    >>> scores = SimpleNamespace(users={"u1": (0.9, "v1")}, cards={"c1": (0.9, "v1")})
+    >>> rows = []
+    >>> scorer = StandinScorer(StandinPolicy(0.5, 0.5, 0.0, 100.0, 0.3, 0.6), scores,
+    ...                        log=rows.append, review_score=0.7, decline_score=0.9)
+    >>> tx = Transaction(event_id="e1", transaction_id="t1", type="withdrawal", amount="80",
+    ...     card_id="c1", user_id="u1", standin=True, timestamp=datetime(2022, 1, 1, tzinfo=UTC))
+    >>> [(r.code, r.score) for r in scorer.detect(SimpleNamespace(event=tx, amount_cents=8000))]
+    [('standin_decline', 0.9)]
+    >>> rows[0]["decision"], rows[0]["card_score"]
+    ('decline', 0.9)
+    """
+
+    codes: tuple[str, ...] = tuple(f"standin_{d}" for d in (APPROVE, REVIEW, DECLINE))
+
+    def __init__(
+        self,
+        policy: StandinPolicy,
+        scores: Any,
+        *,
+        log: Callable[[dict[str, Any]], None],
+        review_score: float,
+        decline_score: float,
+    ) -> None:
+        self.policy = policy
+        self.scores = scores
+        self.log = log
+        self._score = {APPROVE: 0.0, REVIEW: review_score, DECLINE: decline_score}
+
+    def detect(self, ctx: Any) -> list[Reason]:
+        event = ctx.event
+        if (
+            not getattr(event, "standin", False)
+            or getattr(event, "phase", "start") == "start"
+            or ctx.amount_cents is None
+        ):
+            return []
+        amount = ctx.amount_cents / 100
+        decision, row = infer(
+            self.policy,
+            event.event_id,
+            user_id=event.user_id,
+            card_id=event.card_id,
+            amount=amount,
+            users=self.scores.users,
+            cards=self.scores.cards,
+            event_time=event.timestamp,
+        )
+        self.log(row)
+        detail = (
+            f"StandIn {decision.decision}: risk {decision.risk:.3f} from user score "
+            f"{_score(decision.user_score)}, card score {_score(decision.card_score)} "
+            f"and amount {amount:,.2f}"
+        )
+        code = f"standin_{decision.decision}"
+        return [Reason(code=code, score=self._score[decision.decision], detail=detail)]
+
+
+def _score(value: float | None) -> str:
+    return "none (the median)" if value is None else f"{value:.3f}"
+
+
+def standin_detectors(settings: Settings, recorder: Any) -> list[StandinScorer]:
+    """The StandIn decision for the engine once ``vigil score`` has run (a policy file and
+    scores in the recorder's store), logging through ``recorder.add_standin``; else none."""
+    from vigil.models.scorer import registry_dir
+
+    store = getattr(recorder, "store", None)
+    path = standin_policy_path(registry_dir(settings))
+    if not settings.models.standin.in_engine or store is None or not path.is_file():
+        return []
+    scores = ProfileScores(store)
+    if not len(scores):
+        return []
+    return [
+        StandinScorer(
+            StandinPolicy.load(path),
+            scores,
+            log=recorder.add_standin,
+            review_score=settings.policy.review_at,
+            decline_score=settings.policy.block_at,
+        )
+    ]
