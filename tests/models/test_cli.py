@@ -10,7 +10,9 @@ from typer.testing import CliRunner
 
 from vigil.cli import app
 from vigil.models.pipeline import transaction_feature_names
+from vigil.models.standin import ProfileScores, StandinPolicy
 from vigil.simulate import BankConfig, generate
+from vigil.storage import Store
 
 runner = CliRunner()
 
@@ -102,22 +104,47 @@ def test_user_and_card_models_score_and_decide_standin(bank: Path, tmp_path: Pat
     assert figures["card_scores"]["written"] == 400
     standin = figures["standin"]
     assert standin["approved_loss_rate"] <= 0.02 < standin["loss_rate_if_all_approved"]
-    decided = _run(
-        "models",
-        "standin",
-        "--amount",
-        "20000",
-        "--user-id",
-        "u-VGB-1",
-        "--card-id",
-        "c-VGB-1",
-        "--registry",
-        registry,
-        "--database",
-        database,
-    )
-    assert decided["decision"] in ("approve", "review", "decline")
-    assert decided["user_score"] is not None and decided["card_score"] is not None
+    # The riskiest user and card asking for a large amount, the safest for a small one.
+    scores = ProfileScores(Store(database))
+    policy = StandinPolicy.load(Path(registry) / "standin" / "policy.json")
+    cases = {
+        "decline": (
+            max(scores.users, key=scores.users.get),
+            max(scores.cards, key=scores.cards.get),
+            20000.0,
+        ),
+        "approve": (
+            min(scores.users, key=scores.users.get),
+            min(scores.cards, key=scores.cards.get),
+            1.0,
+        ),
+    }
+    for expected, (user_id, card_id, amount) in cases.items():
+        decided = _run(
+            "models",
+            "standin",
+            "--amount",
+            str(amount),
+            "--user-id",
+            user_id,
+            "--card-id",
+            card_id,
+            "--event-id",
+            f"e-{expected}",
+            "--registry",
+            registry,
+            "--database",
+            database,
+        )
+        assert decided["decision"] == expected
+        user, card = scores.users[user_id][0], scores.cards[card_id][0]
+        assert (decided["user_score"], decided["card_score"]) == (user, card)
+        assert decided["risk"] == pytest.approx(policy.risk(user, card, amount))
+    logged = Store(database).standin_log()
+    assert [(r["event_id"], r["decision"]) for r in logged] == [
+        ("e-approve", "approve"),
+        ("e-decline", "decline"),
+    ]
 
 
 def test_missing_feedback_is_named(bank: Path, tmp_path: Path) -> None:

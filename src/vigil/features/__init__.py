@@ -14,7 +14,9 @@ Public API (stable; the models package builds on it)::
         the same features for one event from the profiles in an engine Context, read before
         the profiles are updated (as the detectors see them); ``risk`` is a TerminalRisk.
     TerminalRisk(label_delay)              # online label-delayed terminal fraud-rate state:
-        .add_transaction(terminal_id, when) / .add_label(terminal_id, event_time, known_at)
+        .observe(event) / .learn(feedback)    the engine's feed: decided events, fraud labels
+        .add_transaction(terminal_id, when, event_id=None) / .add_label(terminal_id,
+        event_time, known_at) / .label_event(event_id, known_at)
 
     USER_SNAPSHOT_FEATURES, CARD_SNAPSHOT_FEATURES: tuple[str, ...]
     user_aggregated_features(events, *, feedback=None, labels=None, label_delay,
@@ -31,6 +33,9 @@ Public API (stable; the models package builds on it)::
         card_id, amount, agg_reference_date (the day of the transaction), the snapshot features
         as of that date, and ``label`` (1 = standin_loss, 0 = standin_recovered).
 
+    Snapshots(events | History, *, feedback=None, labels=None, label_delay, reference=None)
+        the history built once: .table("user" | "card", dates=None), .training("user" | "card")
+        give the four tables above without rebuilding it each time.
     snapshot_rows(frame) -> list[dict]    # NaN → None, for Store.save_aggregated_features
     read_event_frame(path), read_labels(path), read_feedback_frame(path), read_reference(folder)
 
@@ -41,7 +46,8 @@ policy never blocks.
 Inputs: ``events`` is a frame in the engine's own event layout (what ``vigil generate`` writes
 to events.parquet: kind, event_id, transaction_id, timestamp, type, phase, started_at, amount,
 card_id, user_id, terminal_id, latitude, longitude, success, standin ...); ``labels`` has
-``event_id`` (and optionally ``transaction_id``) of fraudulent events (labels.csv);
+``event_id`` (and optionally ``transaction_id``) of fraudulent events (labels.csv), and
+optionally ``known_at``, when each label arrived (else one label delay after its event);
 ``feedback`` has target_event_id, label, timestamp (feedback.csv: StandIn outcomes, disputes).
 
 Window convention (the profiles' own, see :mod:`vigil.profiles.windows`): a feature read at
@@ -50,7 +56,8 @@ event time ``t`` over window ``W`` covers the events already decided whose time 
 kept in file order). Daily snapshots for ``agg_reference_date`` D are read just before
 midnight: ``D - W <= s < D``. Labels count only once known: with ``label_delay`` d a label on an
 event at ``s`` is known at ``s + d``, so terminal risk at ``t`` is measured over the shifted
-window ``t - d - W < s <= t - d``, whose labels are all known at ``t``.
+window ``t - d - W < s <= t - d``; a label arriving later than ``s + d`` (``known_at``)
+counts only from its arrival, as the engine learns it from feedback.
 
 >>> from vigil.features import FEATURE_NAMES
 >>> len(FEATURE_NAMES) >= 15 and "card_txn_count_1d" in FEATURE_NAMES
@@ -64,6 +71,7 @@ from vigil.features.risk import TerminalRisk
 from vigil.features.snapshots import (
     CARD_SNAPSHOT_FEATURES,
     USER_SNAPSHOT_FEATURES,
+    Snapshots,
     card_aggregated_features,
     card_model_training_data,
     user_aggregated_features,
@@ -77,6 +85,7 @@ __all__ = [
     "FEATURE_NAMES",
     "USER_SNAPSHOT_FEATURES",
     "Feature",
+    "Snapshots",
     "TerminalRisk",
     "card_aggregated_features",
     "card_model_training_data",

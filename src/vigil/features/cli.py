@@ -25,13 +25,7 @@ from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from vigil.features.history import EVENT_COLUMNS
 from vigil.features.io import read_event_frame, read_feedback_frame, read_labels, read_reference
 from vigil.features.offline import transaction_features
-from vigil.features.snapshots import (
-    card_aggregated_features,
-    card_model_training_data,
-    snapshot_rows,
-    user_aggregated_features,
-    user_model_training_data,
-)
+from vigil.features.snapshots import Snapshots, snapshot_rows
 from vigil.features.spec import FEATURES
 from vigil.ingest import IngestError
 
@@ -147,12 +141,14 @@ def snapshots(
                 frame = read_event_frame(events, EVENT_COLUMNS)
             tables: dict[str, pl.DataFrame] = {}
             with _step(progress, "daily snapshots"):
-                tables["user_aggregated_features"] = user_aggregated_features(frame, **kwargs)
-                tables["card_aggregated_features"] = card_aggregated_features(frame, **kwargs)
+                # the history built once for all four tables
+                snapshots = Snapshots(frame, **kwargs)
+                for kind in ("user", "card"):
+                    tables[f"{kind}_aggregated_features"] = snapshots.table(kind)
             with _step(progress, "training sets"):
                 if kwargs["feedback"] is not None:
-                    tables["user_model_training_data"] = user_model_training_data(frame, **kwargs)
-                    tables["card_model_training_data"] = card_model_training_data(frame, **kwargs)
+                    for kind in ("user", "card"):
+                        tables[f"{kind}_model_training_data"] = snapshots.training(kind)
             with _step(progress, "writing"):
                 for name, table in tables.items():
                     _write(table, out_dir / f"{name}.parquet")

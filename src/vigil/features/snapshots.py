@@ -66,7 +66,9 @@ def user_aggregated_features(
     dates: list[date] | None = None,
 ) -> pl.DataFrame:
     """One row per user and reference date (every day after its first event by default)."""
-    return _Snapshots(events, feedback, labels, label_delay, reference).table("user", dates)
+    return Snapshots(
+        events, feedback=feedback, labels=labels, label_delay=label_delay, reference=reference
+    ).table("user", dates)
 
 
 def card_aggregated_features(
@@ -79,7 +81,9 @@ def card_aggregated_features(
     dates: list[date] | None = None,
 ) -> pl.DataFrame:
     """One row per card and reference date (every day after its first event by default)."""
-    return _Snapshots(events, feedback, labels, label_delay, reference).table("card", dates)
+    return Snapshots(
+        events, feedback=feedback, labels=labels, label_delay=label_delay, reference=reference
+    ).table("card", dates)
 
 
 def user_model_training_data(
@@ -91,7 +95,9 @@ def user_model_training_data(
     reference: ReferenceData | None = None,
 ) -> pl.DataFrame:
     """Per settled StandIn transaction: its user's snapshot of that day and ``label`` 1 = lost."""
-    return _Snapshots(events, feedback, labels, label_delay, reference).training("user")
+    return Snapshots(
+        events, feedback=feedback, labels=labels, label_delay=label_delay, reference=reference
+    ).training("user")
 
 
 def card_model_training_data(
@@ -103,22 +109,42 @@ def card_model_training_data(
     reference: ReferenceData | None = None,
 ) -> pl.DataFrame:
     """Per settled StandIn transaction: its card's snapshot of that day and ``label`` 1 = lost."""
-    return _Snapshots(events, feedback, labels, label_delay, reference).training("card")
+    return Snapshots(
+        events, feedback=feedback, labels=labels, label_delay=label_delay, reference=reference
+    ).training("card")
 
 
-class _Snapshots:
+class Snapshots:
+    """The event history built once, and every snapshot and training table read from it.
+
+    The four functions above each build the history (:meth:`History.build`, the costly step)
+    for one table; a job that needs several builds one ``Snapshots`` (or passes a ``History``
+    it built already) and asks it for each.
+
+    >>> from datetime import datetime, timedelta, UTC
+    >>> events = pl.DataFrame({"event_id": ["a"], "type": ["withdrawal"], "card_id": ["c1"],
+    ...     "user_id": ["u1"], "amount": [100.0], "standin": [True],
+    ...     "timestamp": [datetime(2022, 1, 1, 9, tzinfo=UTC)]})
+    >>> feedback = pl.DataFrame({"target_event_id": ["a"], "label": ["standin_loss"],
+    ...     "timestamp": [datetime(2022, 1, 3, tzinfo=UTC)]})
+    >>> snaps = Snapshots(events, feedback=feedback, label_delay=timedelta(days=1))
+    >>> snaps.table("user", None).height, snaps.training("card")["label"].to_list()
+    (1, [1])
+    """
+
     def __init__(
         self,
-        events: pl.DataFrame,
-        feedback: pl.DataFrame | None,
-        labels: pl.DataFrame | None,
+        events: pl.DataFrame | History,
+        *,
+        feedback: pl.DataFrame | None = None,
+        labels: pl.DataFrame | None = None,
         label_delay: timedelta,
-        reference: ReferenceData | None,
+        reference: ReferenceData | None = None,
     ) -> None:
         self.delay = as_microseconds(label_delay)
         if self.delay <= 0:
             raise ValueError("label_delay: must be positive (a zero delay leaks labels)")
-        h = self.h = History.build(events, reference)
+        h = self.h = events if isinstance(events, History) else History.build(events, reference)
         outcomes = _feedback(feedback)
         target = h.tx_index(outcomes["target_event_id"])
         known = outcomes["timestamp"].dt.epoch("us").to_numpy().astype(np.int64)
@@ -135,7 +161,8 @@ class _Snapshots:
         self.disputed = _first_per_transaction(tx, at, np.ones(len(tx), dtype=bool))
         self.categories = [CATEGORY_INDEX[c] for c in TRANSACTION_TYPES]
 
-    def table(self, entity: str, dates: list[date] | None) -> pl.DataFrame:
+    def table(self, entity: str, dates: list[date] | None = None) -> pl.DataFrame:
+        """``user_aggregated_features`` / ``card_aggregated_features`` (``entity``)."""
         h = self.h
         first = self._first_seen(entity)
         if dates is None:
@@ -155,6 +182,7 @@ class _Snapshots:
         return self._frame(entity, grid_codes[alive], grid_days[alive])
 
     def training(self, entity: str) -> pl.DataFrame:
+        """``user_model_training_data`` / ``card_model_training_data`` (``entity``)."""
         h = self.h
         tx, known, lost = self.settled
         keep = h.standin[tx] & (h.codes[entity][tx] >= 0)

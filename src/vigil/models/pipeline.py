@@ -235,21 +235,18 @@ def score_profiles(
     frame = F.read_event_frame(events)
     fb = F.read_feedback_frame(feedback)
     fraud = F.read_labels(labels) if labels is not None else None
-    delay = label_delay
-    reference = _reference(bank)
+    # the event history built once, for the two snapshots and the two training sets
+    snapshots = F.Snapshots(
+        frame, feedback=fb, labels=fraud, label_delay=label_delay, reference=_reference(bank)
+    )
     last = frame.get_column("timestamp").max()
     # The snapshot read just before midnight after the last event: everything known.
     day: date = last.date() + timedelta(days=1)  # type: ignore[union-attr]
     now = now or datetime.now(UTC)
     figures: dict[str, Any] = {"snapshot_date": day.isoformat()}
-    for kind, snapshot in (
-        ("user", F.user_aggregated_features),
-        ("card", F.card_aggregated_features),
-    ):
+    for kind in ("user", "card"):
         model = models[kind]
-        rows = snapshot(
-            frame, feedback=fb, labels=fraud, label_delay=delay, dates=[day], reference=reference
-        )
+        rows = snapshots.table(kind, [day])
         scores = model.probability_batch(feature_matrix(rows, model.features))
         ids = rows.get_column(f"{kind}_id").to_list()
         written = store.upsert_profile_scores(
@@ -269,7 +266,7 @@ def score_profiles(
             "model_version": model.version,
             "mean": float(scores.mean()) if scores.size else None,
         }
-    policy, how = _fit_policy(registry, models, frame, fb, fraud, delay, config, reference)
+    policy, how = _fit_policy(registry, models, snapshots, config)
     policy.save(standin_policy_path(registry))
     figures["standin"] = {
         **policy.figures,
@@ -283,25 +280,10 @@ def score_profiles(
 
 
 def _fit_policy(
-    registry: Registry,
-    models: dict[str, Any],
-    frame: pl.DataFrame,
-    fb: pl.DataFrame,
-    fraud: pl.DataFrame | None,
-    delay: timedelta,
-    config: StandinConfig,
-    reference: Any,
+    registry: Registry, models: dict[str, Any], snapshots: Any, config: StandinConfig
 ) -> tuple[StandinPolicy, str]:
     """Thresholds on StandIn requests scored as of their own day, after the models' training."""
-    import vigil.features as F
-
-    tables = {
-        kind: build(frame, feedback=fb, labels=fraud, label_delay=delay, reference=reference)
-        for kind, build in (
-            ("user", F.user_model_training_data),
-            ("card", F.card_model_training_data),
-        )
-    }
+    tables = {kind: snapshots.training(kind) for kind in ("user", "card")}
     scored = []
     for kind, table in tables.items():
         model = models[kind]
