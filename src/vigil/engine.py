@@ -105,7 +105,7 @@ class Engine:
         # enrich
         ctx = self.enricher.enrich(event)
         # read profiles, as of the event's time
-        keys = entity_keys(event)
+        keys = entity_keys(event, ctx.user)
         read = self.profiles.read(keys)
         _use(ctx, read)
         _pair_with_start(ctx)

@@ -191,6 +191,46 @@ def test_concurrent_engines_lose_no_update(client, prefix) -> None:
     assert card.versions[0] == n * workers  # one successful write per event
 
 
+def test_concurrent_transfers_keep_the_shared_peer_group_exact(client, prefix) -> None:
+    # Every worker's account reports to one peer group profile (holder unknown: "*"), the
+    # hottest key there is; a compare-and-set clash must re-apply the contribution change.
+    n, workers = 30, 4
+    errors: list[BaseException] = []
+
+    def run(w: int) -> None:
+        engine = _engine(_store(client, prefix))
+        try:
+            for i in range(n):
+                engine.process(
+                    {
+                        "kind": "transaction",
+                        "event_id": f"w{w}-{i}",
+                        "transaction_id": f"w{w}-{i}",
+                        "type": "transfer",
+                        "channel": "online",
+                        "amount": f"{(w + 1) * 100 + i}.00",
+                        "account_id": f"a-{w}",
+                        "counterparty_country": "GB",
+                        "timestamp": (T0 + timedelta(seconds=i)).isoformat(),
+                    }
+                )
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run, args=(w,)) for w in range(workers)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    store = _store(client, prefix)
+    peers = store.get("peer", "*").peers.flow("GB", "debit")
+    assert peers.members == workers and peers.count.quantile(0.5) == pytest.approx(n, rel=0.01)
+    for w in range(workers):
+        flow = store.get("account", f"a-{w}").genome.flow("GB", "debit")
+        assert flow.n == n and flow.volume == sum((w + 1) * 100 + i for i in range(n))
+
+
 def test_settings_choose_the_store(client, prefix, monkeypatch) -> None:
     monkeypatch.setenv("VIGIL_PROFILES_URL", REDIS_URL)
     store = open_profile_store(Settings())

@@ -10,6 +10,16 @@ A profile is updated incrementally on every event, in event time, and serialises
 (1, 2500.0, 1, True)
 >>> Profile.from_bytes(p.to_bytes()).to_bytes() == p.to_bytes()
 True
+
+An account's profile also keeps its flow genome (:mod:`vigil.profiles.genome`), and a peer
+group's profile (kind ``"peer"``) the group's statistics (:mod:`vigil.profiles.peers`):
+
+>>> changes = p.record_flow("GB", "debit", 250000, 0.0, group="NG")
+>>> p.genome.flow("GB", "debit").n, p.genome.group
+(1, 'NG')
+>>> peer = Profile(); peer.peer_group().apply(changes)
+>>> Profile.from_bytes(peer.to_bytes()).peers.flow("GB", "debit").members
+1
 """
 
 from __future__ import annotations
@@ -18,6 +28,8 @@ from collections.abc import Iterable
 
 import msgpack
 
+from vigil.profiles.genome import Change, FlowGenome
+from vigil.profiles.peers import PeerGroup
 from vigil.profiles.recent import RecentEvent, RecentEvents
 from vigil.profiles.running import RunningStats
 from vigil.profiles.seen import SeenValues
@@ -26,7 +38,9 @@ from vigil.profiles.windows import CATEGORY_INDEX, SlidingWindows
 
 LOGIN = CATEGORY_INDEX["login"]
 LOGIN_FAILED = CATEGORY_INDEX["login_failed"]
-_VERSION = 2  # 2: the transfer_in category
+_VERSION = 3  # 2: the transfer_in category; 3: the flow genome and peer-group statistics
+# Earlier versions this one reads (they lack only fields added since).
+_READS = (2, 3)
 
 
 class Profile:
@@ -36,6 +50,7 @@ class Profile:
         "_top_k",
         "farthest",
         "first_time",
+        "genome",
         "hours",
         "last_end",
         "last_latitude",
@@ -45,6 +60,7 @@ class Profile:
         "last_time",
         "n",
         "open",
+        "peers",
         "quantiles",
         "recent",
         "seen",
@@ -75,6 +91,10 @@ class Profile:
         self.recent = RecentEvents(recent_window, recent_max)
         # Two-phase transactions begun but not ended: transaction id → (start, place, lat, lon).
         self.open: dict[str, list] = {}
+        # An account's flow genome, bounded to ``top_k`` counterparty countries like the seen
+        # values; a peer group's statistics. Each stays None on profiles that have none.
+        self.genome: FlowGenome | None = None
+        self.peers: PeerGroup | None = None
         self._top_k = top_k
 
     # -- reading -------------------------------------------------------------------------
@@ -174,6 +194,23 @@ class Profile:
         self.hours[int(when // 3600) % 24] += 1
         self._locate(place, latitude, longitude, when)
 
+    def record_flow(
+        self, country: str, direction: str, amount_cents: int, when: float, *, group: str
+    ) -> list[Change]:
+        """Add a transfer to the flow genome, counted in peer ``group``; returns what changed
+        for the group's statistics (:meth:`PeerGroup.apply`)."""
+        genome = self.genome
+        if genome is None:
+            genome = self.genome = FlowGenome(self._top_k)
+        # Joining first: a move to a new group brings the account's cells with it.
+        return genome.join(group) + genome.add(country, direction, amount_cents, when)
+
+    def peer_group(self) -> PeerGroup:
+        """This (peer) profile's group statistics, created on first use."""
+        if self.peers is None:
+            self.peers = PeerGroup()
+        return self.peers
+
     def _locate(
         self, place: str | None, latitude: float | None, longitude: float | None, when: float
     ) -> None:
@@ -219,12 +256,14 @@ class Profile:
             [[k, *v] for k, v in self.open.items()],
             self._top_k,
             self.farthest,
+            None if self.genome is None else self.genome.to_state(),
+            None if self.peers is None else self.peers.to_state(),
         ]
 
     @classmethod
     def from_state(cls, state: list) -> Profile:
-        if state[0] != _VERSION:
-            raise ValueError(f"profile state version {state[0]} is not {_VERSION}")
+        if state[0] not in _READS:
+            raise ValueError(f"profile state version {state[0]} is not one of {_READS}")
         p = cls(top_k=state[16])
         (
             p.n,
@@ -244,6 +283,10 @@ class Profile:
         p.recent = RecentEvents.from_state(state[14])
         p.open = {row[0]: list(row[1:]) for row in state[15]}
         p.farthest = state[17]
+        if state[0] >= 3:
+            genome, peers = state[18], state[19]
+            p.genome = None if genome is None else FlowGenome.from_state(genome)
+            p.peers = None if peers is None else PeerGroup.from_state(peers)
         return p
 
     def to_bytes(self) -> bytes:

@@ -47,6 +47,32 @@ class QuantileSketch:
         bins = self.bins
         bins[key] = bins.get(key, 0) + 1
 
+    def remove(self, x: float) -> bool:
+        """Take back one earlier :meth:`add` of ``x``: its bucket is a function of the value,
+        so a sketch over values that change (a peer group's current means) stays exact.
+        Returns False, changing nothing, when no value of that bucket is left to take.
+
+        >>> q = QuantileSketch(); q.add(5.0); q.add(900.0)
+        >>> q.remove(900.0), q.remove(900.0), q.count, round(q.quantile(1.0), 1)
+        (True, False, 1, 5.0)
+        """
+        if x <= _MIN_VALUE:
+            if self.zeros <= 0:
+                return False
+            self.zeros -= 1
+        else:
+            key = math.ceil(math.log(x) / _LOG_GAMMA)
+            n = self.bins.get(key, 0)
+            if n <= 0:
+                return False
+            if n == 1:
+                del self.bins[key]
+            else:
+                self.bins[key] = n - 1
+        self.count -= 1
+        self._cache = None
+        return True
+
     def quantile(self, q: float) -> float:
         """The value below which a share ``q`` of the values fall (nan when empty)."""
         if self.count == 0:

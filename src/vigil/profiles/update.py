@@ -8,13 +8,18 @@ Which entities an event touches, and what each remembers of it, is decided here 
 ...               timestamp=datetime(2022, 1, 1, tzinfo=UTC))
 >>> entity_keys(login)
 [('user', 'u-1'), ('device', 'd-1'), ('ip', '102.89.4')]
+>>> from vigil.domain import User
+>>> transfer = Transaction(event_id="t", transaction_id="t", account_id="a-1", type="transfer",
+...                        amount=100, counterparty_country="GB", timestamp=login.timestamp)
+>>> entity_keys(transfer, User(user_id="u-1", country="NG"))
+[('account', 'a-1'), ('peer', 'NG')]
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from vigil.domain import Login, Phase, Transaction
+from vigil.domain import Login, Phase, Transaction, User
 from vigil.profiles.profile import Profile
 
 if TYPE_CHECKING:
@@ -23,8 +28,16 @@ if TYPE_CHECKING:
     from vigil.detect.context import Context
 
 
-def entity_keys(event: Transaction | Login) -> list[tuple[str, str]]:
-    """The (kind, key) of every profile the event reads and updates."""
+#: The peer group of accounts whose holder's home country is not known.
+UNKNOWN_GROUP = "*"
+
+
+def entity_keys(event: Transaction | Login, user: User | None = None) -> list[tuple[str, str]]:
+    """The (kind, key) of every profile the event reads and updates.
+
+    ``user`` is the event's user as enrichment found it: a transfer's account is judged
+    against, and counted in, the peer group of its holder's country (:func:`peer_group`).
+    """
     if isinstance(event, Login):
         keys = [("user", event.user_id)]
     else:
@@ -44,7 +57,34 @@ def entity_keys(event: Transaction | Login) -> list[tuple[str, str]]:
         # Logins only: credential stuffing is judged per network, and a profile per network
         # (not per address) stays few and small while still grouping a rotating proxy's hosts.
         keys.append(("ip", ip_prefix(event.ip)))
+    if _genome_flow(event):
+        keys.append(("peer", peer_group(user)))
     return keys
+
+
+def peer_group(user: User | None) -> str:
+    """The peer group of an account: its holder's home country from the reference data.
+
+    Without one, the account joins :data:`UNKNOWN_GROUP` (the bank's accounts whose holder
+    is unknown) rather than the event's own country: a group must stay put while the
+    account's figures are counted in it, and where a customer is when paying is not home.
+
+    >>> peer_group(User(user_id="u", country="GH")), peer_group(None)
+    ('GH', '*')
+    """
+    if user is not None and user.country is not None:
+        return user.country
+    return UNKNOWN_GROUP
+
+
+def _genome_flow(event: Transaction | Login) -> bool:
+    """True for a completed transaction of an account with a counterparty country."""
+    return (
+        isinstance(event, Transaction)
+        and event.phase is not Phase.START
+        and event.account_id is not None
+        and event.counterparty_country is not None
+    )
 
 
 def ip_prefix(ip: str) -> str:
@@ -88,8 +128,13 @@ def update_profiles(
     """
     event = ctx.event
     attrs = _attributes(event) if familiar else ()
-    for kind, _key in keys:
+    for kind, key in keys:
         profile = ctx.profiles[kind]
+        if kind == "peer":
+            # Not an entity with events of its own: its statistics follow the account's genome.
+            if not declined:
+                _record_flow(ctx, profile, key)
+            continue
         if kind == "terminal":
             own = ()
         elif kind in ("device", "ip"):
@@ -102,6 +147,19 @@ def update_profiles(
         _apply(ctx, profile, own, declined, witness=kind in ("device", "ip"), located=located)
         if kind == "card" and familiar and ctx.home_km is not None:
             profile.farthest = max(profile.farthest, ctx.home_km)
+
+
+def _record_flow(ctx: Context, peer: Profile, group: str) -> None:
+    """Add the transfer to the account's flow genome and its change to the peer group."""
+    event = ctx.event
+    if not isinstance(event, Transaction) or event.counterparty_country is None:
+        return  # entity_keys names a peer group only for such transfers
+    account = ctx.profiles["account"]
+    direction = event.direction.value if event.direction is not None else "debit"
+    changes = account.record_flow(
+        event.counterparty_country, direction, ctx.amount_cents or 0, ctx.end, group=group
+    )
+    peer.peer_group().apply(changes)
 
 
 def _apply(
