@@ -180,6 +180,22 @@ class DormancyConfig(BaseModel):
     high_score: float = 0.45
 
 
+class GenomeConfig(BaseModel):
+    """An account's flow genome against its peer group's percentile (detect/genome.py)."""
+
+    # Above this percentile of the accounts of its holder's country that trade with the same
+    # counterparty country in the same direction: their expectation E, volume or count N.
+    percentile: float = Field(0.99, gt=0, lt=1)
+    # A p99 is a percentile only in a group of at least 1 / (1 - 0.99) = 100 accounts; in a
+    # smaller one it is the largest of the others, and someone is always above it.
+    min_peers: int = Field(100, ge=2)
+    # An expectation needs a few amounts; one large amount is detect/amount.py's question.
+    min_count: int = Field(5, ge=1)
+    # By construction one account in a hundred is above its peers' p99, nearly all of them
+    # honest: weak evidence alone (below step-up), a weight beside other reasons.
+    score: float = Field(0.3, ge=0, le=1)
+
+
 class DetectorsConfig(BaseModel):
     impossible_travel: ImpossibleTravelConfig = Field(default_factory=ImpossibleTravelConfig)
     novelty: NoveltyConfig = Field(default_factory=NoveltyConfig)
@@ -192,6 +208,7 @@ class DetectorsConfig(BaseModel):
     login: LoginConfig = Field(default_factory=LoginConfig)
     transfer: TransferConfig = Field(default_factory=TransferConfig)
     dormancy: DormancyConfig = Field(default_factory=DormancyConfig)
+    genome: GenomeConfig = Field(default_factory=GenomeConfig)
 
 
 class PolicyConfig(BaseModel):

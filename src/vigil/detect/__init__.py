@@ -11,6 +11,7 @@ from vigil.detect.amount import AmountAnomaly
 from vigil.detect.base import Detector
 from vigil.detect.context import Context
 from vigil.detect.dormancy import DormantReactivation
+from vigil.detect.genome import GenomeOutlier
 from vigil.detect.home import FarFromHome
 from vigil.detect.limits import ExtractLimit
 from vigil.detect.login import (
@@ -45,6 +46,7 @@ def default_detectors(config: DetectorsConfig | None = None) -> list[Detector]:
         NewCounterpartyTransfer(c.transfer),
         DormantReactivation(c.dormancy),
         MoneyMule(c.mule),
+        GenomeOutlier(c.genome),
         LostStolenCard(c.lost_stolen),
         FarFromHome(c.far_from_home),
     ]
