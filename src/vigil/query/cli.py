@@ -10,7 +10,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from vigil.query.frame import profiles_frame
+from vigil.query.frame import genome_frame, profiles_frame
 from vigil.query.named import NAMED, run_named, run_sql
 
 console = Console()
@@ -37,7 +37,8 @@ def query(
     list_: Annotated[bool, typer.Option("--list", help="List the named queries")] = False,
     database: Annotated[str | None, typer.Option("--database", "-d")] = None,
 ) -> None:
-    """Ask the stored profiles a question: a named query, or --sql over the table ``profiles``."""
+    """Ask the stored profiles a question: a named query, or --sql over the tables ``profiles``
+    and ``genome`` (account × counterparty country × direction)."""
     from vigil.cli import _settings, _store
 
     if list_:
@@ -49,13 +50,18 @@ def query(
         raise typer.BadParameter("give a named query or --sql (not both)")
     store = _store(_settings(database))
     when = as_of.timestamp() if as_of is not None else None
-    frame = profiles_frame(store.load_profiles(), as_of=when)
+    rows = list(store.load_profiles())
+    frame = profiles_frame(rows, as_of=when)
     if frame.is_empty():
         console.print("no stored profiles: run vigil replay first")
         raise typer.Exit(1)
     params = dict(_param(p) for p in param or [])
     try:
-        result = run_named(name, frame, params) if name else run_sql(sql or "", frame, params)
+        genome = genome_frame(rows)
+        if name:
+            result = run_named(name, frame, params, genome=genome)
+        else:
+            result = run_sql(sql or "", frame, params, genome=genome)
     except (KeyError, ValueError) as exc:
         raise typer.BadParameter(str(exc.args[0] if exc.args else exc)) from exc
     if as_json:

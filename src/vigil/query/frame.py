@@ -1,4 +1,7 @@
-"""One row of figures per stored profile, as of a moment: the table every query reads.
+"""The tables queries read: one row of figures per stored profile as of a moment (``profiles``),
+and one row per account × counterparty country × direction of the flow genome (``genome``).
+Peer-group profiles (kind ``peer``) are the genome detector's state, not entities: they are in
+neither table (a query recomputes exact percentiles from ``genome``).
 
 >>> from vigil.profiles import Profile
 >>> p = Profile()
@@ -7,6 +10,9 @@
 >>> frame = profiles_frame([("account", "a-1", p.to_bytes())], as_of=86400.0)
 >>> frame.select("kind", "key", "country", "transfer_n", "transfer_count_30d").row(0)
 ('account', 'a-1', 'NG', 1, 1)
+>>> _ = p.record_flow("GB", "debit", 50_000_00, 0.0, group="NG")
+>>> genome_frame([("account", "a-1", p.to_bytes())]).row(0)
+('account', 'a-1', 'NG', 'GB', 'debit', 50000.0, 0.0, 50000.0, 1)
 """
 
 from __future__ import annotations
@@ -54,6 +60,43 @@ def _row(kind: str, key: str, profile: Profile) -> dict:
     return row
 
 
+GENOME_SCHEMA = {
+    "kind": pl.String,
+    "key": pl.String,
+    "peer_group": pl.String,
+    "counterparty_country": pl.String,
+    "direction": pl.String,
+    "mean": pl.Float64,
+    "std": pl.Float64,
+    "volume": pl.Float64,
+    "n": pl.Int64,
+}
+
+
+def genome_frame(rows: Iterable[tuple[str, str, bytes]]) -> pl.DataFrame:
+    """One row per genome cell of every stored profile that has a genome (accounts)."""
+    out = []
+    for kind, key, data in rows:
+        genome = Profile.from_bytes(data).genome
+        if genome is None:
+            continue
+        for country, direction, flow in genome.flows():
+            out.append(
+                (
+                    kind,
+                    key,
+                    genome.group,
+                    country,
+                    direction,
+                    flow.mean,
+                    flow.std,
+                    flow.volume,
+                    flow.n,
+                )
+            )
+    return pl.DataFrame(out, schema=GENOME_SCHEMA, orient="row")
+
+
 def profiles_frame(
     rows: Iterable[tuple[str, str, bytes]], *, as_of: float | None = None
 ) -> pl.DataFrame:
@@ -63,6 +106,8 @@ def profiles_frame(
     """
     out = []
     for kind, key, data in rows:
+        if kind == "peer":
+            continue
         profile = Profile.from_bytes(data)
         if as_of is not None:
             profile.advance(as_of)

@@ -1,7 +1,8 @@
 """Named, parameterised questions over the profiles table, and raw SQL with DuckDB.
 
-Each named query is SQL over the ``profiles`` table (see :mod:`vigil.query.frame`) with
-``$name`` parameters and their defaults; ``vigil query --list`` shows them.
+Each named query is SQL over the ``profiles`` and ``genome`` tables (see
+:mod:`vigil.query.frame`) with ``$name`` parameters and their defaults; ``vigil query --list``
+shows them.
 
 >>> import polars as pl
 >>> frame = pl.DataFrame({"kind": ["account"] * 3, "key": ["a", "b", "c"],
@@ -19,6 +20,8 @@ from typing import Any
 import duckdb
 import polars as pl
 
+from vigil.query.frame import GENOME_SCHEMA
+
 
 @dataclass(frozen=True)
 class NamedQuery:
@@ -29,23 +32,26 @@ class NamedQuery:
 
 NAMED: dict[str, NamedQuery] = {
     "above-peer-p99": NamedQuery(
-        "Accounts whose mean outgoing transfer exceeds the given percentile of their country's "
-        "accounts, with their volume and count (the genome's peer question).",
+        "Accounts whose expectation E (mean amount) to or from a counterparty country exceeds "
+        "the given percentile of their peer group (holder's country) for the same country and "
+        "direction, with volume and count beside their peers' (the flow genome's question); "
+        "direction is debit, credit or any.",
         """
         WITH peers AS (
-            SELECT country, quantile_cont(transfer_mean, $q) AS peer_mean,
-                   quantile_cont(transfer_volume, $q) AS peer_volume,
-                   quantile_cont(transfer_n, $q) AS peer_n, count(*) AS group_size
-            FROM profiles WHERE kind = 'account' AND transfer_n > 0 GROUP BY country
+            SELECT peer_group, counterparty_country, direction,
+                   quantile_cont(mean, $q) AS peer_mean, quantile_cont(volume, $q) AS peer_volume,
+                   quantile_cont(n, $q) AS peer_n, count(*) AS group_size
+            FROM genome WHERE kind = 'account' GROUP BY ALL
         )
-        SELECT p.key, p.country, p.transfer_mean, peers.peer_mean, p.transfer_volume,
-               peers.peer_volume, p.transfer_n, peers.peer_n, peers.group_size
-        FROM profiles p JOIN peers USING (country)
-        WHERE p.kind = 'account' AND p.transfer_mean > peers.peer_mean
-              AND peers.group_size >= $min_group
-        ORDER BY p.transfer_mean / peers.peer_mean DESC LIMIT $limit
+        SELECT g.key, g.peer_group, g.counterparty_country, g.direction, g.mean,
+               peers.peer_mean, g.volume, peers.peer_volume, g.n, peers.peer_n, peers.group_size
+        FROM genome g JOIN peers USING (peer_group, counterparty_country, direction)
+        WHERE g.kind = 'account' AND g.mean > peers.peer_mean
+              AND peers.group_size >= $min_group AND g.n >= $min_n
+              AND ($direction = 'any' OR g.direction = $direction)
+        ORDER BY g.mean / peers.peer_mean DESC LIMIT $limit
         """,
-        {"q": 0.99, "min_group": 20, "limit": 50},
+        {"q": 0.99, "min_group": 20, "min_n": 1, "direction": "debit", "limit": 50},
     ),
     "top-inflow": NamedQuery(
         "Accounts with the highest incoming transfer volume over the last 30 days.",
@@ -76,18 +82,31 @@ NAMED: dict[str, NamedQuery] = {
 }
 
 
-def run_sql(sql: str, profiles: pl.DataFrame, params: dict[str, Any] | None = None) -> pl.DataFrame:
-    """Run ``sql`` with DuckDB over ``profiles`` (registered as the table ``profiles``)."""
+def run_sql(
+    sql: str,
+    profiles: pl.DataFrame,
+    params: dict[str, Any] | None = None,
+    *,
+    genome: pl.DataFrame | None = None,
+) -> pl.DataFrame:
+    """Run ``sql`` with DuckDB over the tables ``profiles`` and ``genome`` (empty if None)."""
+    if genome is None:
+        genome = pl.DataFrame(schema=GENOME_SCHEMA)
     con = duckdb.connect()
     try:
         con.register("profiles", profiles.to_arrow())
+        con.register("genome", genome.to_arrow())
         return pl.from_arrow(con.sql(sql, params=params or None).to_arrow_table())
     finally:
         con.close()
 
 
 def run_named(
-    name: str, profiles: pl.DataFrame, params: dict[str, Any] | None = None
+    name: str,
+    profiles: pl.DataFrame,
+    params: dict[str, Any] | None = None,
+    *,
+    genome: pl.DataFrame | None = None,
 ) -> pl.DataFrame:
     """Run a named query; ``params`` override its defaults (unknown names are an error)."""
     if name not in NAMED:
@@ -100,4 +119,6 @@ def run_named(
         )
     values = {**query.params, **(params or {})}
     used = {k: v for k, v in values.items() if f"${k}" in query.sql}
-    return run_sql(query.sql, profiles, used)
+    if "direction" in values and values["direction"] not in ("debit", "credit", "any"):
+        raise ValueError(f"direction: {values['direction']!r} is not debit, credit or any")
+    return run_sql(query.sql, profiles, used, genome=genome)
