@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import heapq
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -12,11 +11,12 @@ import pytest
 
 from vigil.config import PolicyConfig, Settings
 from vigil.detect import Context, default_detectors
-from vigil.domain import Feedback, Phase, Reason, Transaction
+from vigil.domain import Phase, Reason, Transaction
 from vigil.engine import Engine
 from vigil.features import TerminalRisk, online_features
 from vigil.features.io import read_event_frame, read_feedback_frame, read_labels, read_reference
 from vigil.ingest import iter_event_file
+from vigil.models.labels import feedback_items, fraud_feedback, in_time_order, run
 from vigil.simulate import BankConfig, generate
 from vigil.storage.reference import ReferenceData
 
@@ -79,21 +79,6 @@ ARRIVALS = (
 )
 
 
-def fraud_feedback(bank: Bank) -> pl.DataFrame:
-    """A ``fraud`` feedback row per labelled completed transaction, arriving at one of
-    ``ARRIVALS`` after it (by turns): the labels as the engine learns them, and, as
-    ``event_id`` + ``known_at``, as the offline builder reads them."""
-    labels = bank.labels
-    named = pl.col("event_id").is_in(labels["event_id"].implode()) | pl.col("transaction_id").is_in(
-        labels["transaction_id"].drop_nulls().implode()
-    )
-    done = bank.events.filter(
-        (pl.col("kind") == "transaction") & (pl.col("phase") != "start") & named
-    ).select("event_id", "transaction_id", "timestamp")
-    after = pl.Series([ARRIVALS[i % len(ARRIVALS)] for i in range(done.height)])
-    return done.with_columns(known_at=pl.col("timestamp") + after).drop("timestamp")
-
-
 def replay_with_feedback(bank: Bank, feedback: pl.DataFrame) -> Replayed:
     """Replay the events and the fraud feedback in one event-time stream through the engine
     (feedback through ``Engine.learn``, after the events of its instant), with every default
@@ -108,38 +93,17 @@ def replay_with_feedback(bank: Bank, feedback: pl.DataFrame) -> Replayed:
         detectors=[*default_detectors(settings.detectors), capture],
     )
     assert engine.terminal_risk is risk  # the engine owns and feeds what the capture reads
-    labels = [
-        (
-            row["known_at"],
-            1,
-            i,
-            Feedback(
-                event_id=f"fb-{i}",
-                target_event_id=row["event_id"],
-                label="fraud",
-                timestamp=row["known_at"],
-            ),
-        )
-        for i, row in enumerate(feedback.iter_rows(named=True))
-    ]
-    events = [
-        (e.timestamp, 0, i, e)
-        for i, e in enumerate(iter_event_file(bank.folder / "events.parquet"))
-    ]
-    blocked = learnt = 0
-    for _, _, _, item in heapq.merge(
-        sorted(labels, key=lambda x: x[:3]), events, key=lambda x: x[:3]
-    ):
-        if isinstance(item, Feedback):
-            learnt += engine.learn(item)
-        else:
-            blocked += engine.process(item).action.value == "block"
+    events = iter_event_file(bank.folder / "events.parquet")
+    decisions, learnt = run(engine, in_time_order(events, feedback_items(feedback)))
+    blocked = sum(d.action.value == "block" for d in decisions)
     return Replayed(capture.seen, blocked, learnt)
 
 
 @pytest.fixture(scope="session")
 def feedback(bank: Bank) -> pl.DataFrame:
-    return fraud_feedback(bank)
+    """A fraud label per labelled completed transaction, arriving at one of ``ARRIVALS``
+    after it, by turns: as the engine learns them and as the offline builder reads them."""
+    return fraud_feedback(bank.events, bank.labels, ARRIVALS)
 
 
 @pytest.fixture(scope="session")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import heapq
 from datetime import timedelta
 from pathlib import Path
 
@@ -12,11 +11,12 @@ import pytest
 
 from vigil.config import PolicyConfig, RulesConfig, Settings
 from vigil.detect import default_detectors
-from vigil.domain import Decision, Feedback
+from vigil.domain import Decision
 from vigil.engine import Engine
 from vigil.features import transaction_features
 from vigil.features.io import read_reference
 from vigil.ingest import iter_event_file
+from vigil.models.labels import feedback_items, fraud_feedback, in_time_order, run
 from vigil.models.pipeline import save_result, transaction_feature_names
 from vigil.models.registry import Registry
 from vigil.models.scorer import CODE, ModelScorer, model_detectors, transaction_features_of
@@ -29,27 +29,11 @@ DELAY = timedelta(days=1)
 def _decide_all(engine: Engine, bank: Path) -> list[Decision]:
     """Every event through the engine, and each fraud label as feedback arriving one label
     delay after its transaction (as the offline table assumes), in one time-ordered stream."""
-    events = pl.read_parquet(bank / "events.parquet")
-    labels = pl.read_csv(bank / "labels.csv")
-    named = pl.col("event_id").is_in(labels["event_id"].implode()) | pl.col("transaction_id").is_in(
-        labels["transaction_id"].implode()
+    feedback = fraud_feedback(
+        pl.read_parquet(bank / "events.parquet"), pl.read_csv(bank / "labels.csv"), [DELAY]
     )
-    done = events.filter((pl.col("kind") == "transaction") & (pl.col("phase") != "start") & named)
-    feedback = [
-        Feedback(event_id=f"fb-{e}", target_event_id=e, label="fraud", timestamp=t + DELAY)
-        for e, t in done.select("event_id", "timestamp").iter_rows()
-    ]
-    stream = heapq.merge(
-        ((e.timestamp, 0, i, e) for i, e in enumerate(iter_event_file(bank / "events.parquet"))),
-        sorted((f.timestamp, 1, i, f) for i, f in enumerate(feedback)),
-        key=lambda x: x[:3],
-    )
-    decisions, learnt = [], 0
-    for *_, item in stream:
-        if isinstance(item, Feedback):
-            learnt += engine.learn(item)
-        else:
-            decisions.append(engine.process(item))
+    events = iter_event_file(bank / "events.parquet")
+    decisions, learnt = run(engine, in_time_order(events, feedback_items(feedback)))
     assert learnt > 20  # terminal risk is not all zero
     return decisions
 
