@@ -1,8 +1,9 @@
-"""Fixtures shared across the test suite: a ``store`` on every storage backend.
+"""Fixtures shared across the test suite: a ``store`` on every storage backend, the real Redis.
 
 PostgreSQL tests use ``VIGIL_TEST_POSTGRES_URL`` (default
-``postgresql://postgres@127.0.0.1:5432/test``), each in a fresh schema of its own. When the
-server is unreachable they skip, except under ``CI=true`` where they fail: CI must test both.
+``postgresql://postgres@127.0.0.1:5432/test``), each in a fresh schema of its own; Redis tests
+``VIGIL_TEST_REDIS_URL`` (default ``redis://127.0.0.1:6379/0``). When a server is unreachable
+its tests skip, except under ``CI=true`` where they fail: CI must test every backend.
 """
 
 from __future__ import annotations
@@ -13,12 +14,20 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import redis
 from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.engine import make_url
 
 from vigil.storage import Store, normalise_url
 
 DEFAULT_POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/test"
+REDIS_URL = os.environ.get("VIGIL_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+
+
+def _unreachable(message: str) -> None:
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail(message)
+    pytest.skip(message)
 
 
 def postgres_url() -> str:
@@ -36,12 +45,22 @@ def postgres_admin() -> Iterator[Engine]:
     except Exception as exc:
         engine.dispose()
         shown = make_url(url).render_as_string(hide_password=True)
-        message = f"PostgreSQL at {shown} is unreachable (set VIGIL_TEST_POSTGRES_URL): {exc}"
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(message)
-        pytest.skip(message)
+        _unreachable(f"PostgreSQL at {shown} is unreachable (set VIGIL_TEST_POSTGRES_URL): {exc}")
     yield engine
     engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def redis_client() -> Iterator[redis.Redis]:
+    """A client of the real Redis; tests keep to a key prefix of their own and remove it."""
+    client = redis.Redis.from_url(REDIS_URL, socket_connect_timeout=3)
+    try:
+        client.ping()
+    except redis.RedisError as exc:
+        client.close()
+        _unreachable(f"Redis at {REDIS_URL} is unreachable (set VIGIL_TEST_REDIS_URL): {exc}")
+    yield client
+    client.close()
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])

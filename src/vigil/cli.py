@@ -5,7 +5,6 @@ Every command that produces figures prints, as its last line, one JSON object wi
 
 from __future__ import annotations
 
-import json
 import shutil
 import time
 from pathlib import Path
@@ -16,6 +15,10 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from vigil.cli_common import DatabaseOpt
+from vigil.cli_common import emit as _emit
+from vigil.cli_common import settings as _settings
+from vigil.cli_common import store as _store
 from vigil.config import Settings
 from vigil.rules import cli as rules_cli
 
@@ -43,30 +46,9 @@ app.add_typer(features_app, name="features")
 console = Console()
 err = Console(stderr=True)
 
-DatabaseOpt = Annotated[
-    str | None, typer.Option("--database", "-d", help="Database URL (default: VIGIL_DATABASE_URL)")
-]
 OnErrorOpt = Annotated[
     str, typer.Option("--on-error", help="reject: refuse the whole file; skip: write a reject file")
 ]
-
-
-def _settings(database: str | None) -> Settings:
-    return Settings(database_url=database) if database else Settings()
-
-
-def _store(settings: Settings):
-    from vigil.privacy import PrivacyKeys
-    from vigil.storage import Store
-
-    store = Store(settings.database_url, privacy=PrivacyKeys.from_settings(settings))
-    store.init_schema()
-    return store
-
-
-def _emit(figures: dict) -> None:
-    """The machine-readable last line of every command that produces figures."""
-    print(json.dumps(figures, default=str))
 
 
 def _progress() -> Progress:

@@ -9,7 +9,6 @@ of a second hashing; the default parameters are tested once in test_keys.py.
 
 from __future__ import annotations
 
-import os
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -73,9 +72,6 @@ def login(event_id: str, minute: int = 0, **fields: Any) -> dict[str, Any]:
     }
 
 
-REDIS_URL = os.environ.get("VIGIL_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
-
-
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Redis is the production pairing of PostgreSQL: SQLite + Redis is not a deployment."""
     items[:] = [
@@ -95,18 +91,10 @@ def profiles(request: pytest.FixtureRequest) -> Iterator[ProfileStore | None]:
     if request.param == "memory":
         yield None
         return
-    client = redis.Redis.from_url(REDIS_URL, socket_connect_timeout=3)
-    try:
-        client.ping()
-    except redis.RedisError as exc:
-        message = f"Redis at {REDIS_URL} is unreachable (set VIGIL_TEST_REDIS_URL): {exc}"
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(message)
-        pytest.skip(message)
+    client: redis.Redis = request.getfixturevalue("redis_client")
     shared = RedisProfileStore(client, prefix=f"vigil-api-test:{uuid.uuid4().hex[:12]}:")
     yield shared
     shared.clear()
-    client.close()
 
 
 @dataclass

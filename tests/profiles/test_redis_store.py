@@ -4,7 +4,6 @@ Unreachable Redis skips, except under CI=true where it fails."""
 
 from __future__ import annotations
 
-import os
 import threading
 import time
 import uuid
@@ -13,6 +12,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 import redis
+from tests.conftest import REDIS_URL
 
 from vigil.config import ProfilesConfig, Settings
 from vigil.engine import Engine
@@ -22,22 +22,12 @@ from vigil.profiles.store import open_profile_store
 from vigil.recorder import Recorder
 from vigil.storage.reference import ReferenceData
 
-REDIS_URL = os.environ.get("VIGIL_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 T0 = datetime(2022, 1, 3, 8, tzinfo=UTC)
 
 
-@pytest.fixture(scope="module")
-def client() -> Iterator[redis.Redis]:
-    conn = redis.Redis.from_url(REDIS_URL, socket_connect_timeout=3)
-    try:
-        conn.ping()
-    except redis.RedisError as exc:
-        message = f"Redis at {REDIS_URL} is unreachable (set VIGIL_TEST_REDIS_URL): {exc}"
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(message)
-        pytest.skip(message)
-    yield conn
-    conn.close()
+@pytest.fixture
+def client(redis_client: redis.Redis) -> redis.Redis:
+    return redis_client
 
 
 @pytest.fixture

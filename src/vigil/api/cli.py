@@ -13,24 +13,13 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from vigil.config import Settings
+from vigil.cli_common import DatabaseOpt
+from vigil.cli_common import settings as _settings
 
 console = Console()
 err = Console(stderr=True)
 
 keys_app = typer.Typer(help="API keys: create (shown once), list, revoke.", no_args_is_help=True)
-
-DatabaseOpt = Annotated[
-    str | None, typer.Option("--database", "-d", help="Database URL (default: VIGIL_DATABASE_URL)")
-]
-
-
-def _settings(database: str | None, **api: object) -> Settings:
-    settings = Settings(database_url=database) if database else Settings()
-    changes = {k: v for k, v in api.items() if v is not None}
-    if changes:
-        settings = settings.model_copy(update={"api": settings.api.model_copy(update=changes)})
-    return settings
 
 
 def serve(
@@ -62,11 +51,9 @@ def serve(
 
 def _ring(database: str | None):
     from vigil.api.keys import KeyRing
-    from vigil.storage import Store
+    from vigil.cli_common import store
 
-    store = Store(_settings(database).database_url)
-    store.init_schema()
-    return KeyRing(store)
+    return KeyRing(store(_settings(database)))
 
 
 @keys_app.command("create")

@@ -10,7 +10,11 @@ from typing import Annotated
 
 import typer
 
-from vigil.cli import DatabaseOpt, _emit, _settings, _store, console, err
+from vigil.cli import console, err
+from vigil.cli_common import DatabaseOpt
+from vigil.cli_common import emit as _emit
+from vigil.cli_common import settings as _settings
+from vigil.cli_common import store as _store
 
 audit_app = typer.Typer(help="The tamper-evident risk-event log.", no_args_is_help=True)
 privacy_app = typer.Typer(help="Privacy keys and contact data.", no_args_is_help=True)

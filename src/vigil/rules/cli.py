@@ -6,7 +6,6 @@ Every command ends with one JSON line of figures, like the rest of ``vigil``.
 from __future__ import annotations
 
 import getpass
-import json
 import os
 import socket
 import tempfile
@@ -17,6 +16,10 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from vigil.cli_common import DatabaseOpt
+from vigil.cli_common import emit as _emit
+from vigil.cli_common import settings as _settings
+from vigil.cli_common import store as _store
 from vigil.config import Settings
 
 if TYPE_CHECKING:
@@ -28,26 +31,6 @@ DEFAULT_RULES = Path(__file__).with_name("default.yaml")
 app = typer.Typer(help="Rule files: check, list, reload, history.", no_args_is_help=True)
 console = Console()
 err = Console(stderr=True)
-
-DatabaseOpt = Annotated[
-    str | None, typer.Option("--database", "-d", help="Database URL (default: VIGIL_DATABASE_URL)")
-]
-
-
-def _emit(figures: dict[str, Any]) -> None:
-    print(json.dumps(figures, default=str))
-
-
-def _settings(database: str | None) -> Settings:
-    return Settings(database_url=database) if database else Settings()
-
-
-def _store(settings: Settings) -> Any:
-    from vigil.storage import Store
-
-    store = Store(settings.database_url)
-    store.init_schema()
-    return store
 
 
 def _compile(path: Path) -> tuple[str, list[Rule]]:
