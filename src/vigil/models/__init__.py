@@ -8,8 +8,11 @@ One module per concept:
 - ``metrics``: card precision@k per day (ROC AUC and AP come from :mod:`vigil.evaluate`);
 - ``trees`` / ``linear`` / ``model``: a trained model as served, in plain Python;
 - ``registry``: versioned artefacts with manifests; promotion;
-- ``scorer``: the transaction model as one more detector in the engine;
+- ``scorer``: the transaction model as one more detector in the engine, with the terminal
+  risk it reads (fed by the engine: every decided event, every fraud feedback);
 - ``standin``: the user and card scores combined with the amount, thresholds for a target;
+  in the engine, ``StandinScorer`` decides StandIn transactions from the scores in memory;
+- ``labels``: fraud labels as feedback in a replayed stream (benchmarks, parity tests);
 - ``data`` / ``pipeline``: labelled event files in, registry and tables out (``vigil train``,
   ``vigil score``); ``report``: the model report; ``cli``: the commands.
 

@@ -1,0 +1,167 @@
+"""Comparison: the transaction model vs the detectors alone vs both, on held-out later days.
+
+On a synthetic bank (generated, or ``--bank FOLDER`` from ``vigil generate``) the point-in-time
+training table is built (timed: the training-set build time), the transaction model is trained
+on the transactions before the cut (``--train-share`` of them by time) and promoted in a
+temporary registry. The whole history is then replayed through the engine twice, each fraud
+label sent to it as feedback one label delay after its transaction (so terminal risk is learnt
+online): once with the model switched off (``models.transaction_model = false``: the detectors
+alone), once with the promoted model beside the detectors (both combined). On the completed
+transactions after the cut plus the label-delay gap, for each of
+
+- ``detectors``: the engine's score with the model disabled;
+- ``model``: the model's calibrated probability alone (its offline score, equal to the served
+  one: tests/models/test_scorer.py);
+- ``combined``: the engine's score with the promoted model;
+
+it prints ROC AUC and average precision (:mod:`vigil.evaluate.ranking`), and recall and
+precision at the policy's alert threshold (a score at or above ``policy.step_up_at``: the
+engine alerts, asking for at least a second factor). The last line is JSON.
+
+    python bench/compare_models.py                 # vigil generate --cards 4000 --days 60 --seed 7
+    python bench/compare_models.py --bank bank/
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+import time
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+from vigil.config import Settings
+from vigil.engine import Engine
+from vigil.evaluate.ranking import average_precision, roc_auc
+from vigil.features import read_event_frame, read_labels, read_reference, transaction_features
+from vigil.ingest import iter_event_file
+from vigil.models.labels import feedback_items, fraud_feedback, in_time_order, run
+from vigil.models.pipeline import save_result, transaction_feature_names
+from vigil.models.registry import Registry
+from vigil.models.train import TrainOptions, feature_matrix, train
+from vigil.simulate import BankConfig, generate
+
+DELAY = timedelta(days=1)
+
+
+def _figures(label: np.ndarray, score: np.ndarray, alert_at: float) -> dict[str, Any]:
+    alerted = score >= alert_at
+    hits = int((alerted & label).sum())
+    return {
+        "roc_auc": _round(roc_auc(label, score)),
+        "average_precision": _round(average_precision(label, score)),
+        "recall_at_alert": _round(hits / max(int(label.sum()), 1)),
+        "precision_at_alert": _round(hits / int(alerted.sum()) if alerted.any() else None),
+        "alerts": int(alerted.sum()),
+    }
+
+
+def _round(value: float | None) -> float | None:
+    return None if value is None else round(float(value), 4)
+
+
+def _replay(engine: Engine, bank: Path, feedback: pl.DataFrame) -> dict[str, float]:
+    """Every event and label through the engine: each event id's decision score."""
+    events = iter_event_file(bank / "events.parquet")
+    decisions, _ = run(engine, in_time_order(events, feedback_items(feedback)))
+    return {d.event_id: d.score for d in decisions}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--bank", type=Path, help="A `vigil generate` folder (else generated)")
+    parser.add_argument("--cards", type=int, default=4000)
+    parser.add_argument("--days", type=int, default=60)
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--train-share", type=float, default=0.6)
+    args = parser.parse_args()
+    began = time.perf_counter()
+
+    work = Path(tempfile.mkdtemp(prefix="vigil-compare-"))
+    bank = args.bank
+    if bank is None:
+        bank = work / "bank"
+        generate(BankConfig(cards=args.cards, days=args.days, seed=args.seed), bank)
+    reference = read_reference(bank)
+    events = read_event_frame(bank / "events.parquet")
+    labels = read_labels(bank / "labels.csv")
+
+    started = time.perf_counter()
+    table = transaction_features(events, labels=labels, label_delay=DELAY, reference=reference)
+    table_seconds = time.perf_counter() - started
+
+    times = table.get_column("timestamp").sort()
+    cut = times[int(args.train_share * (len(times) - 1))]
+    before = table.filter(pl.col("timestamp") < cut)
+    held_out = table.filter(pl.col("timestamp") >= cut + DELAY)
+    result = train(before, transaction_feature_names(), TrainOptions(gap=DELAY))
+    registry = Registry(work / "models")
+    version = save_result(registry, result)
+    registry.promote("transaction", version)
+    model = registry.load("transaction", version)
+
+    feedback = fraud_feedback(events, labels, [DELAY])
+    settings = Settings(models={"registry_dir": work / "models"})
+    alone = settings.model_copy(
+        update={"models": settings.models.model_copy(update={"transaction_model": False})}
+    )
+    replay_started = time.perf_counter()
+    engines = {
+        "detectors": Engine.in_memory(reference, settings=alone),
+        "combined": Engine.in_memory(reference, settings=settings),
+    }
+    assert engines["combined"].model_versions == {"transaction": version}
+    assert engines["detectors"].model_versions == {}
+    scores = {name: _replay(engine, bank, feedback) for name, engine in engines.items()}
+    replay_seconds = time.perf_counter() - replay_started
+
+    ids = held_out.get_column("event_id").to_list()
+    label = held_out.get_column("label").to_numpy().astype(bool)
+    alert_at = settings.policy.step_up_at
+    compared = {
+        "detectors": _figures(label, np.array([scores["detectors"][i] for i in ids]), alert_at),
+        "model": _figures(
+            label, model.probability_batch(feature_matrix(held_out, model.features)), alert_at
+        ),
+        "combined": _figures(label, np.array([scores["combined"][i] for i in ids]), alert_at),
+    }
+    figures = {
+        "bank": str(bank),
+        "events": events.height,
+        "transactions": table.height,
+        "training_set_seconds": round(table_seconds, 3),
+        "features": len(model.features),
+        "trained_on": {"rows": before.height, "until": cut.isoformat()},
+        "held_out": {
+            "rows": held_out.height,
+            "frauds": int(label.sum()),
+            "from": (cut + DELAY).isoformat(),
+        },
+        "model_test_metrics": {
+            m: _round(result.metrics["test"].get(m)) for m in ("roc_auc", "average_precision")
+        },
+        "alert_at": alert_at,
+        "compared": compared,
+        "replay_seconds": round(replay_seconds, 1),
+        "seconds": round(time.perf_counter() - began, 1),
+    }
+    print(
+        f"training set: {table.height:,} transactions, {len(model.features)} features, "
+        f"{table_seconds:.2f} s; held out: {held_out.height:,} rows, {int(label.sum())} frauds"
+    )
+    print(f"{'':10s} {'ROC AUC':>8s} {'avg prec':>9s} {'recall':>7s} {'precision':>9s} alerts")
+    for name, f in compared.items():
+        print(
+            f"{name:10s} {f['roc_auc'] or 0:8.4f} {f['average_precision'] or 0:9.4f} "
+            f"{f['recall_at_alert'] or 0:7.4f} {f['precision_at_alert'] or 0:9.4f} {f['alerts']}"
+        )
+    print(json.dumps(figures))
+
+
+if __name__ == "__main__":
+    main()
