@@ -152,8 +152,9 @@ class Engine:
         )
 
     def learn(self, feedback: Feedback) -> bool:
-        """A later label on an event decided earlier (``vigil replay``, ``POST /v1/feedback``):
-        what the models' label-fed state counts from its arrival. True when it counted."""
+        """A later label on an event decided earlier, as it arrives (feedback in a replayed
+        stream, :func:`vigil.models.labels.run`): what the models' label-fed state (terminal
+        risk) counts from then on. True when it counted."""
         return self.terminal_risk is not None and self.terminal_risk.learn(feedback)
 
 
