@@ -12,7 +12,8 @@ transactions after the cut plus the label-delay gap, for each of
 - ``detectors``: the engine's score with the model disabled;
 - ``model``: the model's calibrated probability alone (its offline score, equal to the served
   one: tests/models/test_scorer.py);
-- ``combined``: the engine's score with the promoted model;
+- ``combined``: the engine's score with the promoted model (whose probability joins the
+  detectors' evidence from ``models.reason_at`` up; ``--reason-at 0`` makes it join always);
 
 it prints ROC AUC and average precision (:mod:`vigil.evaluate.ranking`), and recall and
 precision at the policy's alert threshold (a score at or above ``policy.step_up_at``: the
@@ -79,6 +80,12 @@ def main() -> None:
     parser.add_argument("--days", type=int, default=60)
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--train-share", type=float, default=0.6)
+    parser.add_argument(
+        "--reason-at",
+        type=float,
+        help="models.reason_at: the model probability from which it adds a reason "
+        "(default: the configured one; 0 makes every probability noisy-OR evidence)",
+    )
     args = parser.parse_args()
     began = time.perf_counter()
 
@@ -106,7 +113,10 @@ def main() -> None:
     model = registry.load("transaction", version)
 
     feedback = fraud_feedback(events, labels, [DELAY])
-    settings = Settings(models={"registry_dir": work / "models"})
+    models: dict[str, Any] = {"registry_dir": work / "models"}
+    if args.reason_at is not None:
+        models["reason_at"] = args.reason_at
+    settings = Settings(models=models)
     alone = settings.model_copy(
         update={"models": settings.models.model_copy(update={"transaction_model": False})}
     )
@@ -146,6 +156,7 @@ def main() -> None:
             m: _round(result.metrics["test"].get(m)) for m in ("roc_auc", "average_precision")
         },
         "alert_at": alert_at,
+        "reason_at": settings.models.reason_at,
         "compared": compared,
         "replay_seconds": round(replay_seconds, 1),
         "seconds": round(time.perf_counter() - began, 1),

@@ -18,6 +18,11 @@ The next ``review_share`` of requests go to review; the rest are declined. An en
 a score (new since the last batch) takes the median score of its kind. Every decision is
 logged to ``standin_inferences`` with the scores it saw.
 
+Two ways in, one formula (:func:`infer`): :class:`StandinDecider` answers one request from the
+store (``vigil models standin``); :class:`StandinScorer` is the engine's StandIn step, a
+detector that reads the score tables from memory (:class:`ProfileScores`, loaded when the
+engine starts, :meth:`ProfileScores.refresh` after a new batch) and logs through the recorder.
+
 >>> import numpy as np
 >>> policy = StandinPolicy.fit(np.array([0.1, 0.2, 0.9, 0.3]), np.array([0.1, 0.3, 0.8, 0.2]),
 ...     np.array([100.0, 100.0, 100.0, 100.0]), np.array([0, 0, 1, 0]),
