@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 import redis
-from sqlalchemy import Engine, create_engine, text
+from sqlalchemy import Engine, create_engine, select, text
 from sqlalchemy.engine import make_url
 
 from vigil.storage import Store, normalise_url
@@ -85,3 +85,13 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
         pg_store.close()
         with admin.begin() as conn:
             conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+
+
+def table_dump(store: Store) -> str:
+    """Every value of every row of every table, as text: what a person must be absent from."""
+    parts = []
+    with store.engine.connect() as conn:
+        for table in store.tables.metadata.sorted_tables:
+            for row in conn.execute(select(table)):
+                parts.extend(repr(v) for v in row)
+    return "\n".join(parts)

@@ -260,6 +260,8 @@ class PrivacyConfig(BaseModel):
     encryption_keys: dict[str, str] = Field(default_factory=lambda: {"dev": DEV_ENCRYPTION_KEY})
     encryption_key_id: str = "dev"
     retention: RetentionConfig = Field(default_factory=RetentionConfig)
+    # `vigil serve` applies the retention policy this often (0: only `vigil purge` does).
+    purge_interval_hours: float = Field(24.0, ge=0)
 
 
 class ApiConfig(BaseModel):

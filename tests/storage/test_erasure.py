@@ -7,6 +7,7 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select
 
+from tests.conftest import table_dump
 from vigil.domain import Card, Feedback, User
 from vigil.privacy.erasure import forget
 from vigil.privacy.retention import RetentionPolicy, purge
@@ -19,15 +20,6 @@ from .conftest import T0
 GONE = "u-gone"
 STAYS = "u-stays"
 TAG = {GONE: "A", STAYS: "B"}
-
-
-def _dump(store: Store) -> str:
-    parts = []
-    with store.engine.connect() as conn:
-        for table in store.tables.metadata.sorted_tables:
-            for row in conn.execute(select(table)):
-                parts.extend(repr(v) for v in row)
-    return "\n".join(parts)
 
 
 def _verify(store: Store):
@@ -145,7 +137,7 @@ def test_forget_erases_the_person_and_keeps_a_verifiable_pseudonymous_audit_trai
         "profile_snapshots": 1,
         "profiles": 1,
     }
-    dump = _dump(store)
+    dump = table_dump(store)
     for raw in (GONE, "c-gone", f"a-{GONE}", "gone@example.com", p.device(f"dev-{GONE}")):
         assert raw not in dump, raw
     after = store.counts()

@@ -3,7 +3,8 @@
 Routes (roles in brackets): ``POST /v1/transactions``, ``POST /v1/logins`` [ingest];
 ``POST /v1/feedback``, ``GET /v1/decisions/{id}``, ``GET /v1/risk-events``,
 ``GET /v1/profiles/{entity}/{id}`` [analyst]; ``/v1/admin/keys`` and any admin extension
-(:mod:`vigil.api.extensions`) [admin]; ``GET /health``, ``GET /metrics`` [open].
+(:mod:`vigil.api.extensions`: ``/v1/admin/rules``, ``/v1/admin/models``),
+``DELETE /v1/admin/users/{id}`` [admin]; ``GET /health``, ``GET /metrics`` [open].
 
 Middleware is kept to one plain ASGI size check: every layer costs every request.
 
@@ -31,7 +32,16 @@ from vigil.api.extensions import admin_routers
 from vigil.api.keys import KeyRing, Role
 from vigil.api.limits import BodySizeLimit
 from vigil.api.metrics import ApiMetrics
-from vigil.api.routers import decisions, events, feedback, health, keys, profiles, risk_events
+from vigil.api.routers import (
+    decisions,
+    events,
+    feedback,
+    health,
+    keys,
+    profiles,
+    risk_events,
+    users,
+)
 from vigil.api.service import DecisionService
 from vigil.config import Settings
 from vigil.domain import Decision, Login, Transaction
@@ -112,6 +122,7 @@ def create_app(
     app.include_router(risk_events.router())
     app.include_router(profiles.router())
     app.include_router(keys.router())
+    app.include_router(users.router())
     for extension in [*admin_routers(), *extra_admin_routers]:
         app.include_router(
             extension, prefix="/v1/admin", dependencies=[Depends(require(Role.ADMIN))]

@@ -34,11 +34,13 @@ _NAMED = re.compile(r"^(?:Value error, )?([A-Za-z_][A-Za-z0-9_/]*): ")
 
 
 class FieldError(BaseModel):
-    """One broken field of a request."""
+    """One broken field of a request; in a posted rule file, also its rule and line."""
 
     field: str
     message: str
     type: str
+    rule: str | None = None
+    line: int | None = None
 
 
 class Problem(BaseModel):

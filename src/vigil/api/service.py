@@ -31,8 +31,10 @@ snapshot and snapshotted again on shutdown.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from vigil.api.metrics import ApiMetrics
@@ -40,12 +42,16 @@ from vigil.api.recording import BackgroundRecorder
 from vigil.config import Settings
 from vigil.domain import Decision, Login, Transaction
 from vigil.engine import Engine
+from vigil.privacy.erasure import ErasureReport, forget
+from vigil.privacy.retention import RetentionPolicy, purge
 from vigil.profiles import MemoryProfileStore, ProfileStore
 from vigil.profiles.profile import Profile
 from vigil.profiles.store import open_profile_store
 
 if TYPE_CHECKING:
     from vigil.storage import Store
+
+log = logging.getLogger(__name__)
 
 Event = Transaction | Login
 
@@ -71,8 +77,10 @@ class DecisionService:
         self.engine = Engine(
             store.load_reference(), self.profiles, self.recorder, settings=settings
         )
-        self._flusher: asyncio.Task[None] | None = None
+        self._tasks: list[asyncio.Task[None]] = []
         self._closed = False
+        # What the last scheduled retention purge deleted, per table (None before the first).
+        self.last_purge: dict[str, int] | None = None
 
     # -- deciding (event-loop thread only) --------------------------------------------------
 
@@ -113,18 +121,50 @@ class DecisionService:
             self.recorder.flush()
             self.metrics.buffered.set(self.recorder.buffered)
 
+    # -- privacy ---------------------------------------------------------------------------
+
+    async def forget(self, user_id: str) -> ErasureReport:
+        """Erase one person (:func:`vigil.privacy.erasure.forget`) from the database and from
+        this service's live profiles, so no later snapshot writes them back.
+
+        Decisions still buffered are committed first, or they would be written after the
+        erasure. The erasure itself runs on the event loop's thread: the loop is the lock of
+        the profiles (see the module docstring), so no event of the person is decided halfway
+        through it; requests wait meanwhile, a cost paid only on an erasure.
+        """
+        await self.sync()
+        return forget(self.store, user_id, profiles=self.profiles)
+
+    async def _purge_every(self, seconds: float) -> None:
+        policy = RetentionPolicy.from_config(self.settings.privacy.retention)
+        while True:
+            await asyncio.sleep(seconds)
+            try:
+                # In a worker thread: a purge is one database transaction, maybe long.
+                self.last_purge = await asyncio.to_thread(
+                    purge, self.store, policy, datetime.now(UTC)
+                )
+                log.info("retention purge: %s", self.last_purge)
+            except Exception:  # the next interval tries again; serving goes on meanwhile
+                log.exception("retention purge failed")
+
     def start(self) -> None:
-        """Commit buffered decisions every ``api.flush_interval_ms`` (needs a running loop)."""
+        """Commit buffered decisions every ``api.flush_interval_ms``, and apply the retention
+        policy every ``privacy.purge_interval_hours`` (0: never). Needs a running loop."""
+        loop = asyncio.get_running_loop()
         interval = self.settings.api.flush_interval_ms / 1000
-        self._flusher = asyncio.get_running_loop().create_task(self._flush_every(interval))
+        self._tasks.append(loop.create_task(self._flush_every(interval)))
+        hours = self.settings.privacy.purge_interval_hours
+        if hours > 0:
+            self._tasks.append(loop.create_task(self._purge_every(hours * 3600)))
 
     def close(self) -> dict[str, int | float]:
         """Stop: commit every decision, snapshot the profiles. Returns what was saved."""
         if self._closed:
             return {}
         self._closed = True
-        if self._flusher is not None:
-            self._flusher.cancel()
+        for task in self._tasks:
+            task.cancel()
         started = time.perf_counter()
         self.recorder.close()
         saved = (

@@ -6,9 +6,7 @@ Every command ends with one JSON line of figures, like the rest of ``vigil``.
 from __future__ import annotations
 
 import getpass
-import os
 import socket
-import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -60,12 +58,9 @@ def _rules_table(rules: list[Rule], title: str) -> Table:
 
 
 def _counts(rules: list[Rule]) -> dict[str, int]:
-    return {
-        "rules": len(rules),
-        "live": sum(r.enabled and not r.shadow for r in rules),
-        "shadow": sum(r.enabled and r.shadow for r in rules),
-        "disabled": sum(not r.enabled for r in rules),
-    }
+    from vigil.rules.live import rule_counts
+
+    return rule_counts(rules)
 
 
 @app.command("check")
@@ -125,39 +120,20 @@ def reload(
     With FILE, its content replaces the configured rule file (atomically: running engines see
     the old file or the new, never half of one) and they pick it up within poll_seconds.
     """
-    from vigil.rules.live import rules_path, sha256_text
+    from vigil.rules.live import PackagedRulesError, install, rules_path
 
     settings = _settings(database)
     target = rules_path(settings.rules)
-    source = file or target
-    text, rules = _compile(source)
-    if file is not None and file.resolve() != target.resolve():
-        if target == DEFAULT_RULES:
-            err.print(
-                "[red]rules.path is the packaged default; set rules.path (VIGIL_RULES__PATH) "
-                "to a file of your own to reload into[/]"
-            )
-            raise typer.Exit(code=2)
-        _replace(target, text)
+    text, rules = _compile(file or target)
     who = f"cli {getpass.getuser()}@{socket.gethostname()}"
-    version, new = _store(settings).activate_rules(
-        text, sha256_text(text), path=str(target), source=who
-    )
+    try:
+        version, new = install(target, text, store=_store(settings), source=who)
+    except PackagedRulesError as exc:
+        err.print(f"[red]{exc}[/]")
+        raise typer.Exit(code=2) from None
     state = "now in force" if new else "already in force"
     console.print(f"{target}: {len(rules)} rules, version {version} {state}")
     _emit({"file": str(target), "version": version, "new": new, **_counts(rules)})
-
-
-def _replace(target: Path, text: str) -> None:
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as out:
-            out.write(text)
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 @app.command("history")

@@ -27,6 +27,7 @@ import hashlib
 import logging
 import os
 import socket
+import tempfile
 import time
 from collections.abc import Callable, Collection
 from functools import lru_cache
@@ -80,6 +81,60 @@ def compile_file(
         raise _unreadable(path, exc) from exc
     known = frozenset(known_reasons) if known_reasons is not None else None
     return text, list(_compiled(text, str(path), known))
+
+
+def compile_text(
+    text: str, source: str, known_reasons: Collection[str] | None = None
+) -> list[Rule]:
+    """The rules of a rule file's text (a posted one, say); raises RuleFileError."""
+    known = frozenset(known_reasons) if known_reasons is not None else None
+    return list(_compiled(text, source, known))
+
+
+def rule_counts(rules: Collection[Rule]) -> dict[str, int]:
+    """How many rules, and how many of them live, shadow and disabled."""
+    return {
+        "rules": len(rules),
+        "live": sum(r.enabled and not r.shadow for r in rules),
+        "shadow": sum(r.enabled and r.shadow for r in rules),
+        "disabled": sum(not r.enabled for r in rules),
+    }
+
+
+class PackagedRulesError(ValueError):
+    """New rules cannot go in place of the packaged default file: it belongs to vigil."""
+
+
+def install(target: Path, text: str, *, store: Any, source: str) -> tuple[int, bool]:
+    """Put validated rule text in place of the rule file ``target`` and record it as a version.
+
+    The file is replaced atomically (a running engine reads the old file or the new, never
+    half of one; others pick it up within ``poll_seconds``). Returns ``(version, new)`` as
+    ``Store.activate_rules`` does. ``vigil rules reload`` and ``PUT /v1/admin/rules`` both
+    come here.
+    """
+    current = target.read_text(encoding="utf-8") if target.exists() else None
+    if text != current:
+        if target == DEFAULT_RULES:
+            raise PackagedRulesError(
+                "rules.path is the packaged default; set rules.path (VIGIL_RULES__PATH) "
+                "to a file of your own to put rules in force"
+            )
+        replace_file(target, text)
+    return store.activate_rules(text, sha256_text(text), path=str(target), source=source)
+
+
+def replace_file(target: Path, text: str) -> None:
+    """Write ``text`` to ``target`` through a temporary file renamed over it (atomic)."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as out:
+            out.write(text)
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
 
 
 def _unreadable(path: Path, exc: Exception) -> RuleFileError:
