@@ -2,10 +2,13 @@
 
 Writes are buffered and flushed in one transaction per batch, so the hot path does no I/O per
 event. Idempotency by event id: a repeated event returns its first decision, whether it was
-taken in this process or in an earlier one. An event carries its own time, so one later than
-every decision in the store when the process started cannot have been decided before and
-needs no lookup; older ones are looked up (a replay asks once per chunk with
-:meth:`Recorder.prefetch` instead of once per event).
+taken in this process or in an earlier one, whatever timestamp it is re-sent with. At start
+the recorder reads the ids of the stored decisions once into a Bloom filter (:class:`IdFilter`,
+about 10 bits an id): an id it does not hold was never decided and needs no lookup, which is
+nearly every new event; one it may hold is looked up (1 % of new ids by chance). A replay
+asks once per chunk with :meth:`Recorder.prefetch` instead of once per event. Not covered:
+an id decided by *another* process sharing the database after this one started (the
+database's unique key refuses its second decision; see :mod:`vigil.api.recording`).
 
 >>> from datetime import datetime, UTC
 >>> from vigil.domain import Login
@@ -23,6 +26,58 @@ from vigil.domain import Decision, Login, Transaction
 if TYPE_CHECKING:
     from vigil.storage import Store
 
+_MASK = (1 << 64) - 1
+
+
+class IdFilter:
+    """A Bloom filter of event ids: ``in`` is False for every id never added, and True for an
+    added one (and for about ``error`` of the others). Python's ``hash`` of a string differs
+    between processes, which is fine for a filter built afresh in each.
+
+    >>> ids = IdFilter([f"e-{i}" for i in range(1000)], 1000)
+    >>> all(f"e-{i}" in ids for i in range(1000)), sum(f"x-{i}" in ids for i in range(1000)) < 40
+    (True, True)
+    """
+
+    __slots__ = ("_bits", "_k", "_size")
+
+    def __init__(self, ids: Iterable[str], expected: int, *, bits_per_id: int = 10) -> None:
+        self._size = max(64, expected * bits_per_id)
+        self._bits = bytearray((self._size + 7) // 8)
+        self._k = 5  # near bits_per_id · ln 2 (7), fewer probes: about 1 % false positives
+        for event_id in ids:
+            for i in self._positions(event_id):
+                self._bits[i >> 3] |= 1 << (i & 7)
+
+    def _positions(self, event_id: str) -> list[int]:
+        h = hash(event_id) & _MASK
+        h1, h2 = h & 0xFFFFFFFF, (h >> 32) | 1  # double hashing: k positions from one hash
+        return [(h1 + i * h2) % self._size for i in range(self._k)]
+
+    def __contains__(self, event_id: object) -> bool:
+        if not isinstance(event_id, str):
+            return False
+        # Inline, stopping at the first clear bit (a new id's usual case): the hot path.
+        h = hash(event_id) & _MASK
+        position, step, size, bits = h & 0xFFFFFFFF, (h >> 32) | 1, self._size, self._bits
+        for _ in range(self._k):
+            i = position % size
+            if not bits[i >> 3] & (1 << (i & 7)):
+                return False
+            position += step
+        return True
+
+
+def stored_ids(store: Store) -> IdFilter:
+    """The filter of every event id the store holds a decision for (one streamed query)."""
+    from sqlalchemy import func, select
+
+    column = store.tables.decisions.c.event_id
+    with store.engine.connect() as conn:
+        count = conn.execute(select(func.count()).select_from(column.table)).scalar_one()
+        rows = conn.execution_options(stream_results=True, yield_per=50_000).execute(select(column))
+        return IdFilter(rows.scalars(), count)
+
 
 class Recorder:
     def __init__(self, store: Store | None, *, batch_size: int = 5000) -> None:
@@ -36,7 +91,8 @@ class Recorder:
         # Ids already looked up in the store (by prefetch) and their earlier decisions.
         self._checked: set[str] = set()
         self._earlier: dict[str, Decision] = {}
-        self._horizon = store.latest_decision_time() if store is not None else None
+        # Ids with a stored decision when this recorder started.
+        self._stored = stored_ids(store) if store is not None else None
         # StandIn inferences (standin_inferences rows) taken with the buffered decisions.
         self._standin: list[dict[str, Any]] = []
 
@@ -57,7 +113,7 @@ class Recorder:
             return found
         if event_id in self._decided:
             return self.store.get_decision(event_id)
-        if event_id in self._checked or self._horizon is None or event.timestamp > self._horizon:
+        if event_id in self._checked or self._stored is None or event_id not in self._stored:
             return None
         return self.store.get_decision(event_id)
 

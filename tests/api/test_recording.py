@@ -19,19 +19,34 @@ def _decision(event_id: str, decision_id: str) -> Decision:
     )
 
 
-def test_a_refused_decision_does_not_take_its_batch_down(store: Store) -> None:
+def test_an_event_decided_before_a_restart_gets_its_first_decision_at_any_timestamp(
+    store: Store,
+) -> None:
     store.record([_login("a")], [_decision("a", "d-first")])
+    recorder = BackgroundRecorder(store)  # a restart: a new recorder on the same database
+    # Re-sent an hour later than every stored decision: still found, not decided afresh.
+    assert recorder.decided(_login("a", 10)).decision_id == "d-first"
+    assert recorder.decided(_login("never-seen", 10)) is None
+    recorder.close()
+
+
+def test_a_refused_decision_does_not_take_its_batch_down(store: Store) -> None:
     failures: list[int] = []
     recorder = BackgroundRecorder(store, on_error=failures.append)
-    # "a" again with a later time (so not looked up): the database refuses its second decision
-    events = [_login(f"e-{i}") for i in range(5)] + [_login("a", 10)] + [_login("z")]
+    # Another process sharing the database decides "b" after this one started (so this
+    # recorder's filter of stored ids lacks it): the database refuses the second decision.
+    store.record([_login("b")], [_decision("b", "d-first")])
+    assert recorder.decided(_login("b", 10)) is None
+    events = [_login(f"e-{i}") for i in range(5)] + [_login("b", 10)] + [_login("z")]
     for i, event in enumerate(events):
         recorder.add(event, _decision(event.event_id, f"d-{i}"))
     recorder.close()
     assert failures == [1] and recorder.unrecorded == 1
     stored = store.get_decisions([e.event_id for e in events])
-    assert sorted(stored) == ["a", "e-0", "e-1", "e-2", "e-3", "e-4", "z"]
-    assert stored["a"].decision_id == "d-first"
+    assert sorted(stored) == ["b", "e-0", "e-1", "e-2", "e-3", "e-4", "z"]
+    assert stored["b"].decision_id == "d-first"
+    # From then on this process answers with the stored, first decision.
+    assert recorder.decided(_login("b", 11)).decision_id == "d-first"
 
 
 def test_a_decision_in_flight_is_found_until_committed(store: Store) -> None:

@@ -156,6 +156,8 @@ def test_idempotency_holds_across_a_restart_on_the_same_database(api: Api) -> No
         h = {"X-API-Key": restarted_key}
         again = client.post("/v1/transactions", json=tx("x-1", amount="1.00"), headers=h)
         assert again.json() == first
+        later = client.post("/v1/transactions", json=tx("x-1", minute=59), headers=h)
+        assert later.json() == first  # re-sent with a later time than any stored decision
         # the profile survived the restart: the card has one withdrawal, not two
         profile = client.get("/v1/profiles/card/c-1", headers=h).json()
         assert profile["events"] == 1
