@@ -375,6 +375,19 @@ def test_metrics_count_decisions_by_action_and_errors(api: Api) -> None:
     assert 'vigil_http_errors_total{status="422"} 1.0' in text
 
 
+def test_metrics_count_a_body_refused_as_too_large(api: Api) -> None:
+    h = api.headers("ingest")
+    declared = api.client.post("/v1/transactions", content=b"x" * 5000, headers=h)
+    assert_problem(declared, 413)
+
+    def chunks():  # no Content-Length: counted as it arrives
+        yield b"x" * 3000
+        yield b"x" * 3000
+
+    assert_problem(api.client.post("/v1/transactions", content=chunks(), headers=h), 413)
+    assert 'vigil_http_errors_total{status="413"} 2.0' in api.client.get("/metrics").text
+
+
 def test_unknown_routes_and_methods_are_problems(api: Api) -> None:
     assert_problem(api.client.get("/v1/nowhere"), 404)
     assert_problem(api.client.get("/v1/transactions", headers=api.headers("ingest")), 405)

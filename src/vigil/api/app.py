@@ -114,7 +114,7 @@ def create_app(
     app.state.metrics = metrics
     app.state.keys = KeyRing(store, ttl=settings.api.key_cache_seconds, hasher=hasher)
     problems.install(app, metrics.error)
-    app.add_middleware(BodySizeLimit, max_bytes=settings.api.max_body_bytes)
+    app.add_middleware(BodySizeLimit, max_bytes=settings.api.max_body_bytes, on_error=metrics.error)
 
     app.include_router(events.router(settings.api.max_batch))
     app.include_router(feedback.router())

@@ -10,6 +10,7 @@ is counted as it arrives and the request fails with 413 as soon as it passes the
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -22,9 +23,16 @@ def too_large(size: int, limit: int) -> ProblemError:
 
 
 class BodySizeLimit:
-    def __init__(self, app: ASGIApp | Any, max_bytes: int) -> None:
+    def __init__(
+        self,
+        app: ASGIApp | Any,
+        max_bytes: int,
+        on_error: Callable[[int], None] | None = None,
+    ) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        # Answered here, before the app's problem handlers: the error counter is told directly.
+        self.on_error = on_error
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -40,6 +48,8 @@ class BodySizeLimit:
                 if declared > limit:
                     problem = too_large(declared, limit)
                     response = problem_response(413, problem.detail, instance=scope["path"])
+                    if self.on_error is not None:
+                        self.on_error(413)
                     await response(scope, receive, send)
                     return
                 break
