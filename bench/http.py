@@ -5,8 +5,10 @@
 2. starts ``vigil serve`` in its own process on 127.0.0.1 with an ``ingest`` key;
 3. drives it with ``wrk`` (a C load generator: a Python client would be the bottleneck) and a
    generated Lua script that sends withdrawals, deposits and balance inquiries of the bank's
-   cards at its ATMs, each with a unique event id and a later timestamp; single events, then
-   batches;
+   cards, each at one of the three ATMs nearest its holder's home, with a unique event id and
+   a later timestamp (``--spacing`` event-time seconds apart: by default each card is used
+   about once an hour, a busy but lawful customer; a tiny spacing over few cards measures
+   the worst case instead, every card a velocity burst); single events, then batches;
 4. stops the server (SIGINT: it commits every decision and snapshots the profiles) and counts
    the decisions in the database: every decision answered must be there (``lost`` is those
    that are not).
@@ -49,12 +51,16 @@ from pathlib import Path
 from sqlalchemy import func, select
 
 from vigil.api.keys import KeyRing
+from vigil.domain import Card
+from vigil.geo import haversine_km
 from vigil.storage import Store
+from vigil.storage.reference import ReferenceData
 
 LUA = r"""
 local cards = {%(cards)s}
 local users = {%(users)s}
 local terminals = {%(terminals)s}
+local spacing = %(spacing).6f
 local batch = %(batch)d
 local base = %(base)d
 local run = "%(run)s"
@@ -73,7 +79,7 @@ end
 local function event()
   counter = counter + 1
   local c = math.random(#cards)
-  local t = base + counter * 0.05 + tid * 0.001
+  local t = base + counter * spacing + tid * 0.001
   local kind = types[math.random(#types)]
   local amount = ""
   if kind ~= "balance_inquiry" then
@@ -84,7 +90,7 @@ local function event()
     '"type":"%%s"%%s,"card_id":"%%s","user_id":"%%s","terminal_id":"%%s"}',
     run, tid, counter, run, tid, counter,
     os.date("!%%Y-%%m-%%dT%%H:%%M:%%S", math.floor(t)), math.floor((t %% 1) * 1000),
-    kind, amount, cards[c], users[c], terminals[math.random(#terminals)])
+    kind, amount, cards[c], users[c], terminals[c][math.random(#terminals[c])])
 end
 
 function request()
@@ -154,6 +160,20 @@ def _lua_list(values: list[str]) -> str:
     return ",".join(json.dumps(v) for v in values)
 
 
+def _near(card: Card, reference: ReferenceData, k: int = 3) -> list[str]:
+    """The card's k nearest ATMs to home: where its holder would really withdraw."""
+    terminals = sorted(reference.terminals.values(), key=lambda t: t.terminal_id)
+    if card.latitude is None or card.longitude is None:
+        return [t.terminal_id for t in terminals[:k]]
+    return [
+        t.terminal_id
+        for t in sorted(
+            terminals,
+            key=lambda t: haversine_km(card.latitude, card.longitude, t.latitude, t.longitude),
+        )[:k]
+    ]
+
+
 def prepare(args: argparse.Namespace, work: Path) -> tuple[str, str, str, datetime]:
     """A fresh database with the bank's reference data and history; an ingest key."""
     url = args.database or f"sqlite:///{work / 'vigil.db'}"
@@ -187,7 +207,7 @@ def prepare(args: argparse.Namespace, work: Path) -> tuple[str, str, str, dateti
     cards = [c for c in reference.cards.values() if c.user_id is not None]
     lua_cards = _lua_list([c.card_id for c in cards])
     lua_users = _lua_list([c.user_id or "" for c in cards])
-    lua_terminals = _lua_list(sorted(reference.terminals))
+    lua_terminals = ",".join("{" + _lua_list(_near(card, reference)) + "}" for card in cards)
     start = datetime.fromisoformat(args.start) + timedelta(days=args.days + 1)
     return url, key, f"{lua_cards}\n{lua_users}\n{lua_terminals}", start
 
@@ -256,6 +276,7 @@ def run_mode(
             "users": users,
             "terminals": terminals,
             "batch": batch,
+            "spacing": args.spacing if args.spacing is not None else 3600 / args.cards,
             "base": int(start.timestamp()) + epoch,
             "run": run_id,
             "key": key,
@@ -320,7 +341,13 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=50, help="events per batch request")
     parser.add_argument("--connections", type=int, default=8)
     parser.add_argument("--threads", type=int, default=1, help="wrk threads")
-    parser.add_argument("--cards", type=int, default=300)
+    parser.add_argument("--cards", type=int, default=5000)
+    parser.add_argument(
+        "--spacing",
+        type=float,
+        help="event-time seconds between requests (default: 3600 / cards, so each card is "
+        "used about once an hour; 0.05 with few cards makes every card a velocity burst)",
+    )
     parser.add_argument("--days", type=int, default=7)
     parser.add_argument("--start", default="2024-01-01")
     parser.add_argument("--database", help="PostgreSQL URL (default: a fresh SQLite file)")
