@@ -71,7 +71,9 @@ def transaction_features(
         raise ValueError("label_delay: must be positive (a zero delay leaks labels)")
     history = History.build(events, reference)
     fraud = history.tx_flags(labels)
-    known = history.tx_known_at(labels) if labels is not None else None
+    # labels without arrival times all count from one delay on: nothing to look up
+    has_times = labels is not None and "known_at" in labels.columns
+    known = history.tx_known_at(labels) if has_times else None  # type: ignore[arg-type]
     builder = _Builder(history, fraud if labels is not None else None, delay, known)
     columns = {f.name: builder.feature(f) for f in FEATURES}
     out = history.tx.with_columns(
