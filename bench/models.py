@@ -33,6 +33,7 @@ from vigil.engine import Engine
 from vigil.features import transaction_features
 from vigil.features.io import read_reference
 from vigil.ingest import iter_event_file
+from vigil.models.labels import feedback_items, fraud_feedback, in_time_order, run
 from vigil.models.pipeline import save_result, transaction_feature_names
 from vigil.models.registry import Registry
 from vigil.models.scorer import ModelScorer, model_detectors
@@ -124,13 +125,17 @@ def main() -> None:
     without = Engine.in_memory(
         reference, settings=settings, detectors=default_detectors(settings.detectors)
     )
-    stream = list(iter_event_file(bank / "events.parquet"))
+    # the fraud labels reach the engine as feedback one label delay on, as in training, so
+    # the model's terminal risk is learnt online (Engine.learn)
+    feedback = feedback_items(fraud_feedback(events, labels, [timedelta(days=1)]))
+    stream = list(in_time_order(iter_event_file(bank / "events.parquet"), feedback))
     latency = {}
     for name, engine in (("engine_without_model", without), ("engine_with_model", with_model)):
-        latency[name] = _percentiles([engine.process(e).latency_us * 1000 for e in stream])  # type: ignore[misc]
+        decisions, _ = run(engine, stream)
+        latency[name] = _percentiles([d.latency_us * 1000 for d in decisions])
 
     figures = {
-        "events": len(stream),
+        "events": len(decisions),
         "transactions_scored": len(timed.scored),
         "table_rows": table.height,
         "table_seconds": round(table_seconds, 3),
