@@ -131,11 +131,6 @@ class Recorder:
         """A StandIn inference of the event being decided, written with its decision."""
         if self.store is not None:
             self._standin.append(row)
-            if len(self._standin) >= self.batch_size:
-                # A recorder that flushes decisions its own way (the API's background writer)
-                # still writes these, a batch at a time.
-                self.store.log_standin(self._standin)
-                self._standin = []
 
     def flush(self) -> int:
         """Write the buffered events and decisions in one transaction; returns how many."""

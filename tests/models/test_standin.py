@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 import numpy as np
 import pytest
 
+from vigil.api.recording import BackgroundRecorder
 from vigil.config import Settings, StandinConfig
 from vigil.domain import Action, Transaction
 from vigil.engine import Engine
@@ -207,6 +208,21 @@ def test_the_engine_decides_standin_transactions_and_logs_each_once(store, tmp_p
     assert (row["user_score"], row["card_score"], row["amount"]) == (0.9, 0.95, 200.0)
     assert row["risk"] == pytest.approx(0.84)
     assert row["model_versions"] == {"user": "v0001", "card": "v0001"}
+
+
+def test_the_servers_background_recorder_writes_the_inferences_with_their_batch(
+    store, tmp_path
+) -> None:
+    settings = _scored_bank(store, tmp_path / "models")
+    recorder = BackgroundRecorder(store)
+    engine = Engine(ReferenceData(), MemoryProfileStore(), recorder, settings=settings)
+    engine.process(_standin("e-risky", "u-risky", "c-risky"))
+    engine.process(_standin("e-clean", "u-clean", "c-clean"))
+    recorder.close()  # what `serve` does on shutdown: nothing buffered may be left behind
+    assert sorted((r["event_id"], r["decision"]) for r in store.standin_log()) == [
+        ("e-clean", APPROVE),
+        ("e-risky", DECLINE),
+    ]
 
 
 def test_refreshed_scores_change_the_next_decision(store, tmp_path) -> None:

@@ -32,7 +32,7 @@ import logging
 import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.exc import IntegrityError
 
@@ -78,10 +78,10 @@ class BackgroundRecorder(Recorder):
         n = len(self._pending)
         if not n:
             return 0
-        events, pending = self._events, self._pending
-        self._events, self._pending = [], {}
+        events, pending, standin = self._events, self._pending, self._standin
+        self._events, self._pending, self._standin = [], {}, []
         self._inflight.update(pending)
-        self._last = self._writer.submit(self._write, events, pending)
+        self._last = self._writer.submit(self._write, events, pending, standin)
         return n
 
     def committed(self) -> Future[None] | None:
@@ -98,12 +98,27 @@ class BackgroundRecorder(Recorder):
         self.drain()
         self._writer.shutdown(wait=True)
 
-    def _write(self, events: list[Transaction | Login], pending: dict[str, Decision]) -> None:
+    def _write(
+        self,
+        events: list[Transaction | Login],
+        pending: dict[str, Decision],
+        standin: list[dict[str, Any]],
+    ) -> None:
         try:
             self._record(events, list(pending.values()))
+            if standin:
+                self._log_standin(standin)
         finally:
             for event_id in pending:
                 self._inflight.pop(event_id, None)
+
+    def _log_standin(self, rows: list[dict[str, Any]]) -> None:
+        """StandIn inferences of a committed batch (their decisions stand without them)."""
+        assert self.store is not None
+        try:
+            self.store.log_standin(rows)
+        except Exception:
+            log.exception("giving up on %d StandIn inferences", len(rows))
 
     def _record(self, events: list[Transaction | Login], decisions: list[Decision]) -> None:
         """Commit a batch; retry what may pass later, isolate what never will.
