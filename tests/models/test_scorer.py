@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
@@ -183,3 +183,29 @@ def test_logins_and_start_events_are_not_scored() -> None:
     )
     for event in (login, start):
         assert transaction_features_of(SimpleNamespace(event=event, amount_cents=None)) is None
+
+
+def test_feedback_posted_to_the_api_feeds_the_served_models_terminal_risk(
+    trained: tuple[Settings, pl.DataFrame], store
+) -> None:
+    from fastapi.testclient import TestClient
+
+    from tests.api.conftest import CHEAP_HASHER, seed, settings_for, tx
+    from vigil.api import create_app
+
+    settings, _ = trained
+    seed(store)
+    served = settings_for(store).model_copy(update={"models": settings.models})
+    app = create_app(served, store=store, hasher=CHEAP_HASHER)
+    key = app.state.keys.create("desk", ["ingest", "analyst"])[0]
+    with TestClient(app) as client:
+        risk = app.state.service.engine.terminal_risk
+        assert risk is not None
+        decided = client.post("/v1/transactions", json=tx("r-1"), headers={"X-API-Key": key})
+        assert decided.status_code == 200
+        later = datetime(2024, 5, 3, tzinfo=UTC).timestamp()  # past the label delay
+        assert risk.counts("ATM-1", later, 86400 * 7) == (1, 0)
+        label = {"target_event_id": "r-1", "label": "fraud", "timestamp": "2024-05-01T12:00:00Z"}
+        posted = client.post("/v1/feedback", json=label, headers={"X-API-Key": key})
+        assert posted.status_code == 201
+        assert risk.counts("ATM-1", later, 86400 * 7) == (1, 1)

@@ -62,7 +62,11 @@ def router() -> APIRouter:
             note=body.note,
         )
         created = await run_in_threadpool(store.insert_feedback, [item]) == 1
-        if not created:
+        if created:
+            # Back on the loop thread, the engine's only thread: label-fed state (terminal
+            # risk) counts the label from now on.
+            svc.engine.learn(item)
+        else:
             response.status_code = 200
         return FeedbackOut(
             event_id=item.event_id,
