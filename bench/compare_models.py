@@ -41,10 +41,11 @@ from vigil.engine import Engine
 from vigil.evaluate.ranking import average_precision, roc_auc
 from vigil.features import read_event_frame, read_labels, read_reference, transaction_features
 from vigil.ingest import iter_event_file
-from vigil.models.labels import feedback_items, fraud_feedback, in_time_order, run
+from vigil.models.labels import feedback_items, fraud_feedback, run
 from vigil.models.pipeline import save_result, transaction_feature_names
 from vigil.models.registry import Registry
 from vigil.models.train import TrainOptions, feature_matrix, train
+from vigil.replay import in_time_order
 from vigil.simulate import BankConfig, generate
 
 DELAY = timedelta(days=1)

@@ -130,3 +130,52 @@ def test_generate_refuses_bad_parameters_naming_them(
     assert result.exit_code == 2
     assert named in result.output
     assert not (tmp_path / "b").exists()
+
+
+def test_replay_learns_and_stores_the_feedback_file(small_bank: Path, tmp_path: Path) -> None:
+    import polars as pl
+
+    db = f"sqlite:///{tmp_path / 'v.db'}"
+    events, feedback = small_bank / "events.parquet", small_bank / "feedback.csv"
+    n_feedback = pl.read_csv(feedback).height
+    assert n_feedback > 0
+    figures = _run(
+        "replay", str(events), "--bank", str(small_bank), "-d", db, "--feedback", str(feedback)
+    )
+    assert figures["feedback"] == n_feedback
+    assert figures["events"] == pl.read_parquet(events).height
+    from vigil.storage import Store
+
+    store = Store(db)
+    first = pl.read_csv(feedback).row(0, named=True)
+    stored = store.load_feedback(first["target_event_id"])
+    store.close()
+    assert [(f.event_id, f.label.value) for f in stored] == [(first["event_id"], first["label"])]
+    # Replayed again, nothing is stored twice.
+    again = _run("replay", str(events), "-d", db, "--feedback", str(feedback))
+    assert again["events"] == 0 and again["feedback"] == 0
+
+
+def test_replay_refuses_a_bad_feedback_file_before_deciding_anything(
+    small_bank: Path, tmp_path: Path
+) -> None:
+    bad = tmp_path / "feedback.csv"
+    bad.write_text(
+        "event_id,target_event_id,label,timestamp,source\n"
+        "f-1,t-1,maybe,2022-01-02T00:57:16Z,settlement\n"
+    )
+    db = tmp_path / "v.db"
+    result = runner.invoke(
+        app,
+        [
+            "replay",
+            str(small_bank / "events.parquet"),
+            "-d",
+            f"sqlite:///{db}",
+            "--feedback",
+            str(bad),
+        ],
+    )
+    assert result.exit_code == 2
+    assert "label" in result.output and ":2:" in result.output
+    assert not db.exists()

@@ -129,7 +129,7 @@ def import_events(
     _emit(summary.as_dict())
 
 
-def _rejected(exc: Exception) -> None:
+def _rejected(exc: Exception | str) -> None:
     err.print(f"[red]rejected:[/] {exc}")
     raise typer.Exit(code=2)
 
@@ -140,9 +140,19 @@ def replay(
     database: DatabaseOpt = None,
     bank: Annotated[Path | None, typer.Option(help="Import this bank folder first")] = None,
     map_: Annotated[list[str], typer.Option("--map", help="FIELD=COLUMN, repeatable")] = [],  # noqa: B006
+    feedback: Annotated[
+        Path | None,
+        typer.Option(help="Feedback file (labels, StandIn outcomes) learnt as it arrives"),
+    ] = None,
 ) -> None:
     """Run events through the engine, write decisions, and summarise."""
-    summary = _replay(_settings(database), path, bank=bank, mapping=_parse_map(map_) or None)
+    summary = _replay(
+        _settings(database),
+        path,
+        bank=bank,
+        mapping=_parse_map(map_) or None,
+        feedback=feedback,
+    )
     _print_replay(summary)
     _emit(summary)
 
@@ -153,15 +163,23 @@ def _replay(
     *,
     bank: Path | None = None,
     mapping: dict[str, str] | None = None,
+    feedback: Path | None = None,
 ) -> dict:
     from vigil.engine import Engine
-    from vigil.ingest import iter_event_file, load_bank_folder
+    from vigil.ingest import iter_event_file, load_bank_folder, read_feedback
     from vigil.profiles import MemoryProfileStore
     from vigil.profiles.store import open_profile_store
     from vigil.recorder import Recorder
-    from vigil.replay import in_event_time_order
+    from vigil.replay import in_event_time_order, in_time_order
     from vigil.replay import replay as run
 
+    labels = []
+    if feedback is not None:
+        read = read_feedback(feedback)
+        if not read.ok:
+            first = read.errors[0]
+            _rejected(f"{len(read.errors)} bad feedback row(s); the first: {first}")
+        labels = sorted(read.feedback, key=lambda f: f.timestamp)
     store = _store(settings)
     if bank is not None:
         load_bank_folder(store, bank)
@@ -176,7 +194,7 @@ def _replay(
         ordered = in_event_time_order(path, (mapping or {}).get("timestamp", "timestamp"))
         summary = run(
             engine,
-            iter_event_file(ordered, mapping),
+            in_time_order(iter_event_file(ordered, mapping), labels),
             on_progress=lambda n: progress.advance(task, n),
         )
         progress.update(task, description="saving profiles")

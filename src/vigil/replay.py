@@ -6,6 +6,7 @@ profiles snapshotted at the end, so a replay can be resumed, evaluated or served
 
 from __future__ import annotations
 
+import heapq
 import tempfile
 import time
 from collections import Counter
@@ -13,11 +14,12 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from itertools import islice
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import polars as pl
 
-from vigil.domain import Decision, Login, Transaction
+from vigil.domain import Decision, Feedback, Login, Transaction
 from vigil.engine import Engine
 
 CHUNK = 5000
@@ -27,6 +29,9 @@ CHUNK = 5000
 class ReplaySummary:
     events: int = 0
     duplicates: int = 0
+    # Feedback in the stream, and the labels the engine's label-fed state counted of it.
+    feedback: int = 0
+    labels_learnt: int = 0
     seconds: float = 0.0
     actions: Counter[str] = field(default_factory=Counter)
     reasons: Counter[str] = field(default_factory=Counter)
@@ -43,6 +48,8 @@ class ReplaySummary:
         return {
             "events": self.events,
             "duplicates": self.duplicates,
+            "feedback": self.feedback,
+            "labels_learnt": self.labels_learnt,
             "seconds": round(self.seconds, 3),
             "events_per_second": round(self.events / self.seconds, 1) if self.seconds else 0.0,
             "latency_p50_us": round(float(np.percentile(lat, 50)), 1),
@@ -81,32 +88,54 @@ def in_event_time_order(path: Path, timestamp_column: str = "timestamp") -> Path
     return target
 
 
-def _chunks(events: Iterable[Transaction | Login]) -> Iterator[list[Transaction | Login]]:
-    it = iter(events)
+def in_time_order(
+    events: Iterable[Transaction | Login], feedback: Iterable[Feedback]
+) -> Iterator[Any]:
+    """Events (in event-time order) and feedback (in arrival order) as one stream; feedback
+    comes after the events of its own instant."""
+    keyed_events = ((e.timestamp, 0, i, e) for i, e in enumerate(events))
+    keyed_feedback = ((f.timestamp, 1, i, f) for i, f in enumerate(feedback))
+    for *_, item in heapq.merge(keyed_events, keyed_feedback, key=lambda x: x[:3]):
+        yield item
+
+
+def _chunks(items: Iterable[Any]) -> Iterator[list[Any]]:
+    it = iter(items)
     while chunk := list(islice(it, CHUNK)):
         yield chunk
 
 
 def replay(
     engine: Engine,
-    events: Iterable[Transaction | Login],
+    events: Iterable[Transaction | Login | Feedback],
     *,
     on_progress: Callable[[int], None] | None = None,
 ) -> ReplaySummary:
-    """Decide on every event (already in event-time order), flush, and return the summary."""
+    """Decide on every event (already in event-time order), flush, and return the summary.
+
+    Feedback in the stream (:func:`in_time_order`) is learnt when it arrives, as a live
+    engine learns it, and stored once the decisions are.
+    """
     summary = ReplaySummary()
     started = time.perf_counter()
     recorder = engine.recorder
+    feedback: list[Feedback] = []
     for chunk in _chunks(events):
-        recorder.prefetch([e.event_id for e in chunk])
+        recorder.prefetch([e.event_id for e in chunk if not isinstance(e, Feedback)])
         for event in chunk:
+            if isinstance(event, Feedback):
+                feedback.append(event)
+                summary.labels_learnt += engine.learn(event)
+                continue
             if recorder.decided(event) is not None:
                 summary.duplicates += 1
                 continue
             summary.events += 1
             summary.add(engine.decide(event))
         if on_progress is not None:
-            on_progress(len(chunk))
+            on_progress(sum(not isinstance(e, Feedback) for e in chunk))
     recorder.flush()
+    if feedback and recorder.store is not None:
+        summary.feedback = recorder.store.insert_feedback(feedback)
     summary.seconds = time.perf_counter() - started
     return summary

@@ -16,7 +16,8 @@ from vigil.engine import Engine
 from vigil.features import TerminalRisk, online_features
 from vigil.features.io import read_event_frame, read_feedback_frame, read_labels, read_reference
 from vigil.ingest import iter_event_file
-from vigil.models.labels import feedback_items, fraud_feedback, in_time_order, run
+from vigil.models.labels import feedback_items, fraud_feedback, run
+from vigil.replay import in_time_order
 from vigil.simulate import BankConfig, generate
 from vigil.storage.reference import ReferenceData
 

@@ -3,7 +3,7 @@
 A replay of a labelled history (a benchmark, a parity test) sends each fraud label to the
 engine as ``fraud`` feedback some time after its transaction, in one event-time stream with the
 events: :func:`fraud_feedback` picks the labelled completed transactions and when each label
-arrives, :func:`in_time_order` merges the two, and :func:`run` sends events to
+arrives, :func:`vigil.replay.in_time_order` merges the two, and :func:`run` sends events to
 ``Engine.process`` and feedback to ``Engine.learn``. The same frame, with its ``known_at``, is
 what the offline builder reads as labels (:func:`vigil.features.transaction_features`).
 
@@ -20,8 +20,7 @@ what the offline builder reads as labels (:func:`vigil.features.transaction_feat
 
 from __future__ import annotations
 
-import heapq
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from datetime import timedelta
 from typing import Any
 
@@ -64,15 +63,6 @@ def feedback_items(frame: pl.DataFrame, source: str = "replay") -> list[Feedback
         )
         for target, known_at in rows
     ]
-
-
-def in_time_order(events: Iterable[Event], feedback: Iterable[Feedback]) -> Iterator[Any]:
-    """Events (in event-time order) and feedback (in arrival order) as one stream; feedback
-    comes after the events of its own instant."""
-    keyed_events = ((e.timestamp, 0, i, e) for i, e in enumerate(events))
-    keyed_feedback = ((f.timestamp, 1, i, f) for i, f in enumerate(feedback))
-    for *_, item in heapq.merge(keyed_events, keyed_feedback, key=lambda x: x[:3]):
-        yield item
 
 
 def run(engine: Any, stream: Iterable[Event | Feedback]) -> tuple[list[Decision], int]:
