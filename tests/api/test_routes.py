@@ -388,6 +388,26 @@ def test_metrics_count_a_body_refused_as_too_large(api: Api) -> None:
     assert 'vigil_http_errors_total{status="413"} 2.0' in api.client.get("/metrics").text
 
 
+def test_a_failure_while_deciding_is_a_logged_500_problem_and_serving_goes_on(
+    api: Api, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    service = api.app.state.service
+    real = service.decide
+
+    def broken(events):
+        raise RuntimeError("disk on fire")
+
+    monkeypatch.setattr(service, "decide", broken)
+    h = api.headers("ingest")
+    failed = api.client.post("/v1/transactions", json=tx("x-1"), headers=h)
+    assert_problem(failed, 500)
+    assert "disk on fire" not in failed.text  # the cause is logged, not shown
+    assert any("disk on fire" in str(r.exc_info) for r in caplog.records if r.exc_info)
+    assert 'vigil_http_errors_total{status="500"} 1.0' in api.client.get("/metrics").text
+    monkeypatch.setattr(service, "decide", real)
+    assert api.client.post("/v1/transactions", json=tx("x-1"), headers=h).status_code == 200
+
+
 def test_unknown_routes_and_methods_are_problems(api: Api) -> None:
     assert_problem(api.client.get("/v1/nowhere"), 404)
     assert_problem(api.client.get("/v1/transactions", headers=api.headers("ingest")), 405)

@@ -6,7 +6,8 @@ Routes (roles in brackets): ``POST /v1/transactions``, ``POST /v1/logins`` [inge
 (:mod:`vigil.api.extensions`: ``/v1/admin/rules``, ``/v1/admin/models``),
 ``DELETE /v1/admin/users/{id}`` [admin]; ``GET /health``, ``GET /metrics`` [open].
 
-Middleware is kept to one plain ASGI size check: every layer costs every request.
+Middleware is kept to two plain ASGI layers, a size check and the decision routes answered
+directly (:mod:`vigil.api.direct`): every layer costs every request.
 
 >>> app = create_app(Settings(database_url="sqlite://"))
 >>> sorted(p for p in app.openapi()["paths"])[:3]
@@ -28,6 +29,7 @@ from pydantic.json_schema import models_json_schema
 from vigil import __version__
 from vigil.api import problems
 from vigil.api.deps import require
+from vigil.api.direct import DirectRoutes
 from vigil.api.extensions import admin_routers
 from vigil.api.keys import KeyRing, Role
 from vigil.api.limits import BodySizeLimit
@@ -114,9 +116,11 @@ def create_app(
     app.state.metrics = metrics
     app.state.keys = KeyRing(store, ttl=settings.api.key_cache_seconds, hasher=hasher)
     problems.install(app, metrics.error)
+    decisions_router = events.router(settings.api.max_batch)
+    app.include_router(decisions_router)
+    # Innermost first: the size limit also guards the directly answered decision routes.
+    app.add_middleware(DirectRoutes, router=decisions_router, on_error=metrics.error)
     app.add_middleware(BodySizeLimit, max_bytes=settings.api.max_body_bytes, on_error=metrics.error)
-
-    app.include_router(events.router(settings.api.max_batch))
     app.include_router(feedback.router())
     app.include_router(decisions.router())
     app.include_router(risk_events.router())

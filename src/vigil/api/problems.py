@@ -165,48 +165,48 @@ def problem_response(
     )
 
 
-def install(app: FastAPI, on_error: Callable[[int], None] | None = None) -> None:
-    """Answer every error raised in a request, expected or not, with a problem document."""
-
-    def respond(request: Request, exc: ProblemError) -> Response:
-        if on_error is not None:
-            on_error(exc.status)
-        return problem_response(
-            exc.status,
-            exc.detail,
-            title=exc.title,
-            type_=exc.type,
-            errors=exc.errors,
-            instance=request.url.path,
-            headers=exc.headers,
-        )
-
-    async def on_problem(request: Request, exc: Exception) -> Response:
-        assert isinstance(exc, ProblemError)
-        return respond(request, exc)
-
-    async def on_validation(request: Request, exc: Exception) -> Response:
-        assert isinstance(exc, RequestValidationError)
-        return respond(request, invalid(field_errors(exc.errors())))
-
-    async def on_http(request: Request, exc: Exception) -> Response:
-        assert isinstance(exc, StarletteHTTPException)
-        return respond(request, ProblemError(exc.status_code, str(exc.detail), headers=exc.headers))
-
-    async def on_crash(request: Request, exc: Exception) -> Response:
-        log.exception("unhandled error on %s %s", request.method, request.url.path)
-        return respond(request, ProblemError(500, "the server failed; the error is logged"))
-
-    async def on_disconnect(request: Request, exc: Exception) -> Response:
+def error_response(
+    exc: Exception, path: str, on_error: Callable[[int], None] | None = None
+) -> Response:
+    """The answer to any error raised in a request, expected or not: a problem document."""
+    if isinstance(exc, ClientDisconnect):
         # The client left mid-request (a load generator stopping, a timeout): nobody reads the
         # answer, and it is not a server failure to log.
         return Response(status_code=499)
+    if isinstance(exc, RequestValidationError):
+        exc = invalid(field_errors(exc.errors()))
+    elif isinstance(exc, StarletteHTTPException):
+        exc = ProblemError(exc.status_code, str(exc.detail), headers=exc.headers)
+    elif not isinstance(exc, ProblemError):
+        log.error("unhandled error on %s", path, exc_info=exc)
+        exc = ProblemError(500, "the server failed; the error is logged")
+    if on_error is not None:
+        on_error(exc.status)
+    return problem_response(
+        exc.status,
+        exc.detail,
+        title=exc.title,
+        type_=exc.type,
+        errors=exc.errors,
+        instance=path,
+        headers=exc.headers,
+    )
 
-    app.add_exception_handler(ClientDisconnect, on_disconnect)
-    app.add_exception_handler(ProblemError, on_problem)
-    app.add_exception_handler(RequestValidationError, on_validation)
-    app.add_exception_handler(StarletteHTTPException, on_http)
-    app.add_exception_handler(Exception, on_crash)
+
+def install(app: FastAPI, on_error: Callable[[int], None] | None = None) -> None:
+    """Answer every error raised in a request with :func:`error_response`."""
+
+    async def handle(request: Request, exc: Exception) -> Response:
+        return error_response(exc, request.url.path, on_error)
+
+    for kind in (
+        ClientDisconnect,
+        ProblemError,
+        RequestValidationError,
+        StarletteHTTPException,
+        Exception,
+    ):
+        app.add_exception_handler(kind, handle)
 
 
 # For OpenAPI: every route can answer with these.
