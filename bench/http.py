@@ -142,8 +142,19 @@ def _free_port() -> int:
 
 
 def _cpu_seconds(pid: int) -> float:
+    """CPU time of the server and the processes it started (its writer, and the fork server
+    the writer comes from), each read while it runs."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    own = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    children = [c for t in Path(f"/proc/{pid}/task").iterdir() for c in _children(t)]
+    return own + sum(_cpu_seconds(child) for child in children)
+
+
+def _children(task: Path) -> list[int]:
+    try:
+        return [int(c) for c in (task / "children").read_text().split()]
+    except FileNotFoundError:  # the thread ended meanwhile
+        return []
 
 
 def _decisions(url: str) -> int:

@@ -277,6 +277,11 @@ class ApiConfig(BaseModel):
     # A verified API key is trusted this long before its row is read again (revocation by
     # another process takes effect within it; revocation through this API at once).
     key_cache_seconds: float = Field(30.0, ge=0)
+    # Where batches are committed: "process", a writer process of its own, so building and
+    # inserting the rows does not take the event loop's interpreter lock (a third of a
+    # server's CPU); "thread", a writer thread in the server's process. An in-memory SQLite
+    # database, which no other process can open, is always written by a thread.
+    writer: Literal["process", "thread"] = "process"
 
 
 class StandinConfig(BaseModel):

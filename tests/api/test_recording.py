@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import os
+import signal
 from datetime import UTC, datetime
 
-from vigil.api.recording import BackgroundRecorder
+import pytest
+
+from vigil.api.recording import BackgroundRecorder, Writer
 from vigil.domain import Decision, Login
 from vigil.storage import Store
 
@@ -19,20 +23,27 @@ def _decision(event_id: str, decision_id: str) -> Decision:
     )
 
 
+@pytest.fixture(params=["process", "thread"])
+def writer(request: pytest.FixtureRequest) -> Writer:
+    return request.param
+
+
 def test_an_event_decided_before_a_restart_gets_its_first_decision_at_any_timestamp(
-    store: Store,
+    store: Store, writer: Writer
 ) -> None:
     store.record([_login("a")], [_decision("a", "d-first")])
-    recorder = BackgroundRecorder(store)  # a restart: a new recorder on the same database
+    recorder = BackgroundRecorder(
+        store, writer=writer
+    )  # a restart: a new recorder on the same database
     # Re-sent an hour later than every stored decision: still found, not decided afresh.
     assert recorder.decided(_login("a", 10)).decision_id == "d-first"
     assert recorder.decided(_login("never-seen", 10)) is None
     recorder.close()
 
 
-def test_a_refused_decision_does_not_take_its_batch_down(store: Store) -> None:
+def test_a_refused_decision_does_not_take_its_batch_down(store: Store, writer: Writer) -> None:
     failures: list[int] = []
-    recorder = BackgroundRecorder(store, on_error=failures.append)
+    recorder = BackgroundRecorder(store, on_error=failures.append, writer=writer)
     # Another process sharing the database decides "b" after this one started (so this
     # recorder's filter of stored ids lacks it): the database refuses the second decision.
     store.record([_login("b")], [_decision("b", "d-first")])
@@ -49,8 +60,8 @@ def test_a_refused_decision_does_not_take_its_batch_down(store: Store) -> None:
     assert recorder.decided(_login("b", 11)).decision_id == "d-first"
 
 
-def test_a_decision_in_flight_is_found_until_committed(store: Store) -> None:
-    recorder = BackgroundRecorder(store)
+def test_a_decision_in_flight_is_found_until_committed(store: Store, writer: Writer) -> None:
+    recorder = BackgroundRecorder(store, writer=writer)
     login = _login("f-1")
     recorder.add(login, _decision("f-1", "d-1"))
     recorder.flush()  # handed to the writer: found in memory or, once committed, in the store
@@ -59,3 +70,32 @@ def test_a_decision_in_flight_is_found_until_committed(store: Store) -> None:
     assert recorder.buffered == 0
     assert recorder.decided(login).decision_id == "d-1"
     recorder.close()
+
+
+def test_a_file_database_gets_a_writer_process_and_a_memory_one_a_thread(tmp_path) -> None:
+    on_file = Store(f"sqlite:///{tmp_path}/v.db")
+    in_memory = Store("sqlite://")
+    for store in (on_file, in_memory):
+        store.init_schema()
+    assert not BackgroundRecorder(on_file).in_process
+    assert BackgroundRecorder(in_memory).in_process
+    assert BackgroundRecorder(on_file, writer="thread").in_process
+
+
+def test_a_dead_writer_process_is_replaced_and_nothing_is_lost_unseen(store: Store) -> None:
+    failures: list[int] = []
+    recorder = BackgroundRecorder(store, on_error=failures.append, writer="process")
+    recorder.add(_login("before"), _decision("before", "d-0"))
+    recorder.drain()
+    (pid,) = recorder._writer._processes  # the one writer process
+    os.kill(pid, signal.SIGKILL)
+    # Handed over before or after the pool notices its writer is gone: given up and counted,
+    # or committed by the new writer; never dropped without a count.
+    recorder.add(_login("maybe"), _decision("maybe", "d-1"))
+    recorder.drain()
+    recorder.add(_login("after"), _decision("after", "d-2"))
+    recorder.close()
+    stored = store.get_decisions(["before", "maybe", "after"])
+    assert {"before", "after"} <= set(stored)
+    assert ("maybe" in stored) != (failures == [1])
+    assert recorder.unrecorded == sum(failures)

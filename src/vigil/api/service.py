@@ -7,8 +7,8 @@ recorder's buffer is not synchronised either. So every engine call runs on the e
 thread, from ``async`` routes that do not ``await`` between reading the profiles and writing
 them: the loop *is* the lock, and costs nothing per request (a ``threading.Lock`` plus a worker
 thread per request would add a thread hop to every decision). One engine call takes tens of
-microseconds, short enough to run inline. Database commits, the slow part, happen on the
-recorder's writer thread (:mod:`vigil.api.recording`).
+microseconds, short enough to run inline. Database commits, the slow part, happen in the
+recorder's writer process (:mod:`vigil.api.recording`).
 
 The engine is built the way ``vigil replay`` builds it: reference data loaded from the store,
 profiles from ``profiles_url`` (Redis) or, by default, in process, restored from the last
@@ -73,7 +73,9 @@ class DecisionService:
         self.profiles: ProfileStore = profiles or open_profile_store(settings)
         if isinstance(self.profiles, MemoryProfileStore):
             self.profiles.restore(store)
-        self.recorder = BackgroundRecorder(store, on_error=self.metrics.unrecorded.inc)
+        self.recorder = BackgroundRecorder(
+            store, on_error=self.metrics.unrecorded.inc, writer=settings.api.writer
+        )
         self.engine = Engine(
             store.load_reference(), self.profiles, self.recorder, settings=settings
         )

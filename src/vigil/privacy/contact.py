@@ -42,6 +42,7 @@ class ContactCipher:
 
     def __init__(self, keys: Mapping[str, str | bytes], current: str) -> None:
         self._keys: dict[str, AESGCM] = {}
+        self._raw: dict[str, bytes] = {}
         for key_id, key in keys.items():
             if not key_id or ":" in key_id:
                 raise ValueError(
@@ -54,10 +55,15 @@ class ContactCipher:
                     "(give them base64-encoded)"
                 )
             self._keys[key_id] = AESGCM(raw)
+            self._raw[key_id] = raw
         if current not in self._keys:
             known = ", ".join(sorted(self._keys)) or "none"
             raise ValueError(f"privacy.encryption_key_id: {current!r} is not a known key ({known})")
         self.current = current
+
+    def __reduce__(self) -> tuple[type[ContactCipher], tuple[dict[str, bytes], str]]:
+        # AESGCM objects do not pickle; the key bytes do (to the server's own writer process).
+        return ContactCipher, (self._raw, self.current)
 
     @staticmethod
     def is_sealed(value: str | None) -> bool:

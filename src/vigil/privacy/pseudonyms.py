@@ -60,6 +60,9 @@ class Pseudonymiser:
         self._ip = lru_cache(maxsize=_CACHE)(self._ip_uncached)
         self._device = lru_cache(maxsize=_CACHE)(self._device_uncached)
 
+    def __reduce__(self) -> tuple[type[Pseudonymiser], tuple[bytes]]:
+        return Pseudonymiser, (self._key,)  # the caches are rebuilt, not copied
+
     def _digest(self, tag: bytes, value: str, size: int) -> str:
         return hmac.digest(self._key, tag + b"\0" + value.encode(), "sha256").hex()[:size]
 
