@@ -38,10 +38,11 @@ from vigil.features.history import (
     as_microseconds,
     stable_order,
 )
-from vigil.features.spec import FEATURES, P95, Feature
+from vigil.features.spec import FEATURES, P95, TRANSACTION_TYPES, Feature
 from vigil.features.timeline import Timeline
 from vigil.geo import haversine_km
 from vigil.profiles.sketch import ALPHA
+from vigil.profiles.windows import CATEGORY_INDEX
 from vigil.storage.reference import ReferenceData
 
 _GAMMA = (1 + ALPHA) / (1 - ALPHA)
@@ -75,7 +76,7 @@ def transaction_features(
     has_times = labels is not None and "known_at" in labels.columns
     known = history.tx_known_at(labels) if has_times else None  # type: ignore[arg-type]
     builder = _Builder(history, fraud if labels is not None else None, delay, known)
-    columns = {f.name: builder.feature(f) for f in FEATURES}
+    columns = builder.columns(FEATURES)
     out = history.tx.with_columns(
         pl.DataFrame(columns, schema={name: pl.Float64 for name in columns})
     )
@@ -86,7 +87,12 @@ def transaction_features(
 
 class _Builder:
     """Computes feature columns in each entity's sorted rows, sharing the intermediate steps,
-    and scatters them back to transaction order."""
+    and scatters them back to transaction order.
+
+    :meth:`columns` works through one entity at a time and, within it, one window width at
+    a time, dropping each shared step once its features are done: the steps are arrays as
+    long as the history, and memory touched for the first time is much of the cost.
+    """
 
     def __init__(
         self, history: History, fraud: Bools | None, delay_us: int, known: Ints | None = None
@@ -97,6 +103,23 @@ class _Builder:
         self.known = known
         self._cache: dict[Any, Any] = {}
 
+    def columns(self, features: tuple[Feature, ...]) -> dict[str, Floats]:
+        """Every feature of ``features``, by name, in their order."""
+        out: dict[str, Floats] = {}
+        for entity in dict.fromkeys(f.entity for f in features):
+            mine = [f for f in features if f.entity == entity]
+            windows = [f for f in mine if f.aggregation in ("count", "mean_amount")]
+            for window in dict.fromkeys(f.window for f in windows):
+                for f in windows:
+                    if f.window == window:
+                        out[f.name] = self.feature(f)
+                self._forget(("edge", entity))
+            for f in mine:
+                if f.name not in out:
+                    out[f.name] = self.feature(f)
+            self._forget(entity)
+        return {f.name: out[f.name] for f in features}
+
     def feature(self, f: Feature) -> Floats:
         return getattr(self, f"_{f.aggregation}")(f)
 
@@ -105,81 +128,104 @@ class _Builder:
             self._cache[key] = make()
         return self._cache[key]
 
+    def _forget(self, prefix: Any) -> None:
+        """Drop the shared steps whose key starts with ``prefix`` (a tuple or an entity)."""
+        parts = prefix if isinstance(prefix, tuple) else (prefix,)
+        for key in list(self._cache):
+            if isinstance(key, tuple) and key[: len(parts)] == parts:
+                del self._cache[key]
+
     def _scatter(self, entity: str, values: np.ndarray) -> Floats:
         return _scatter(self.h, self.h.rows[entity], values)
 
     # -- windows -------------------------------------------------------------------------
     def _tx_rows(self, entity: str) -> EntityRows:
-        return self._memo(("tx_rows", entity), lambda: self.h.rows[entity].transactions())
+        return self._memo((entity, "tx_rows"), lambda: self.h.rows[entity].transactions())
 
     def _timeline(self, entity: str) -> Timeline:
         rows = self._tx_rows(entity)
-        return self._memo(("timeline", entity), lambda: Timeline(rows.code, rows.time))
+        return self._memo((entity, "timeline"), lambda: Timeline(rows.code, rows.time))
 
-    def _window(self, f: Feature) -> tuple[Ints, Ints, EntityRows]:
+    def _edge(self, entity: str, width: int) -> Ints:
+        """Per row of the entity's transactions: its first row inside the window of
+        ``width`` ending at the row (``t - W < s``)."""
+        rows = self._tx_rows(entity)
+        return self._memo(
+            ("edge", entity, width),
+            lambda: self._timeline(entity).window_edges(rows.code, width),
+        )
+
+    def _window(self, f: Feature) -> tuple[Ints, Ints | None, EntityRows]:
         """(count, sum of cents) of the entity's earlier transactions of ``f``'s types in the
-        window, per row of the entity's transactions (returned too)."""
+        window, per row of the entity's transactions (returned too); the sum only for a
+        ``mean_amount`` feature."""
+        rows = self._tx_rows(f.entity)
+        width = round(f.window_seconds * US)  # type: ignore[operator]
+        lo = self._edge(f.entity, width)
+        # Rows before this one in replay order, after the window's edge: lo .. here.
+        if self._every_type(f):
+            count = self._memo((f.entity, "index"), lambda: np.arange(len(rows))) - lo
+        else:
+            counts = self._running(f.entity, f.category_indexes, "count")
+            count = counts[:-1] - counts[lo]
+        if f.aggregation != "mean_amount":
+            return count, None, rows
+        sums = self._running(f.entity, f.category_indexes, "cents")
+        total = sums[lo]
+        np.subtract(sums[:-1], total, out=total)
+        return count, total, rows
 
-        def make() -> tuple[Ints, Ints, EntityRows]:
-            rows = self._tx_rows(f.entity)
-            width = round(f.window_seconds * US)  # type: ignore[operator]
-            lo = self._memo(
-                ("edge", f.entity, width),
-                lambda: self._timeline(f.entity).position_le(rows.code, rows.time - width),
-            )
-            counts, sums = self._running(f.entity, f.category_indexes)
-            # Rows before this one in replay order, after the window's edge: lo .. here.
-            return counts[:-1] - counts[lo], sums[:-1] - sums[lo], rows
+    def _every_type(self, f: Feature) -> bool:
+        """Whether ``f`` counts every transaction of the entity's rows (no filter)."""
+        return set(f.categories) >= set(TRANSACTION_TYPES)
 
-        return self._memo(("window", f.entity, f.category_indexes, f.window), make)
+    def _running(self, entity: str, categories: tuple[int, ...], what: str) -> Ints:
+        """Running count or amount (``what``) of the entity's transactions of
+        ``categories``, from 0."""
 
-    def _running(self, entity: str, categories: tuple[int, ...]) -> tuple[Ints, Ints]:
-        """Running count and amount of the entity's transactions of ``categories`` (from 0)."""
-
-        def make() -> tuple[Ints, Ints]:
+        def make() -> Ints:
             rows = self._tx_rows(entity)
-            wanted = np.isin(rows.category, categories)
-            counts = np.concatenate([[0], np.cumsum(wanted)])
-            sums = np.concatenate([[0], np.cumsum(np.where(wanted, rows.cents, 0))])
-            return counts, sums
+            out = np.zeros(len(rows) + 1, np.int64)
+            every = set(categories) >= {CATEGORY_INDEX[c] for c in TRANSACTION_TYPES}
+            wanted = None if every else np.isin(rows.category, categories)
+            if what == "count":
+                np.cumsum(np.ones(len(rows), np.int64) if wanted is None else wanted, out=out[1:])
+            elif wanted is None:
+                np.cumsum(rows.cents, out=out[1:])
+            else:
+                np.cumsum(np.where(wanted, rows.cents, 0), out=out[1:])
+            return out
 
-        return self._memo(("running", entity, categories), make)
+        return self._memo((entity, "running", what, categories), make)
 
     def _count(self, f: Feature) -> Floats:
         count, _, rows = self._window(f)
-        return _scatter(self.h, rows, count.astype(np.float64))
+        return _scatter(self.h, rows, count)
 
     def _mean_amount(self, f: Feature) -> Floats:
         count, total, rows = self._window(f)
+        mean = total / 100  # type: ignore[operator]
         with np.errstate(invalid="ignore", divide="ignore"):
-            mean = np.where(count > 0, total / 100 / count, np.nan)
+            np.divide(mean, count, out=mean)
+        mean[count == 0] = np.nan
         return _scatter(self.h, rows, mean)
 
     # -- amount statistics ---------------------------------------------------------------
     def _stats(self, entity: str) -> dict[str, Floats]:
-        return self._memo(("stats", entity), lambda: _amount_stats(self.h, entity))
+        return self._memo((entity, "stats"), lambda: _amount_stats(self.h, entity))
 
     def _zscore(self, f: Feature) -> Floats:
-        s = self._stats(f.entity)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            z = (s["amount"] - s["mean"]) / s["std"]
-        return np.where((s["n"] > 1) & (s["std"] > 0), z, np.nan)
+        return self._stats(f.entity)["zscore"]
 
     def _to_mean(self, f: Feature) -> Floats:
-        s = self._stats(f.entity)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            ratio = s["amount"] / s["mean"]
-        return np.where((s["n"] > 0) & (s["mean"] > 0), ratio, np.nan)
+        return self._stats(f.entity)["to_mean"]
 
     def _to_p95(self, f: Feature) -> Floats:
-        s = self._stats(f.entity)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            ratio = s["amount"] / s["p95"]
-        return np.where((s["n"] > 0) & (s["p95"] > 0), ratio, np.nan)
+        return self._stats(f.entity)["to_p95"]
 
     # -- last event, place, age ----------------------------------------------------------
     def _last(self, entity: str) -> dict[str, Floats]:
-        return self._memo(("last", entity), lambda: _last_event(self.h.rows[entity]))
+        return self._memo((entity, "last"), lambda: _last_event(self.h.rows[entity]))
 
     def _since_last(self, f: Feature) -> Floats:
         rows = self.h.rows[f.entity]
@@ -207,11 +253,19 @@ class _Builder:
         if self.fraud is None:
             return np.full(h.tx.height, np.nan)
         rows = h.rows["terminal"]
-        fraud = self.fraud[rows.tx_index].astype(np.int64)
-        line = self._memo("fraud_timeline", lambda: Timeline(rows.code, rows.time, fraud))
-        upto = rows.time - self.delay
+        fraud = self.fraud
+
+        def timeline() -> Timeline:
+            return Timeline(rows.code, rows.time, fraud[rows.tx_index].astype(np.int64))
+
+        line = self._memo(("terminal", "fraud_timeline"), timeline)
+        upto = self._memo(("terminal", "upto"), lambda: rows.time - self.delay)
+        # the window's end is the same for every width: (upto - W, upto]
+        hi = self._memo(("terminal", "upto_position"), lambda: line.position_le(rows.code, upto))
         width = round(f.window_seconds * US)  # type: ignore[operator]
-        count, frauds = line.sum_between(rows.code, upto - width, upto)
+        lo = line.position_le(rows.code, upto - width)
+        count = hi - lo
+        frauds = line.cumulative[hi] - line.cumulative[lo]
         frauds = frauds - self._unknown_yet(rows, width)
         with np.errstate(invalid="ignore", divide="ignore"):
             rate = np.where(count > 0, frauds / count, np.nan)
@@ -255,42 +309,47 @@ def _scatter(h: History, rows: EntityRows, values: np.ndarray) -> Floats:
 
 
 def _amount_stats(h: History, entity: str) -> dict[str, Floats]:
-    """Per transaction: n, mean, std (n - 1) and sketch p95 of the entity's earlier amounts
-    of the same type, as Welford's RunningStats and the QuantileSketch hold them."""
+    """Per transaction: its amount's z-score, ratio to the mean and ratio to the sketch p95
+    of the entity's earlier amounts of the same type (n, mean, std (n - 1) as Welford's
+    RunningStats, the p95 as the QuantileSketch holds them); NaN where undefined."""
     n_tx = h.tx.height
-    out = {
-        "n": np.zeros(n_tx),
-        "mean": np.full(n_tx, np.nan),
-        "std": np.full(n_tx, np.nan),
-        "p95": np.full(n_tx, np.nan),
-        "amount": h.cents / 100,
-    }
+    out = {name: np.full(n_tx, np.nan) for name in ("zscore", "to_mean", "to_p95")}
     rows = h.rows[entity].transactions()
     if not len(rows):
         return out
     # (type, entity) groups, each in replay order: the rows are sorted by entity already, so
     # a stable sort by type alone groups them
     by = stable_order(rows.category)
-    group = rows.category[by] * (int(rows.code.max()) + 1) + rows.code[by]
+    group = rows.category[by]
+    group *= int(rows.code.max()) + 1
+    group += rows.code[by]
     cents = rows.cents[by]
     first = np.r_[True, group[1:] != group[:-1]]
+    del group
     head = np.maximum.accumulate(np.where(first, np.arange(len(by)), 0))
     position = np.arange(len(by)) - head
     n = position.astype(np.float64)  # earlier values in the group
     # Shift by the group's first value: sums stay exact integers of cents and an unchanging
     # amount has exactly zero spread, as Welford's has. Squares are summed exactly in two
     # 32-bit halves so a long global running sum loses nothing.
-    d = cents - cents[head]
-    square = d * d
+    start = cents[head]
+    d = cents - start
     s1 = _prior_sum(d, head).astype(np.float64)
-    s2 = _prior_sum(square >> 32, head) * 4294967296.0 + _prior_sum(square & 0xFFFFFFFF, head)
+    square = d
+    square *= d
+    s2 = _prior_sum(square >> 32, head) * 4294967296.0
+    square &= 0xFFFFFFFF
+    s2 += _prior_sum(square, head)
+    del square
     with np.errstate(invalid="ignore", divide="ignore"):
-        mean_c = cents[head] + s1 / n
+        mean_c = start + s1 / n
         var_c = np.maximum(s2 - s1**2 / n, 0.0) / (n - 1)
+    del s1, s2, start
     amount = cents / 100
     keys = np.full(len(by), _ZERO_BUCKET)
     positive = amount > 1e-9
     keys[positive] = np.ceil(np.log(amount[positive]) / _LOG_GAMMA)
+    del positive
     # The lower 95th-percentile bucket of the earlier values (the sketch's own answer): an
     # expanding quantile per group, as a rolling quantile over an index that leaves a gap as
     # long as the longest group between groups, read one row later.
@@ -306,13 +365,19 @@ def _amount_stats(h: History, entity: str) -> dict[str, Floats]:
         .fill_null(np.nan)
         .to_numpy()
     )
+    del roll_at, keys
     prior_key = np.where(position > 0, np.r_[np.nan, quantile[:-1]], np.nan)
     p95 = np.where(prior_key == _ZERO_BUCKET, 0.0, 2 * _GAMMA**prior_key / (_GAMMA + 1))
+    del prior_key, quantile
     index = rows.tx_index[by]
-    out["n"][index] = n
-    out["mean"][index] = mean_c / 100
-    out["std"][index] = np.sqrt(var_c) / 100
-    out["p95"][index] = p95
+    mean = mean_c / 100
+    std = np.sqrt(var_c) / 100
+    with np.errstate(invalid="ignore", divide="ignore"):
+        z = (amount - mean) / std
+        out["zscore"][index] = np.where((n > 1) & (std > 0), z, np.nan)
+        del z, std
+        out["to_mean"][index] = np.where((n > 0) & (mean > 0), amount / mean, np.nan)
+        out["to_p95"][index] = np.where((n > 0) & (p95 > 0), amount / p95, np.nan)
     return out
 
 
