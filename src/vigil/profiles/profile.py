@@ -38,9 +38,11 @@ from vigil.profiles.windows import CATEGORY_INDEX, SlidingWindows
 
 LOGIN = CATEGORY_INDEX["login"]
 LOGIN_FAILED = CATEGORY_INDEX["login_failed"]
-_VERSION = 3  # 2: the transfer_in category; 3: the flow genome and peer-group statistics
-# Earlier versions this one reads (they lack only fields added since).
-_READS = (2, 3)
+# 2: the transfer_in category; 3: the flow genome and peer-group statistics; 4: the windows'
+# events as packed arrays.
+_VERSION = 4
+# Earlier versions this one reads (they lack only fields added since, or hold them as lists).
+_READS = (2, 3, 4)
 
 
 class Profile:

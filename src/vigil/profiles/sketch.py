@@ -17,12 +17,16 @@ True
 from __future__ import annotations
 
 import math
+from array import array
+
+from vigil.profiles.packed import pack, unpack
 
 ALPHA = 0.01
 _GAMMA = (1 + ALPHA) / (1 - ALPHA)
 _LOG_GAMMA = math.log(_GAMMA)
 # Values at or below this are counted as zero (balance inquiries, fee-free probes).
 _MIN_VALUE = 1e-9
+_MAX_NARROW = 2**32 - 1
 
 
 class QuantileSketch:
@@ -102,11 +106,20 @@ class QuantileSketch:
         self._cache = None
 
     def to_state(self) -> list:
-        return [self.count, self.zeros, list(self.bins.items())]
+        bins = self.bins
+        # Counts take four bytes while they fit (always, but in a sketch of billions).
+        wide = bins and max(bins.values()) > _MAX_NARROW
+        counts = array("q" if wide else "I", bins.values())
+        return [self.count, self.zeros, pack(array("i", bins)), pack(counts)]
 
     @classmethod
     def from_state(cls, state: list) -> QuantileSketch:
         s = cls()
         s.count, s.zeros = state[0], state[1]
-        s.bins = {int(k): int(v) for k, v in state[2]}
+        if len(state) == 4:  # the bucket keys and counts, packed; the counts' width tells
+            keys = unpack("i", state[2])
+            wide = keys and len(state[3]) == 8 * len(keys)
+            s.bins = dict(zip(keys, unpack("q" if wide else "I", state[3]), strict=True))
+        else:  # saved before profile version 4: (key, count) pairs
+            s.bins = {int(k): int(v) for k, v in state[2]}
         return s
