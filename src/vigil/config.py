@@ -235,6 +235,10 @@ class ProfilesConfig(BaseModel):
     # A profile untouched this long leaves a shared (Redis) store: longer than the longest
     # window (90 d), so only entities that have really gone quiet are forgotten.
     idle_ttl_seconds: float = 100 * 86400.0
+    # How long a shared store remembers the decision each event id got, so a repeat that
+    # reaches another `serve` process gets it too (a repeat reaching the process that decided
+    # finds it in the database at any age). About 400 bytes an event in Redis.
+    claim_ttl_seconds: float = Field(600.0, gt=0)
 
 
 # Development keys, published here on purpose so a fresh checkout runs; anyone can read them,

@@ -31,7 +31,7 @@ from vigil.models.scorer import model_detectors, model_versions, terminal_risk
 from vigil.models.standin import standin_detectors
 from vigil.privacy.keys import PrivacyKeys
 from vigil.profiles import MemoryProfileStore, ProfileStore
-from vigil.profiles.store import ProfileRead
+from vigil.profiles.store import PENDING, ProfileRead
 from vigil.profiles.update import entity_keys, update_profiles
 from vigil.recorder import Recorder
 from vigil.rules.live import Rules, engine_rules
@@ -40,6 +40,18 @@ from vigil.storage.reference import ReferenceData
 Event = Transaction | Login
 # Writes of one event's profiles that may meet another process's concurrent update in a row.
 _WRITE_ATTEMPTS = 16
+# How long a repeat waits for another process to finish deciding its event, and how often
+# it looks.
+_CLAIM_WAIT_SECONDS = 1.0
+_CLAIM_POLL_SECONDS = 0.002
+
+
+class EventInProgress(RuntimeError):
+    """Another process sharing the profiles is still deciding this event id."""
+
+    def __init__(self, event_id: str) -> None:
+        super().__init__(f"event_id: {event_id!r} is being decided by another process")
+        self.event_id = event_id
 
 
 class Engine:
@@ -82,16 +94,35 @@ class Engine:
         return cls(reference or ReferenceData(), MemoryProfileStore(), Recorder(None), **kwargs)
 
     def process(self, raw: Event | Mapping[str, Any] | str | bytes) -> Decision:
-        """Validate and decide; a repeated event id returns its first decision, unchanged."""
+        """Validate and decide; a repeated event id returns its first decision, unchanged,
+        whichever process sharing the profiles took it."""
         started = time.perf_counter_ns()
         # validate
         event = raw if isinstance(raw, Transaction | Login) else parse_event(raw)
         if not isinstance(event, Transaction | Login):
             raise TypeError(f"kind: {event.kind} events are feedback, not decided on")
         known = self.recorder.decided(event)
+        if known is None:
+            known = self._decided_elsewhere(event.event_id)
         if known is not None:
             return known
-        return self.decide(event, started)
+        try:
+            decision = self.decide(event, started)
+        except BaseException:
+            self.profiles.release([event.event_id])
+            raise
+        self.profiles.settle(event.event_id, decision.model_dump_json().encode())
+        return decision
+
+    def _decided_elsewhere(self, event_id: str) -> Decision | None:
+        """Claim the event id in the profile store: None when this process is to decide it,
+        else the decision another process took on it (waiting while it decides)."""
+        deadline = time.monotonic() + _CLAIM_WAIT_SECONDS
+        while (earlier := self.profiles.claim(event_id)) == PENDING:
+            if time.monotonic() > deadline:
+                raise EventInProgress(event_id)
+            time.sleep(_CLAIM_POLL_SECONDS)
+        return None if earlier is None else Decision.model_validate_json(earlier)
 
     def decide(self, event: Event, started: int | None = None) -> Decision:
         """Decide on a validated event not decided before (callers that checked already).

@@ -9,6 +9,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from tests.api.conftest import ROLES, Api, login, make_app, tx
+from vigil.profiles.store import PENDING
 from vigil.storage import Store
 
 PROBLEM = "application/problem+json"
@@ -406,6 +407,15 @@ def test_a_failure_while_deciding_is_a_logged_500_problem_and_serving_goes_on(
     assert 'vigil_http_errors_total{status="500"} 1.0' in api.client.get("/metrics").text
     monkeypatch.setattr(service, "decide", real)
     assert api.client.post("/v1/transactions", json=tx("x-1"), headers=h).status_code == 200
+
+
+def test_a_repeat_sent_while_another_process_decides_it_is_a_409(
+    api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    profiles = api.app.state.service.engine.profiles
+    monkeypatch.setattr(profiles, "claim", lambda event_id: PENDING)  # and never settled
+    answer = api.client.post("/v1/transactions", json=tx("busy"), headers=api.headers("ingest"))
+    assert "being decided by another process" in assert_problem(answer, 409)["detail"]
 
 
 def test_unknown_routes_and_methods_are_problems(api: Api) -> None:

@@ -15,7 +15,7 @@ import redis
 from tests.conftest import REDIS_URL
 
 from vigil.config import ProfilesConfig, Settings
-from vigil.engine import Engine
+from vigil.engine import Engine, EventInProgress
 from vigil.profiles import MemoryProfileStore, Profile
 from vigil.profiles.redis_store import RedisProfileStore
 from vigil.profiles.store import open_profile_store
@@ -250,3 +250,50 @@ def test_forget_removes_the_persons_profiles_from_redis(client, prefix, tmp_path
     assert gone <= before and not gone & after and report.deleted["profiles"] == 4
     assert ("user", "u-1") in after
     assert all(not prof.has_seen("user", "u-0") for k, _, prof in profiles.items() if k == "ip")
+    # The decisions the store kept for repeats reaching another process go too (u-0's: 6).
+    assert report.deleted["claims"] == 6
+    assert profiles.claim("t2") is None and profiles.claim("t1") is not None
+
+
+def test_a_repeat_reaching_another_engine_gets_the_first_decision_applied_once(
+    client, prefix
+) -> None:
+    first, second = _engine(_store(client, prefix)), _engine(_store(client, prefix))
+    event = _events(2)[1]
+    decided = first.process(event)
+    again = second.process({**event, "amount": "999999.00"})  # same id: not decided afresh
+    assert again == decided
+    assert _store(client, prefix).get("card", event["card_id"]).n == 1
+
+
+def test_a_repeat_waits_while_another_engine_decides_then_gets_its_decision(client, prefix) -> None:
+    shared = _store(client, prefix)
+    event = _events(2)[1]
+    assert shared.claim(event["event_id"]) is None  # another process is deciding it
+    other = _engine(_store(client, prefix))
+    with pytest.raises(EventInProgress, match="event_id"):
+        other.process(event)  # gives up after a second of waiting
+    decider = _engine(MemoryProfileStore())
+    decision = decider.process(event)
+
+    def settle() -> None:
+        time.sleep(0.2)
+        shared.settle(event["event_id"], decision.model_dump_json().encode())
+
+    threading.Thread(target=settle).start()
+    assert other.process(event) == decision
+    assert shared.get("card", event["card_id"]).n == 0  # the other process applied nothing
+
+
+def test_a_failed_decision_releases_its_claim(client, prefix, monkeypatch) -> None:
+    engine = _engine(_store(client, prefix))
+    event = _events(2)[1]
+
+    def broken(ctx):
+        raise RuntimeError("detector bug")
+
+    monkeypatch.setattr(engine.detectors[0], "detect", broken)
+    with pytest.raises(RuntimeError, match="detector bug"):
+        engine.process(event)
+    monkeypatch.undo()
+    assert engine.process(event).event_id == event["event_id"]  # decided on the retry

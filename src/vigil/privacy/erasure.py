@@ -141,6 +141,7 @@ def forget(store: Store, user_id: str, *, profiles: ProfileStore | None = None) 
         # Last, so a failure here rolls the database back and a rerun finds everything again.
         if profiles is not None:
             deleted["profiles"] = profiles.delete(owned)
+            deleted["claims"] = profiles.release(events)  # decisions a shared store holds
             done["profiles"] = _scrub_live(profiles, networks, user_id)
     return ErasureReport(user_id, pseudonym(user_id), deleted, done)
 

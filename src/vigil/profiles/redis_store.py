@@ -9,6 +9,11 @@ newer state (:meth:`vigil.engine.Engine.decide`): the decision stands, no update
 Every write renews the key's time to live, so profiles idle longer than
 ``profiles.idle_ttl_seconds`` expire on their own.
 
+Which process decides an event id is settled here too: before deciding, a process claims the
+id (``SET NX``, answered with the earlier claim if there is one); after, it leaves the
+decision under the claim for ``profiles.claim_ttl_seconds``, so a repeat that reaches another
+process gets the same decision, and the event is applied to the profiles once.
+
 All of an event's keys must live on one Redis (no cluster slots): a single server or a
 primary with replicas.
 
@@ -26,10 +31,12 @@ import redis
 
 from vigil.config import ProfilesConfig
 from vigil.profiles.profile import Profile
-from vigil.profiles.store import Key, MemoryProfileStore, ProfileRead
+from vigil.profiles.store import PENDING, Key, MemoryProfileStore, ProfileRead
 
 _VERSION = struct.Struct(">Q")
 _SCAN = 1000
+# A claim whose process dies mid-decision lapses this soon, and a retry may decide.
+_PENDING_TTL_MS = 10_000
 
 # KEYS: the profiles. ARGV[1]: time to live (ms); ARGV[2 .. n+1]: the version each had when
 # read (8 bytes, or "" if it did not exist); ARGV[n+2 .. 2n+1]: the new values. Returns 0 when
@@ -69,6 +76,7 @@ class RedisProfileStore:
         self.ttl_ms = int(self.config.idle_ttl_seconds * 1000)
         if self.ttl_ms <= 0:
             raise ValueError("profiles.idle_ttl_seconds: must be positive")
+        self.claim_ttl_ms = int(self.config.claim_ttl_seconds * 1000)
         self._blank = MemoryProfileStore(self.config)
         self._compare_and_set = client.register_script(_COMPARE_AND_SET)
 
@@ -107,6 +115,20 @@ class RedisProfileStore:
         moved = self._compare_and_set(keys=names, args=[self.ttl_ms, *expected, *values])
         return moved == 0
 
+    def _claim_name(self, event_id: str) -> bytes:
+        return f"{self.prefix}claim:{event_id}".encode()
+
+    def claim(self, event_id: str) -> bytes | None:
+        name = self._claim_name(event_id)
+        return self.client.set(name, PENDING, nx=True, get=True, px=_PENDING_TTL_MS)
+
+    def settle(self, event_id: str, decision: bytes) -> None:
+        self.client.set(self._claim_name(event_id), decision, px=self.claim_ttl_ms)
+
+    def release(self, event_ids: Iterable[str]) -> int:
+        names = [self._claim_name(e) for e in event_ids]
+        return int(self.client.delete(*names)) if names else 0
+
     # -- single profiles, listing, erasure ------------------------------------------------------
     def get(self, kind: str, key: str) -> Profile:
         return self.read([(kind, key)]).profiles[0]
@@ -122,9 +144,13 @@ class RedisProfileStore:
         names = [self._name(kind, key) for kind, key in keys]
         return int(self.client.delete(*names)) if names else 0
 
-    def _names(self) -> Iterator[bytes]:
+    def _names(self, *, claims: bool = False) -> Iterator[bytes]:
+        """Every profile's key (and with ``claims``, every claim's)."""
         pattern = _glob_escape(self.prefix) + "*"
-        yield from self.client.scan_iter(match=pattern, count=_SCAN)
+        claim = f"{self.prefix}claim:".encode()
+        for name in self.client.scan_iter(match=pattern, count=_SCAN):
+            if claims or not name.startswith(claim):
+                yield name
 
     def items(self) -> Iterator[tuple[str, str, Profile]]:
         """Every profile (a SCAN: for administration and exports, not the hot path)."""
@@ -139,10 +165,10 @@ class RedisProfileStore:
         return sum(1 for _ in self._names())
 
     def clear(self) -> int:
-        """Delete every profile under this prefix; returns how many."""
+        """Delete every profile (and claim) under this prefix; returns how many keys."""
         removed = 0
         batch: list[bytes] = []
-        for name in self._names():
+        for name in self._names(claims=True):
             batch.append(name)
             if len(batch) >= _SCAN:
                 removed += int(self.client.delete(*batch))

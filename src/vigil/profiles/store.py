@@ -29,6 +29,8 @@ if TYPE_CHECKING:
 ENTITY_KINDS = ("card", "user", "account", "terminal", "device", "ip")
 
 Key = tuple[str, str]
+# What a claim on an event id holds while the process that made it is still deciding.
+PENDING = b"pending"
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +67,22 @@ class ProfileStore(Protocol):
         """Remove these profiles (erasure); returns how many existed."""
         ...
 
+    # Several processes sharing a store must agree on which one decides a repeated event id,
+    # or both would decide it (and apply it to the profiles twice).
+    def claim(self, event_id: str) -> bytes | None:
+        """None when the caller may decide this event; else what the process that claimed
+        it first left: :data:`PENDING` while it decides, then its decision's JSON."""
+        ...
+
+    def settle(self, event_id: str, decision: bytes) -> None:
+        """The decision (JSON) on a claimed event, for a repeat that reaches another process."""
+        ...
+
+    def release(self, event_ids: Iterable[str]) -> int:
+        """Forget these claims (deciding failed, so a retry may decide; or the person is
+        erased); returns how many there were."""
+        ...
+
     def items(self) -> Iterator[tuple[str, str, Profile]]: ...
 
     def __len__(self) -> int: ...
@@ -98,6 +116,16 @@ class MemoryProfileStore:
 
     def delete(self, keys: Iterable[Key]) -> int:
         return sum(self._profiles.pop(key, None) is not None for key in keys)
+
+    # One process owns this store: its recorder alone knows which events it decided.
+    def claim(self, event_id: str) -> bytes | None:
+        return None
+
+    def settle(self, event_id: str, decision: bytes) -> None:
+        pass
+
+    def release(self, event_ids: Iterable[str]) -> int:
+        return 0
 
     def items(self) -> Iterator[tuple[str, str, Profile]]:
         for (kind, key), profile in self._profiles.items():

@@ -32,6 +32,7 @@ from vigil.api.problems import (
 )
 from vigil.api.service import DecisionService
 from vigil.domain import Decision, Login, Transaction
+from vigil.engine import EventInProgress
 
 _DECISIONS: TypeAdapter[list[Decision]] = TypeAdapter(list[Decision])
 
@@ -157,7 +158,7 @@ def router(max_batch: int) -> APIRouter:
     # No FastAPI dependencies on this hot path: solving them costs more than deciding. The key
     # is checked by the same function the dependencies use, and documented by hand below.
     api = APIRouter(
-        prefix="/v1", tags=["decisions"], responses=problem_responses(401, 403, 413, 422)
+        prefix="/v1", tags=["decisions"], responses=problem_responses(401, 403, 409, 413, 422)
     )
 
     def route(kind: EventKind, path: str, summary: str) -> None:
@@ -168,7 +169,10 @@ def router(max_batch: int) -> APIRouter:
             await authorize(request, Role.INGEST)
             svc: DecisionService = request.app.state.service
             events, batch = parse_events(await request.body(), kind, max_batch)
-            decisions = svc.decide(events)
+            try:
+                decisions = svc.decide(events)
+            except EventInProgress as exc:  # a repeat sent while another process decides
+                raise ProblemError(409, f"{exc}; send it again") from None
             content = _DECISIONS.dump_json(decisions) if batch else decisions[0].model_dump_json()
             svc.metrics.request_latency.labels(label).observe(time.perf_counter() - started)
             return Response(content, media_type="application/json")
