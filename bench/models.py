@@ -33,11 +33,12 @@ from vigil.engine import Engine
 from vigil.features import transaction_features
 from vigil.features.io import read_reference
 from vigil.ingest import iter_event_file
-from vigil.models.labels import feedback_items, fraud_feedback, in_time_order, run
+from vigil.models.labels import feedback_items, fraud_feedback, run
 from vigil.models.pipeline import save_result, transaction_feature_names
 from vigil.models.registry import Registry
 from vigil.models.scorer import ModelScorer, model_detectors
 from vigil.models.train import TrainOptions, feature_matrix, train
+from vigil.replay import in_time_order
 from vigil.simulate import BankConfig, generate
 
 
