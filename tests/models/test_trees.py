@@ -81,3 +81,12 @@ def test_a_regression_model_is_refused() -> None:
     booster = lgb.train({"objective": "regression", "verbose": -1}, lgb.Dataset(X, y), 2)
     with pytest.raises(ValueError, match="objective"):
         CompiledTrees(booster.dump_model())
+
+
+@pytest.mark.parametrize("extra", [{}, {"zero_as_missing": True}, {"use_missing": False}])
+def test_compiled_contributions_equal_the_walk_of_the_dump(extra: dict) -> None:
+    X, y = _data()
+    params = {"objective": "binary", "verbose": -1, "num_leaves": 15, "seed": 3, **extra}
+    trees = CompiledTrees(lgb.train(params, lgb.Dataset(X, y), num_boost_round=40).dump_model())
+    for row in _data(seed=4, n=500)[0].tolist():
+        assert trees.contributions(row) == trees.contributions_by_walking(row)
