@@ -29,7 +29,7 @@ event and every label (``Engine.learn``), so the online features are those of tr
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from functools import cache, partial
 from pathlib import Path
 from typing import Any
@@ -44,13 +44,19 @@ TERMINAL_RISK_PREFIX = "terminal_fraud_rate"
 _NAN = float("nan")
 
 FeaturesOf = Callable[[Any], Mapping[str, float] | None]
+RowOf = Callable[[Any], list[float] | None]
+# The feature the scorer adds to the online features: the event's own amount.
+AMOUNT = "amount"
 
 
 class ModelScorer:
     """Score an event's online features with a model; a reason when the probability is high.
 
     ``features_of(ctx)`` gives the event's features by name, or None when the event is not
-    scored (a feature it lacks is read as missing: NaN, as in training).
+    scored (a feature it lacks is read as missing: NaN, as in training). ``row_of(ctx)``, when
+    given, is used instead: the same features already as a row in ``model.features`` order
+    (a new list: the scorer keeps it), or None — no dictionary per event
+    (:func:`transaction_row_of` is the engine's).
     """
 
     codes: tuple[str, ...] = (CODE,)
@@ -63,6 +69,7 @@ class ModelScorer:
         reason_at: float = 0.3,
         top: int = 3,
         risk: Any = None,
+        row_of: RowOf | None = None,
     ) -> None:
         self.model = model
         self.features_of = features_of
@@ -72,22 +79,33 @@ class ModelScorer:
         self.top = top
         self.names = tuple(model.features)
         self.version = f"{model.name}:{model.version or 'unsaved'}"
+        self._index = {name: i for i, name in enumerate(self.names)}
+        self._row_of: RowOf = row_of if row_of is not None else self._row_by_name
+        self._probability = model.probability
 
-    def score(self, ctx: Any) -> tuple[float, list[float]] | None:
-        """The probability and the feature row, or None when the event is not scored."""
+    def _row_by_name(self, ctx: Any) -> list[float] | None:
         values = self.features_of(ctx)
         if values is None:
             return None
         get = values.get
-        row = [get(name, _NAN) for name in self.names]
-        return self.model.probability(row), row
+        return [get(name, _NAN) for name in self.names]
+
+    def score(self, ctx: Any) -> tuple[float, list[float]] | None:
+        """The probability and the feature row, or None when the event is not scored."""
+        row = self._row_of(ctx)
+        if row is None:
+            return None
+        return self._probability(row), row
 
     def detect(self, ctx: Any) -> list[Reason]:
-        scored = self.score(ctx)
-        if scored is None or scored[0] < self.reason_at:
+        # score(), inlined: this runs on every event
+        row = self._row_of(ctx)
+        if row is None:
             return []
-        probability, row = scored
-        index = {name: i for i, name in enumerate(self.names)}
+        probability = self._probability(row)
+        if probability < self.reason_at:
+            return []
+        index = self._index
         top = ", ".join(
             f"{name}={row[index[name]]:.3g} ({value:+.2g})"
             for name, value in self.model.reasons(row, top=self.top)
@@ -126,6 +144,7 @@ def model_detectors(settings: Settings) -> list[ModelScorer]:
             reason_at=config.reason_at,
             top=config.top_reasons,
             risk=risk,
+            row_of=transaction_row_of(model.features, risk=risk),
         )
     ]
 
@@ -148,18 +167,39 @@ def transaction_features_of(ctx: Any, *, risk: Any = None) -> dict[str, float] |
     phase = getattr(ctx.event, "phase", None)
     if phase is None or phase == "start" or ctx.amount_cents is None:
         return None
-    values = _online_features()(ctx, risk=risk)
-    values["amount"] = ctx.amount_cents / 100
+    values = _online().online_features(ctx, risk=risk)
+    values[AMOUNT] = ctx.amount_cents / 100
     return values
 
 
+def transaction_row_of(names: Sequence[str], *, risk: Any = None) -> RowOf:
+    """What :func:`transaction_features_of` gives, as a row in ``names`` order (a feature it
+    does not give: NaN), read straight into the row."""
+    read = _online().online_row(names).read
+    amount_at = tuple(i for i, name in enumerate(names) if name == AMOUNT)
+
+    def row_of(ctx: Any) -> list[float] | None:
+        cents = ctx.amount_cents
+        if cents is None:
+            return None
+        phase = getattr(ctx.event, "phase", None)
+        if phase is None or phase == "start":
+            return None
+        row = read(ctx, risk)
+        for i in amount_at:
+            row[i] = cents / 100
+        return row
+
+    return row_of
+
+
 @cache
-def _online_features() -> Callable[..., dict[str, float]]:
+def _online() -> Any:
     # Imported on first use: vigil.features reads the detectors' Context, which the engine
     # (importing this module) must finish importing first.
-    from vigil.features import online_features
+    from vigil.features import online
 
-    return online_features
+    return online
 
 
 def model_versions(detectors: list[Any]) -> dict[str, str]:
