@@ -36,6 +36,7 @@ from vigil.features.history import (
     History,
     Ints,
     as_microseconds,
+    ordinary_pages,
     stable_order,
 )
 from vigil.features.spec import FEATURES, P95, TRANSACTION_TYPES, Feature
@@ -70,6 +71,16 @@ def transaction_features(
     delay = as_microseconds(label_delay)
     if delay <= 0:
         raise ValueError("label_delay: must be positive (a zero delay leaks labels)")
+    with ordinary_pages():
+        return _transaction_features(events, labels, delay, reference)
+
+
+def _transaction_features(
+    events: pl.DataFrame,
+    labels: pl.DataFrame | None,
+    delay: int,
+    reference: ReferenceData | None,
+) -> pl.DataFrame:
     history = History.build(events, reference)
     fraud = history.tx_flags(labels)
     # labels without arrival times all count from one delay on: nothing to look up
