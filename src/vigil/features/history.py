@@ -196,7 +196,8 @@ class EntityRows:
     longitude: Floats
     tx_index: Ints
 
-    def __init__(self, source: dict[str, np.ndarray], by: Ints) -> None:
+    def __init__(self, source: dict[str, np.ndarray | tuple[np.ndarray, ...]], by: Ints) -> None:
+        # a column given in parts is read as their concatenation, without making it
         self._source = source
         self._by = by
         self._logins: bool | None = None
@@ -204,7 +205,12 @@ class EntityRows:
     def __getattr__(self, name: str) -> np.ndarray:
         if name not in EntityRows.COLUMNS:
             raise AttributeError(name)
-        values = self._source[name][self._by]
+        source = self._source[name]
+        if isinstance(source, tuple):
+            parts = pl.concat([pl.Series(part) for part in source], rechunk=False)
+            values = parts.gather(pl.Series(self._by)).to_numpy()
+        else:
+            values = source[self._by]
         setattr(self, name, values)
         return values
 
@@ -333,17 +339,14 @@ class History:
         kept = merged[users[merged] >= 0]
         rows["user"] = EntityRows(
             {
-                k: np.concatenate(v)
-                for k, v in {
-                    "code": (codes["user"], login_users),
-                    "time": (end, login_time),
-                    "start": (start, login_time),
-                    "category": (category, np.full(logins.height, CATEGORY_INDEX["login"])),
-                    "cents": (cents, np.zeros(logins.height, np.int64)),
-                    "latitude": (lat, login_lat),
-                    "longitude": (lon, login_lon),
-                    "tx_index": (index, np.full(logins.height, -1, np.int64)),
-                }.items()
+                "code": (codes["user"], login_users),
+                "time": (end, login_time),
+                "start": (start, login_time),
+                "category": (category, np.full(logins.height, CATEGORY_INDEX["login"])),
+                "cents": (cents, np.zeros(logins.height, np.int64)),
+                "latitude": (lat, login_lat),
+                "longitude": (lon, login_lon),
+                "tx_index": (index, np.full(logins.height, -1, np.int64)),
             },
             kept[stable_order(users[kept])],
         )

@@ -147,7 +147,16 @@ class _Builder:
                 del self._cache[key]
 
     def _scatter(self, entity: str, values: np.ndarray) -> Floats:
-        return _scatter(self.h, self.h.rows[entity], values)
+        """Values per row of the entity (logins included) → per transaction."""
+        rows = self.h.rows[entity]
+        if not rows.has_logins:
+            return _scatter(self.h, rows, values)
+        keep, index = self._memo(
+            (entity, "scatter"), lambda: (rows.tx_index >= 0, rows.tx_index[rows.tx_index >= 0])
+        )
+        out = np.full(self.h.tx.height, np.nan)
+        out[index] = values[keep]
+        return out
 
     # -- windows -------------------------------------------------------------------------
     def _tx_rows(self, entity: str) -> EntityRows:
@@ -401,32 +410,48 @@ def _prior_sum(values: Ints, head: Ints) -> Ints:
 def _last_event(rows: EntityRows) -> dict[str, Floats]:
     """Per entity row: the entity's latest start, last known place and first start before it."""
     n = len(rows)
-    head = rows.group_start()
-    here = np.arange(n)
-    earlier = here > head
-    prev = np.maximum(here - 1, 0)
+    if not n:
+        empty = np.zeros(0)
+        return {"last_start": empty, "lat": empty, "lon": empty, "first_start": empty}
+    code, start = rows.code, rows.start
+    first = np.r_[True, code[1:] != code[:-1]]  # the entity's first row: nothing before it
+    heads = np.flatnonzero(first)
+    head = np.repeat(heads, np.diff(np.r_[heads, n]))
     # Latest start so far: a running maximum that restarts per entity, by lifting each
-    # entity's starts above every earlier entity's (codes ascend through the rows).
-    lifted = rows.start - rows.start.min() if n else rows.start
-    span = int(lifted.max()) + 1 if n else 1
-    if (int(rows.code.max()) + 1 if n else 1) * span < 2**62:
-        running = np.maximum.accumulate(rows.code * span + lifted) - rows.code * span
-        last_start = np.where(earlier, running[prev] + (rows.start.min() if n else 0), np.nan)
+    # entity's starts above every earlier entity's (codes ascend through the rows); the value
+    # before a row is the one its previous row left.
+    low = int(start.min())
+    span = int(start.max()) - low + 1
+    last_start = np.empty(n)
+    last_start[0] = np.nan
+    if (int(code.max()) + 1) * span < 2**62:
+        base = code * span
+        running = base + start
+        running -= low
+        np.maximum.accumulate(running, out=running)
+        running -= base
+        del base
+        running += low
     else:  # too wide for one integer: let Polars restart the maximum per entity
         running = (
-            pl.DataFrame({"c": rows.code, "s": rows.start})
-            .select(pl.col("s").cum_max().over("c"))["s"]
-            .to_numpy()
-        )
-        last_start = np.where(earlier, running[prev], np.nan)
-    located = ~np.isnan(rows.latitude)
-    last_located = np.maximum.accumulate(np.where(located, here, -1))
-    source = np.where(earlier, last_located[prev], -1)
-    known = source >= head
-    pick = np.maximum(source, 0)
-    return {
-        "last_start": last_start,
-        "lat": np.where(known, rows.latitude[pick], np.nan),
-        "lon": np.where(known, rows.longitude[pick], np.nan),
-        "first_start": np.where(earlier, rows.start[head], np.nan),
-    }
+            pl.DataFrame({"c": code, "s": start}).select(pl.col("s").cum_max().over("c"))["s"]
+        ).to_numpy()
+    last_start[1:] = running[:-1]
+    del running
+    last_start[first] = np.nan
+    # The last row before this one, in the same entity, that placed it.
+    located = np.where(np.isnan(rows.latitude), -1, np.arange(n))
+    np.maximum.accumulate(located, out=located)
+    source = np.empty(n, np.int64)
+    source[0] = -1
+    source[1:] = located[:-1]
+    del located
+    unknown = source < head
+    np.maximum(source, 0, out=source)
+    lat, lon = rows.latitude[source], rows.longitude[source]
+    lat[unknown] = np.nan
+    lon[unknown] = np.nan
+    del source, unknown
+    first_start = start[head].astype(np.float64)
+    first_start[first] = np.nan
+    return {"last_start": last_start, "lat": lat, "lon": lon, "first_start": first_start}
