@@ -151,17 +151,19 @@ def normalise_events(events: pl.DataFrame) -> pl.DataFrame:
         standin=pl.col("standin").fill_null(False),
         channel=pl.col("channel").fill_null("atm"),
     )
-    _check_transactions(frame)
+    distinct = _check_transactions(frame)
     if not frame["timestamp"].is_sorted():
         frame = frame.sort("timestamp", maintain_order=True)
     # A repeated event id is decided once (the engine is idempotent by event id). Hashes
     # find that cheaply; equal hashes are confirmed on the ids themselves.
-    if frame["event_id"].hash().n_unique() < frame.height:
+    if distinct < frame.height:
         frame = frame.unique("event_id", keep="first", maintain_order=True)
     return frame.with_row_index("order")
 
 
-def _check_transactions(frame: pl.DataFrame) -> None:
+def _check_transactions(frame: pl.DataFrame) -> int:
+    """Raises naming the first bad field; returns the number of distinct event id hashes
+    (counted in the same pass, side by side with the checks)."""
     is_tx = pl.col("kind") == "transaction"
     problems = frame.select(
         type=(is_tx & ~pl.col("type").is_in([t.value for t in TransactionType])).sum(),
@@ -172,10 +174,13 @@ def _check_transactions(frame: pl.DataFrame) -> None:
             & pl.col("amount").is_null()
         ).sum(),
         kind=(~pl.col("kind").is_in(["transaction", "login", "feedback"])).sum(),
+        distinct=pl.col("event_id").hash().n_unique(),
     ).row(0, named=True)
+    distinct = problems.pop("distinct")
     for field, count in problems.items():
         if count:
             raise ValueError(f"{field}: {count} event(s) with a missing or unknown {field}")
+    return int(distinct)
 
 
 class EntityRows:
@@ -284,15 +289,39 @@ class History:
         logins = frame.select(
             "order", "user_id", "timestamp", "success", "latitude", "longitude"
         ).filter(part["login"])
-        names: dict[str, pl.Series] = {}
-        codes: dict[str, Ints] = {}
-        for entity, column in ENTITY_COLUMNS.items():
-            ids = tx[column]
-            if entity == "user":
-                ids = pl.concat([ids, logins[column]])
-            names[entity] = ids.drop_nulls().unique(maintain_order=True)
-            coded = ids.cast(pl.Enum(names[entity])).to_physical().cast(pl.Int64)
-            codes[entity] = coded.fill_null(-1).to_numpy()
+        # Each entity's ids, in order of first appearance, and every row's code among them;
+        # the three entities at once (Polars runs the queries side by side).
+        ids = {
+            entity: (
+                pl.concat([tx[column], logins[column]]) if entity == "user" else tx[column]
+            ).to_frame("id")
+            for entity, column in ENTITY_COLUMNS.items()
+        }
+        found = pl.collect_all(
+            [
+                f.lazy().select(pl.col("id").drop_nulls().unique(maintain_order=True))
+                for f in ids.values()
+            ]
+        )
+        names = {
+            entity: f["id"].rename(ENTITY_COLUMNS[entity])
+            for entity, f in zip(ids, found, strict=True)
+        }
+        coded = pl.collect_all(
+            [
+                f.lazy().select(
+                    pl.col("id")
+                    .cast(pl.Enum(names[entity]))
+                    .to_physical()
+                    .cast(pl.Int64)
+                    .fill_null(-1)
+                )
+                for entity, f in ids.items()
+            ]
+        )
+        codes: dict[str, Ints] = {
+            entity: f["id"].to_numpy() for entity, f in zip(ids, coded, strict=True)
+        }
         login_users = codes["user"][tx.height :]
         codes["user"] = codes["user"][: tx.height]
 
