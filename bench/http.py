@@ -223,11 +223,13 @@ def prepare(args: argparse.Namespace, work: Path) -> tuple[str, str, str, dateti
     return url, key, f"{lua_cards}\n{lua_users}\n{lua_terminals}", start
 
 
-def serve(url: str, port: int, work: Path, profiles: str | None) -> subprocess.Popen[bytes]:
+def serve(
+    url: str, port: int, work: Path, profiles: str | None, workers: int
+) -> subprocess.Popen[bytes]:
     env = {**_env(profiles), "VIGIL_DATABASE_URL": url}
     log = (work / "serve.log").open("wb")
     server = subprocess.Popen(
-        [*VIGIL, "serve", "--port", str(port)],
+        [*VIGIL, "serve", "--port", str(port), "--workers", str(workers)],
         env=env,
         stdout=log,
         stderr=subprocess.STDOUT,
@@ -246,23 +248,26 @@ def serve(url: str, port: int, work: Path, profiles: str | None) -> subprocess.P
     sys.exit(f"vigil serve did not start; see {work / 'serve.log'}")
 
 
-def warm_up(port: int, key: str) -> None:
-    body = json.dumps(
-        {
-            "event_id": f"warm-up-{port}",
-            "transaction_id": f"warm-up-{port}",
-            "timestamp": "2000-01-01T00:00:00Z",
-            "type": "balance_inquiry",
-            "card_id": "warm-up",
-        }
-    ).encode()
-    request = urllib.request.Request(
-        f"http://127.0.0.1:{port}/v1/transactions",
-        data=body,
-        headers={"Content-Type": "application/json", "X-API-Key": key},
-    )
-    with urllib.request.urlopen(request, timeout=30) as response:
-        assert response.status == 200
+def warm_up(port: int, key: str, workers: int) -> None:
+    """A few requests on new connections, so that each worker checks the key's argon2 hash
+    (a quarter of a second, once per process) before the measurement."""
+    for i in range(8 * workers):
+        body = json.dumps(
+            {
+                "event_id": f"warm-up-{port}-{i}",
+                "transaction_id": f"warm-up-{port}-{i}",
+                "timestamp": "2000-01-01T00:00:00Z",
+                "type": "balance_inquiry",
+                "card_id": "warm-up",
+            }
+        ).encode()
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{port}/v1/transactions",
+            data=body,
+            headers={"Content-Type": "application/json", "X-API-Key": key},
+        )
+        with urllib.request.urlopen(request, timeout=30) as response:
+            assert response.status == 200
 
 
 def stop(server: subprocess.Popen[bytes]) -> None:
@@ -295,8 +300,8 @@ def run_mode(
     )
     before = _decisions(url)
     port = _free_port()
-    server = serve(url, port, work / mode, args.profiles)
-    warm_up(port, key)  # the key's one argon2 check happens here, not in the measurement
+    server = serve(url, port, work / mode, args.profiles, args.workers)
+    warm_up(port, key, args.workers)  # argon2 checks happen here, not in the measurement
     cpu_before = _cpu_seconds(server.pid)
     try:
         out = _run(
@@ -325,6 +330,7 @@ def run_mode(
     seconds = wrk["duration_us"] / 1e6
     return {
         "mode": mode,
+        "workers": args.workers,
         "database": url.split(":", 1)[0] + ("+redis" if args.profiles else ""),
         "batch": batch,
         "connections": args.connections,
@@ -351,6 +357,9 @@ def main() -> None:
     parser.add_argument("--modes", default="single,batch", help="single, batch or both")
     parser.add_argument("--batch", type=int, default=50, help="events per batch request")
     parser.add_argument("--connections", type=int, default=8)
+    parser.add_argument(
+        "--workers", type=int, default=1, help="vigil serve processes (more need --profiles)"
+    )
     parser.add_argument("--threads", type=int, default=1, help="wrk threads")
     parser.add_argument("--cards", type=int, default=5000)
     parser.add_argument(
@@ -376,7 +385,8 @@ def main() -> None:
         result = run_mode(args, work, mode, batch, f"{mode}{os.getpid()}", i * 86400)
         results.append(result)
         print(
-            f"{mode:>6} (batch {batch}, {args.connections} connections, {result['database']}): "
+            f"{mode:>6} (batch {batch}, {args.connections} connections, {args.workers} "
+            f"process{'es' if args.workers > 1 else ''}, {result['database']}): "
             f"{result['decisions_per_second']:,} decisions/s "
             f"({result['requests_per_second']:,} requests/s), "
             f"p50 {result['latency_p50_ms']:.2f} ms, p99 {result['latency_p99_ms']:.2f} ms, "

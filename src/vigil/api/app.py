@@ -17,6 +17,7 @@ directly (:mod:`vigil.api.direct`): every layer costs every request.
 from __future__ import annotations
 
 import gc
+import os
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
@@ -134,6 +135,15 @@ def create_app(
     app.include_router(health.router())
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
+
+
+# The settings a `vigil serve --workers N` process builds its app from (JSON, set by serve).
+SETTINGS_ENV = "VIGIL_SERVE_SETTINGS"
+
+
+def worker_app() -> FastAPI:
+    """The app of one of several server processes (uvicorn's factory, in each worker)."""
+    return create_app(Settings.model_validate_json(os.environ[SETTINGS_ENV]), tune_gc=True)
 
 
 def _tune_gc() -> None:

@@ -26,27 +26,64 @@ def serve(
     host: Annotated[str | None, typer.Option(help="Address to listen on (api.host)")] = None,
     port: Annotated[int | None, typer.Option(help="Port (api.port)")] = None,
     database: DatabaseOpt = None,
+    workers: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            help="Server processes on the one port; more than one needs shared profiles "
+            "(profiles_url: Redis) and PostgreSQL",
+        ),
+    ] = 1,
     log_level: Annotated[str, typer.Option(help="uvicorn log level")] = "warning",
 ) -> None:
-    """Serve decisions over HTTP (one process: the engine's profiles live in it)."""
+    """Serve decisions over HTTP (by default one process, the profiles living in it)."""
     import uvicorn
 
-    from vigil.api import create_app
+    from vigil.api.app import SETTINGS_ENV, create_app
 
     settings = _settings(database, host=host, port=port)
-    app = create_app(settings, tune_gc=True)
+    if workers > 1:
+        _check_shareable(settings)
     err.print(
         f"vigil serving on http://{settings.api.host}:{settings.api.port} "
-        f"(OpenAPI at /docs); Ctrl-C stops and saves profiles"
+        f"({workers} process{'es' if workers > 1 else ''}; OpenAPI at /docs); "
+        "Ctrl-C stops and saves profiles"
     )
     # No access log: one log line per decision would cost more than the decision.
-    uvicorn.run(
-        app,
-        host=settings.api.host,
-        port=settings.api.port,
-        log_level=log_level,
-        access_log=False,
-    )
+    options = {
+        "host": settings.api.host,
+        "port": settings.api.port,
+        "log_level": log_level,
+        "access_log": False,
+    }
+    if workers == 1:
+        uvicorn.run(create_app(settings, tune_gc=True), **options)
+        return
+    import os
+    import tempfile
+
+    # Each worker process builds its app from these settings, and counts its metrics in files
+    # of this folder, which /metrics sums over the workers.
+    os.environ[SETTINGS_ENV] = settings.model_dump_json()
+    with tempfile.TemporaryDirectory(prefix="vigil-metrics-") as folder:
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = folder
+        uvicorn.run("vigil.api.app:worker_app", factory=True, workers=workers, **options)
+
+
+def _check_shareable(settings) -> None:
+    """Worker processes share nothing but the database and the profile store."""
+    if not (settings.profiles_url or "").startswith(("redis://", "rediss://", "unix://")):
+        raise typer.BadParameter(
+            "more than one process needs shared profiles: set profiles_url "
+            "(VIGIL_PROFILES_URL=redis://...); in-process profiles belong to one process",
+            param_hint="--workers",
+        )
+    if settings.database_url.startswith("sqlite"):
+        raise typer.BadParameter(
+            "more than one process needs PostgreSQL (VIGIL_DATABASE_URL=postgresql://...): "
+            "SQLite takes one writer at a time",
+            param_hint="--workers",
+        )
 
 
 def _ring(database: str | None):

@@ -1,6 +1,8 @@
 """Prometheus metrics of one API instance: decisions by action, latency, errors.
 
-Each app gets its own registry, so several apps in one process (tests) do not collide.
+Each app gets its own registry, so several apps in one process (tests) do not collide. Under
+``vigil serve --workers N`` (``PROMETHEUS_MULTIPROC_DIR`` set) every worker counts in files of
+that folder, and ``/metrics``, whichever worker answers it, sums them over all workers.
 
 >>> m = ApiMetrics()
 >>> m.decided("transaction", "allow", 0.00012)
@@ -10,8 +12,11 @@ True
 
 from __future__ import annotations
 
+import os
+
 from prometheus_client import CONTENT_TYPE_LATEST as CONTENT_TYPE
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.multiprocess import MultiProcessCollector
 
 __all__ = ["CONTENT_TYPE", "ApiMetrics"]
 
@@ -25,7 +30,7 @@ class ApiMetrics:
         self.registry = CollectorRegistry()
         self.decisions = Counter(
             "vigil_decisions",
-            "Decisions taken, by event kind and action.",
+            "Decisions answered (a repeated event's first decision included), by kind and action.",
             ["kind", "action"],
             registry=self.registry,
         )
@@ -58,6 +63,7 @@ class ApiMetrics:
             "vigil_buffered_decisions",
             "Decisions answered and not yet committed to the database.",
             registry=self.registry,
+            multiprocess_mode="livesum",
         )
         # Label lookups cost a lock and a dict walk; the hot path reuses the children.
         self._decided: dict[tuple[str, str], Counter] = {}
@@ -77,4 +83,8 @@ class ApiMetrics:
         self.errors.labels(str(status)).inc()
 
     def render(self) -> bytes:
-        return generate_latest(self.registry)
+        if "PROMETHEUS_MULTIPROC_DIR" not in os.environ:
+            return generate_latest(self.registry)
+        every_worker = CollectorRegistry()
+        MultiProcessCollector(every_worker)
+        return generate_latest(every_worker)
