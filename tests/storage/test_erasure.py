@@ -105,8 +105,29 @@ def _bank(store: Store, make) -> MemoryProfileStore:
     from vigil.profiles.update import ip_prefix
 
     live.put("ip", ip_prefix(p.ip("10.0.0.1")), network)
+    # The ATM both used: its recent-event ring and open starts name their transactions.
+    atm = Profile()
+    for i in range(4):
+        for tag in ("A", "B"):
+            atm.record_transaction(
+                i * 60.0,
+                i * 60.0 + 30,
+                0,
+                10_000,
+                place="B1-1",
+                latitude=None,
+                longitude=None,
+                transaction_id=f"t-t-{tag}-{i}",
+            )
+    atm.record_start("t-t-A-3", 600.0, "B1-1", None, None)
+    atm.record_start("t-t-B-3", 600.0, "B1-1", None, None)
+    live.put("terminal", "B1-1", atm)
     live.snapshot(store)
     return live
+
+
+def _terminal_transactions(profile: Profile) -> set[str]:
+    return {e.transaction_id for e in profile.recent.events} | set(profile.open)
 
 
 def test_forget_erases_the_person_and_keeps_a_verifiable_pseudonymous_audit_trail(
@@ -130,12 +151,13 @@ def test_forget_erases_the_person_and_keeps_a_verifiable_pseudonymous_audit_trai
         "users": 1,
         "profile_snapshots": 4,  # user, card, account, device
         "profiles": 4,
+        "claims": 0,  # in-process profiles: the recorder alone answers repeats
     }
     assert report.pseudonymised == {
         "decisions": 2,
         "risk_events": 2,
-        "profile_snapshots": 1,
-        "profiles": 1,
+        "profile_snapshots": 2,  # the shared network and the ATM
+        "profiles": 2,
     }
     dump = table_dump(store)
     for raw in (GONE, "c-gone", f"a-{GONE}", "gone@example.com", p.device(f"dev-{GONE}")):
@@ -159,6 +181,12 @@ def test_forget_erases_the_person_and_keeps_a_verifiable_pseudonymous_audit_trai
     network = live.get("ip", ip_prefix(p.ip("10.0.0.1")))
     assert not network.has_seen("user", GONE) and network.has_seen("user", STAYS)
     assert live.get("ip", "~0123456789abcdef").to_bytes() == elsewhere_bytes
+    # The ATM forgets the person's transactions, live and in the snapshot, and keeps the rest.
+    others = {f"t-t-B-{i}" for i in range(4)}
+    assert _terminal_transactions(live.get("terminal", "B1-1")) == others
+    restored = MemoryProfileStore()
+    restored.restore(store)
+    assert _terminal_transactions(restored.get("terminal", "B1-1")) == others
     # Running it again finds nothing more to do.
     again = forget(store, GONE, profiles=live)
     assert sum(again.deleted.values()) == 0 == sum(again.pseudonymised.values())

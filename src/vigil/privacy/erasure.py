@@ -3,9 +3,11 @@
 In one database transaction it deletes the person's transactions (theirs and their cards'),
 logins, the feedback on those events, their user and card rows (contact data included) and the
 profile snapshots of their user, cards, accounts and devices; the live profile store loses the
-same profiles, and the networks they logged in from forget them as a user, as the last step
-before commit (so a failure anywhere leaves everything as it was, and running it again
-finishes the job).
+same profiles, the networks they logged in from forget them as a user, and the terminals they
+used forget their transactions (the recent-event rings and open two-phase starts that name
+them), as the last step before commit (so a failure anywhere leaves everything as it was, and
+running it again finishes the job). A shared (Redis) store also drops the decisions it keeps
+under the person's event ids for repeats.
 
 The audit trail stays, with the person pseudonymised: their user and card ids in
 ``risk_events`` become HMAC pseudonyms — the very values the hash chain commits to, so
@@ -14,9 +16,7 @@ on is kept the same way: ids pseudonymised, transaction id dropped, reasons redu
 score and entity (their sentences and evidence can name amounts, places and other
 transactions). Every other decision about the person is deleted.
 
-Not reached: terminals' recent-event rings (card–ATM edges, gone within
-``profiles.recent_window_seconds``), and an event of the person arriving while the erasure
-runs (it starts a new profile).
+Not reached: an event of the person arriving while the erasure runs (it starts a new profile).
 
 >>> from vigil.storage import Store
 >>> store = Store("sqlite://"); store.init_schema()
@@ -84,6 +84,8 @@ def forget(store: Store, user_id: str, *, profiles: ProfileStore | None = None) 
             | _column(conn, t.logins.c.device_id, t.logins.c.user_id == user_id)
         ) - {None}
         ips = _column(conn, t.logins.c.ip, t.logins.c.user_id == user_id) - {None}
+        transactions = _column(conn, t.transactions.c.transaction_id, tx_mine) - {None}
+        terminals = _column(conn, t.transactions.c.terminal_id, tx_mine) - {None}
         events = _column(conn, t.transactions.c.event_id, tx_mine)
         events |= _column(conn, t.logins.c.event_id, t.logins.c.user_id == user_id)
         decided = _mine(t.decisions, user_id, cards)
@@ -135,14 +137,16 @@ def forget(store: Store, user_id: str, *, profiles: ProfileStore | None = None) 
         ).rowcount
 
         owned = _profile_keys(user_id, cards, accounts, devices)
-        networks = [("ip", n) for n in sorted({ip_prefix(ip) for ip in ips})]
+        shared = [("ip", n) for n in sorted({ip_prefix(ip) for ip in ips})]
+        shared += [("terminal", terminal) for terminal in sorted(terminals)]
+        scrub = _Scrub(user_id, transactions)
         deleted["profile_snapshots"] = _delete_snapshots(conn, t.profiles, owned)
-        done["profile_snapshots"] = _scrub_snapshots(conn, t.profiles, networks, user_id)
+        done["profile_snapshots"] = _scrub_snapshots(conn, t.profiles, shared, scrub)
         # Last, so a failure here rolls the database back and a rerun finds everything again.
         if profiles is not None:
             deleted["profiles"] = profiles.delete(owned)
             deleted["claims"] = profiles.release(events)  # decisions a shared store holds
-            done["profiles"] = _scrub_live(profiles, networks, user_id)
+            done["profiles"] = _scrub_live(profiles, shared, scrub)
     return ErasureReport(user_id, pseudonym(user_id), deleted, done)
 
 
@@ -187,13 +191,30 @@ def _delete_snapshots(conn: Connection, table: Table, keys: list[Key]) -> int:
     )
 
 
-def _scrub(profile: Profile, user_id: str) -> bool:
-    """Remove the person from a shared profile's users (an IP network's); True if present."""
-    users = profile.seen.get("user")
-    return users is not None and users.values.pop(user_id, None) is not None
+@dataclass(frozen=True)
+class _Scrub:
+    """What of one person a profile shared with others may hold: the person among an IP
+    network's users, their transactions in a terminal's recent events and open starts."""
+
+    user_id: str
+    transactions: set[str]
+
+    def __call__(self, profile: Profile) -> bool:
+        """Remove the person from ``profile``; True if anything was there."""
+        users = profile.seen.get("user")
+        found = users is not None and users.values.pop(self.user_id, None) is not None
+        ring = profile.recent.events
+        kept = [e for e in ring if e.transaction_id not in self.transactions]
+        opened = [t for t in profile.open if t in self.transactions]
+        for transaction_id in opened:
+            del profile.open[transaction_id]
+        if len(kept) < len(ring) or opened:
+            profile.recent.events = kept
+            found = True
+        return found
 
 
-def _scrub_snapshots(conn: Connection, table: Table, keys: list[Key], user_id: str) -> int:
+def _scrub_snapshots(conn: Connection, table: Table, keys: list[Key], scrub: _Scrub) -> int:
     scrubbed = 0
     for kind, key in keys:
         where = (table.c.kind == kind) & (table.c.key == key)
@@ -201,23 +222,25 @@ def _scrub_snapshots(conn: Connection, table: Table, keys: list[Key], user_id: s
         if data is None:
             continue
         profile = Profile.from_bytes(bytes(data))
-        if _scrub(profile, user_id):
+        if scrub(profile):
             conn.execute(update(table).where(where).values(data=profile.to_bytes()))
             scrubbed += 1
     return scrubbed
 
 
-def _scrub_live(profiles: ProfileStore, keys: list[Key], user_id: str, attempts: int = 8) -> int:
+def _scrub_live(profiles: ProfileStore, keys: list[Key], scrub: _Scrub, attempts: int = 8) -> int:
     scrubbed = 0
     for key in keys:
         for _ in range(attempts):
             read = profiles.read([key])
             profile = read.profiles[0]
-            if not _scrub(profile, user_id):
+            if not scrub(profile):
                 break
             if profiles.write(read, [profile]):
                 scrubbed += 1
                 break
         else:
-            raise RuntimeError(f"profiles: {key} kept changing; could not remove {user_id!r}")
+            raise RuntimeError(
+                f"profiles: {key} kept changing; could not remove {scrub.user_id!r}"
+            )
     return scrubbed
