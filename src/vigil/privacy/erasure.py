@@ -240,7 +240,5 @@ def _scrub_live(profiles: ProfileStore, keys: list[Key], scrub: _Scrub, attempts
                 scrubbed += 1
                 break
         else:
-            raise RuntimeError(
-                f"profiles: {key} kept changing; could not remove {scrub.user_id!r}"
-            )
+            raise RuntimeError(f"profiles: {key} kept changing; could not remove {scrub.user_id!r}")
     return scrubbed
