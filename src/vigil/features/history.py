@@ -206,12 +206,18 @@ class EntityRows:
         self._source = source
         self._by = by
         self._logins: bool | None = None
+        # rows picked from another EntityRows (positions in its order): a column it read
+        # already is taken from there, in order, rather than gathered again at random
+        self._picked_from: tuple[EntityRows, Ints] | None = None
 
     def __getattr__(self, name: str) -> np.ndarray:
         if name not in EntityRows.COLUMNS:
             raise AttributeError(name)
         source = self._source[name]
-        if isinstance(source, tuple):
+        parent = self._picked_from
+        if parent is not None and name in vars(parent[0]):
+            values = vars(parent[0])[name][parent[1]]
+        elif isinstance(source, tuple):
             parts = pl.concat([pl.Series(part) for part in source], rechunk=False)
             values = parts.gather(pl.Series(self._by)).to_numpy()
         else:
@@ -238,8 +244,10 @@ class EntityRows:
         """The same rows without logins (for the windows, which count transactions only)."""
         if not self.has_logins:
             return self
-        rows = EntityRows(self._source, self._by[self.tx_index >= 0])
+        positions = np.flatnonzero(self.tx_index >= 0)
+        rows = EntityRows(self._source, self._by[positions])
         rows._logins = False
+        rows._picked_from = (self, positions)
         return rows
 
     def group_start(self) -> Ints:

@@ -119,6 +119,11 @@ class _Builder:
         out: dict[str, Floats] = {}
         for entity in dict.fromkeys(f.entity for f in features):
             mine = [f for f in features if f.entity == entity]
+            # the features over every row (logins too) first: the transactions' rows then
+            # take the columns those read in order instead of gathering them again
+            for f in mine:
+                if f.aggregation in ("since_last", "km_from_last", "age_days"):
+                    out[f.name] = self.feature(f)
             windows = [f for f in mine if f.aggregation in ("count", "mean_amount")]
             for window in dict.fromkeys(f.window for f in windows):
                 for f in windows:
@@ -232,7 +237,7 @@ class _Builder:
 
     # -- amount statistics ---------------------------------------------------------------
     def _stats(self, entity: str) -> dict[str, Floats]:
-        return self._memo((entity, "stats"), lambda: _amount_stats(self.h, entity))
+        return self._memo((entity, "stats"), lambda: _amount_stats(self.h, self._tx_rows(entity)))
 
     def _zscore(self, f: Feature) -> Floats:
         return self._stats(f.entity)["zscore"]
@@ -328,13 +333,13 @@ def _scatter(h: History, rows: EntityRows, values: np.ndarray) -> Floats:
     return out
 
 
-def _amount_stats(h: History, entity: str) -> dict[str, Floats]:
+def _amount_stats(h: History, rows: EntityRows) -> dict[str, Floats]:
     """Per transaction: its amount's z-score, ratio to the mean and ratio to the sketch p95
     of the entity's earlier amounts of the same type (n, mean, std (n - 1) as Welford's
-    RunningStats, the p95 as the QuantileSketch holds them); NaN where undefined."""
+    RunningStats, the p95 as the QuantileSketch holds them); NaN where undefined. ``rows``
+    are the entity's transactions (no logins)."""
     n_tx = h.tx.height
     out = {name: np.full(n_tx, np.nan) for name in ("zscore", "to_mean", "to_p95")}
-    rows = h.rows[entity].transactions()
     if not len(rows):
         return out
     # (type, entity) groups, each in replay order: the rows are sorted by entity already, so
