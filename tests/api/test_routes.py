@@ -9,6 +9,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from tests.api.conftest import ROLES, Api, login, make_app, tx
+from vigil.api.schemas import ProfileView, RiskEventPage
+from vigil.domain import Decision
 from vigil.profiles.store import PENDING
 from vigil.storage import Store
 
@@ -447,3 +449,14 @@ def test_the_openapi_document_has_examples_and_every_route(api: Api) -> None:
     assert paths["/v1/transactions"]["post"]["security"] == [{"ApiKey": []}]
     responses = paths["/v1/transactions"]["post"]["responses"]
     assert "application/problem+json" in responses["422"]["content"]
+    # What the read routes answer comes with an example, valid against its own schema.
+    schemas = doc["components"]["schemas"]
+    for path, model in (
+        ("/v1/decisions/{id}", Decision),
+        ("/v1/risk-events", RiskEventPage),
+        ("/v1/profiles/{entity}/{id}", ProfileView),
+    ):
+        ok = paths[path]["get"]["responses"]["200"]["content"]["application/json"]["schema"]
+        assert ok["$ref"].endswith("/" + model.__name__)
+        (example,) = schemas[model.__name__]["examples"]
+        model.model_validate(example)

@@ -82,12 +82,39 @@ class RiskEvent(BaseModel):
     action: Action
     reason_codes: list[str]
     status: str
-    analyst_label: str | None
-    action_taken: str | None
+    analyst_label: str | None = None
+    action_taken: str | None = None
     updated_at: datetime
 
 
 class RiskEventPage(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "items": [
+                        {
+                            "risk_event_id": 1812,
+                            "decision_id": "5f0c2b9e8d7a4c1b9e2f3a4b5c6d7e8f",
+                            "event_id": "tx-20240501-000123",
+                            "event_time": "2024-05-01T10:15:00Z",
+                            "user_id": "u-0042",
+                            "card_id": "c-0042",
+                            "score": 0.91,
+                            "action": "block",
+                            "reason_codes": ["impossible_travel", "new_country"],
+                            "status": "open",
+                            "updated_at": "2024-05-01T10:15:00.021Z",
+                        }
+                    ],
+                    "limit": 50,
+                    "offset": 0,
+                    "next_offset": 50,
+                }
+            ]
+        }
+    )
+
     items: list[RiskEvent]
     limit: int
     offset: int
@@ -125,6 +152,55 @@ class LastLocation(BaseModel):
 
 class ProfileView(BaseModel):
     """A profile as it stood after the entity's latest event (windows end at that event)."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "entity": "card",
+                    "id": "c-0042",
+                    "events": 214,
+                    "first_seen": "2024-01-03T08:12:00Z",
+                    "last_seen": "2024-05-01T10:15:00Z",
+                    "windows": {
+                        "1d": {"withdrawal": {"count": 2, "amount": 45000.0}},
+                        "30d": {
+                            "withdrawal": {"count": 41, "amount": 812500.0},
+                            "balance_inquiry": {"count": 9, "amount": 0.0},
+                        },
+                    },
+                    "amounts": {
+                        "withdrawal": {
+                            "n": 180,
+                            "mean": 19850.0,
+                            "std": 7420.5,
+                            "min": 1000.0,
+                            "max": 60000.0,
+                            "p95": 35120.0,
+                            "p99": 49800.0,
+                        }
+                    },
+                    "seen": {
+                        "terminal": [
+                            {
+                                "value": "ATM-LAG-07",
+                                "count": 122,
+                                "first_seen": "2024-01-03T08:12:00Z",
+                                "last_seen": "2024-05-01T10:15:00Z",
+                            }
+                        ]
+                    },
+                    "last_location": {
+                        "place": "ATM-LAG-07",
+                        "latitude": 6.4541,
+                        "longitude": 3.3947,
+                        "at": "2024-05-01T10:15:00Z",
+                    },
+                    "hours": [0] * 8 + [20, 31, 28, 22, 19, 18, 17, 16, 15, 12, 8] + [0] * 5,
+                }
+            ]
+        }
+    )
 
     entity: str
     id: str

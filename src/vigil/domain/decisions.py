@@ -40,8 +40,33 @@ class Reason(BaseModel):
     evidence: tuple[str, ...] = ()
 
 
+# One decision as the API answers it (the OpenAPI document's example).
+DECISION_EXAMPLE = {
+    "decision_id": "5f0c2b9e8d7a4c1b9e2f3a4b5c6d7e8f",
+    "event_id": "tx-20240501-000123",
+    "event_kind": "transaction",
+    "score": 0.62,
+    "action": "step_up",
+    "reasons": [
+        {
+            "code": "new_country",
+            "score": 0.45,
+            "detail": "first use from GH",
+            "entity": "user",
+            "evidence": [],
+        }
+    ],
+    "event_time": "2024-05-01T10:15:00Z",
+    "user_id": "u-0042",
+    "card_id": "c-0042",
+    "model_versions": {"transaction": "lgbm-20240430-1"},
+    "latency_us": 84.2,
+    "shadow": [],
+}
+
+
 class Decision(BaseModel):
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, json_schema_extra={"examples": [DECISION_EXAMPLE]})
 
     decision_id: str
     event_id: str

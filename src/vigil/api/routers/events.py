@@ -32,6 +32,7 @@ from vigil.api.problems import (
 )
 from vigil.api.service import DecisionService
 from vigil.domain import Decision, Login, Transaction
+from vigil.domain.decisions import DECISION_EXAMPLE
 from vigil.engine import EventInProgress
 
 _DECISIONS: TypeAdapter[list[Decision]] = TypeAdapter(list[Decision])
@@ -125,24 +126,11 @@ def _openapi(kind: EventKind, max_batch: int) -> dict[str, Any]:
             "application/json": {
                 "schema": {"oneOf": [decision, {"type": "array", "items": decision}]},
                 "example": {
-                    "decision_id": "5f0c2b9e8d7a4c1b9e2f3a4b5c6d7e8f",
+                    **DECISION_EXAMPLE,
                     "event_id": kind.example["event_id"],
                     "event_kind": kind.name,
-                    "score": 0.62,
-                    "action": "step_up",
-                    "reasons": [
-                        {
-                            "code": "new_country",
-                            "score": 0.45,
-                            "detail": "first use from GH",
-                            "entity": "user",
-                        }
-                    ],
                     "event_time": kind.example["timestamp"],
-                    "user_id": "u-0042",
-                    "card_id": "c-0042" if kind.name == "transaction" else None,
-                    "model_versions": {},
-                    "latency_us": 84.2,
+                    "card_id": kind.example.get("card_id"),
                 },
             }
         },
