@@ -512,9 +512,16 @@ def stable_order(keys: Ints) -> Ints:
     """Indexes that sort ``keys`` stably (equal keys keep their order)."""
     if not keys.size:
         return np.zeros(0, np.int64)
-    if keys.min() >= 0 and keys.max() < 2**16:
-        return np.argsort(keys.astype(np.uint16), kind="stable")  # a radix sort
-    return pl.Series(keys).arg_sort(maintain_order=True).to_numpy().astype(np.int64)
+    low, high = int(keys.min()), int(keys.max())
+    if low >= 0 and high < 2**32:
+        # NumPy sorts 16-bit keys stably by radix; two passes, low half then high half,
+        # sort 32-bit ones (a least-significant-digit radix sort)
+        order = np.argsort((keys & 0xFFFF).astype(np.uint16), kind="stable")
+        if high >= 2**16:
+            order = order[np.argsort((keys[order] >> 16).astype(np.uint16), kind="stable")]
+        return order.astype(np.int64, copy=False)
+    frame = pl.DataFrame({"key": keys}).with_row_index("i")
+    return frame.sort("key", maintain_order=True)["i"].to_numpy().astype(np.int64)
 
 
 def _us(series: pl.Series) -> Ints:
