@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from vigil.api.keys import Role
 from vigil.domain import Action, FeedbackLabel
-from vigil.domain.types import Identifier, UtcDatetime
+from vigil.domain.types import NO_NUL, Identifier, Printable, UtcDatetime
 from vigil.profiles.profile import Profile
 from vigil.profiles.windows import CATEGORIES, N_CATEGORIES, WINDOWS
 
@@ -50,7 +50,7 @@ class FeedbackIn(BaseModel):
     timestamp: UtcDatetime | None = Field(None, description="When it was learnt; default now")
     source: Annotated[str, Field(min_length=1, max_length=64)] = "analyst"
     pattern: Annotated[str, Field(max_length=64)] | None = None
-    note: Annotated[str, Field(max_length=2000)] | None = None
+    note: Annotated[str, Field(max_length=2000, pattern=NO_NUL)] | None = None
 
     @model_validator(mode="after")
     def _one_target(self) -> FeedbackIn:
@@ -293,7 +293,7 @@ class KeyCreate(BaseModel):
         **_IN, json_schema_extra={"examples": [{"name": "core-banking", "roles": ["ingest"]}]}
     )
 
-    name: Annotated[str, Field(min_length=1, max_length=200)]
+    name: Annotated[str, Field(min_length=1, max_length=200), *Printable]
     roles: Annotated[list[Role], Field(min_length=1, max_length=3)]
 
 

@@ -26,6 +26,7 @@ from vigil.domain.types import (
     Identifier,
     Latitude,
     Longitude,
+    Printable,
     UtcDatetime,
 )
 
@@ -96,7 +97,7 @@ class Transaction(BaseModel):
     counterparty_account: Identifier | None = None
     counterparty_country: CountryCode | None = None
     direction: Direction | None = None
-    ip: Annotated[str, Field(max_length=64)] | None = None
+    ip: Annotated[str, Field(max_length=64), *Printable] | None = None
     device_id: Identifier | None = None
     latitude: Latitude | None = None
     longitude: Longitude | None = None
@@ -135,7 +136,7 @@ class Login(BaseModel):
     user_id: Identifier
     timestamp: UtcDatetime
     success: bool = True
-    ip: Annotated[str, Field(max_length=64)] | None = None
+    ip: Annotated[str, Field(max_length=64), *Printable] | None = None
     device_id: Identifier | None = None
     latitude: Latitude | None = None
     longitude: Longitude | None = None

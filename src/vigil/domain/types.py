@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Annotated
@@ -46,6 +47,22 @@ UtcDatetime = Annotated[datetime, AfterValidator(_to_utc)]
 Amount = Annotated[Decimal, BeforeValidator(_reject_float_nan), AfterValidator(_check_amount)]
 Latitude = Annotated[float, Field(ge=-90, le=90, allow_inf_nan=False)]
 Longitude = Annotated[float, Field(ge=-180, le=180, allow_inf_nan=False)]
-Identifier = Annotated[str, Field(min_length=1, max_length=128)]
+# No control characters in ids and short codes: none belongs there, and PostgreSQL refuses NUL
+# in text, so one would fail a write instead of the request (422 naming the field).
+PRINTABLE = r"^[^\x00-\x1f\x7f]+$"
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+# Free text (notes) may hold newlines and tabs, never NUL.
+NO_NUL = r"^[^\x00]*$"
+
+
+def _printable(value: str) -> str:
+    if _CONTROL.search(value):
+        raise ValueError("must not contain control characters (NUL, newline, tab, ...)")
+    return value
+
+
+# Checked by a validator for its plain message; the pattern documents it in the schema.
+Printable = [Field(json_schema_extra={"pattern": PRINTABLE}), AfterValidator(_printable)]
+Identifier = Annotated[str, Field(min_length=1, max_length=128), *Printable]
 CountryCode = Annotated[str, Field(min_length=2, max_length=3, pattern=r"^[A-Z]{2,3}$")]
 CurrencyCode = Annotated[str, Field(pattern=r"^[A-Z]{3}$")]

@@ -9,5 +9,6 @@ id vigil stores contains one), so a malformed id is a 422 naming it, never a ser
 
 from __future__ import annotations
 
-ID_PATTERN = r"^[^\x00-\x1f\x7f]+$"
+from vigil.domain.types import PRINTABLE as ID_PATTERN
+
 ID_RULES = {"min_length": 1, "max_length": 128, "pattern": ID_PATTERN}
