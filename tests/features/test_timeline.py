@@ -63,3 +63,18 @@ def test_terminal_risk_matches_brute_force(times, labels, delay, window):
     n = sum(1 for t in times if lo < t <= hi)
     frauds = sum(1 for s, after in labels if lo < s <= hi and s + after <= now)
     assert risk.counts("T", now, float(window)) == (n, frauds if n else 0)
+
+
+@settings(max_examples=300, deadline=None)
+@given(rows, st.integers(1, 50), st.sampled_from([1, 2**56]))
+def test_window_edges_are_the_positions_of_each_rows_window_start(data, width, scale):
+    # scale 2**56: the rank fallback; the edge is the first row after ``time - width``
+    data, codes, times, _ = _sorted(data, scale)
+    line = Timeline(codes, times)
+    edges = line.window_edges(codes, width * scale)
+    assert edges.tolist() == line.position_le(codes, times - width * scale).tolist()
+    for i, (code, s, _) in enumerate(data):
+        first = next(
+            j for j, (k, t, _) in enumerate(data) if k == code and t * scale > (s - width) * scale
+        )
+        assert edges[i] == first
