@@ -83,18 +83,3 @@ def test_a_reader_is_made_once_per_list_of_names() -> None:
 def test_a_duplicated_name_reads_the_same_value_twice(name: str) -> None:
     reader = online_row([name, name])
     assert reader.source.count(" = v[") == 1
-
-
-def test_the_upper_quantile_is_the_sketchs_own() -> None:
-    from vigil.features.online import upper_quantile
-    from vigil.profiles.sketch import QuantileSketch
-
-    rng = random.Random(7)
-    for trial in range(300):
-        sketch = QuantileSketch()
-        for _ in range(rng.randint(0, 60)):
-            # amounts of every scale, repeats and zeros among them
-            sketch.add(rng.choice([0.0, 12.5, round(rng.lognormvariate(4, 1.5), 2)]))
-        for q in (0.0, 0.05, 0.5, 0.9, 0.95, 0.99, 1.0):
-            got, expected = upper_quantile(sketch, q), QuantileSketch.quantile(sketch, q)
-            assert got == expected or (math.isnan(got) and math.isnan(expected)), (trial, q)

@@ -118,3 +118,17 @@ def test_seen_values_keep_most_used_within_capacity() -> None:
     assert len(s) == 4
     assert s.most_common(1)[0][0] == "NG"
     assert s.first_seen("NG") == float(list(draws).index("NG"))
+
+
+def test_a_high_quantile_counted_from_the_top_is_the_one_counted_from_the_bottom() -> None:
+    import random
+
+    rng = random.Random(7)
+    for trial in range(300):
+        sketch = QuantileSketch()
+        for _ in range(rng.randint(1, 60)):
+            # amounts of every scale, repeats and zeros among them
+            sketch.add(rng.choice([0.0, 12.5, round(rng.lognormvariate(4, 1.5), 2)]))
+        for q in (0.0, 0.05, 0.5, 0.51, 0.9, 0.95, 0.99, 1.0):
+            rank = q * (sketch.count - 1)
+            assert sketch._walk_down(rank) == sketch._walk_up(rank), (trial, q)

@@ -45,5 +45,5 @@ class Context:
     @property
     def begins(self) -> bool:
         """True when this event begins a transaction (single or start), or is a login."""
-        phase = getattr(self.event, "phase", None)
+        phase = self.event.__dict__.get("phase")  # none on a login
         return phase is None or phase != "end"

@@ -46,8 +46,6 @@ from vigil.detect.context import Context
 from vigil.features.risk import TerminalRisk
 from vigil.features.spec import FEATURE_NAMES, FEATURES, P95, Feature
 from vigil.geo import haversine_km
-from vigil.profiles.sketch import _GAMMA as GAMMA
-from vigil.profiles.sketch import QuantileSketch
 from vigil.profiles.windows import N_CATEGORIES
 
 _NAN = math.nan
@@ -86,46 +84,11 @@ class RowReader:
             "_NAN": _NAN,
             "_P95": P95,
             "_haversine_km": haversine_km,
-            "_upper_quantile": upper_quantile,
         }
         namespace.update(constants)
         exec(compile(self.source, "<vigil.features.online>", "exec"), namespace)
         #: The generated function itself, no wrapper.
         self.read: Read = namespace["read"]
-
-
-def upper_quantile(sketch: QuantileSketch, q: float) -> float:
-    """``sketch.quantile(q)``, the same value, found from the top bucket down.
-
-    The sketch walks its buckets from the lowest up to the one holding rank ``q``; for a high
-    ``q`` (the features' p95) that is nearly every bucket, in Python, on every event (its cache
-    is reset by each new amount). Counting down from the top visits only the buckets above.
-
-    >>> s = QuantileSketch()
-    >>> for x in (0.0, 5.0, 7.0, 900.0, 1000.0):
-    ...     s.add(x)
-    >>> [upper_quantile(s, q) == s.quantile(q) for q in (0.0, 0.5, 0.95, 1.0)]
-    [True, True, True, True]
-    """
-    count = sketch.count
-    if count == 0:
-        return _NAN
-    rank = q * (count - 1)
-    zeros = sketch.zeros
-    if zeros > rank:
-        return 0.0
-    bins = sketch.bins
-    # the walk up's count once past each bucket: at the top, everything
-    seen = zeros + sum(bins.values())
-    if seen <= rank:
-        return 0.0
-    found = 0
-    for key in sorted(bins, reverse=True):
-        if seen <= rank:
-            break
-        found = key  # the walk up is past rank here: the lowest such bucket is the answer
-        seen -= bins[key]
-    return 2 * GAMMA**found / (GAMMA + 1)
 
 
 @cache
@@ -261,10 +224,9 @@ def _entity(code: _Code, entity: str, features: list[tuple[Feature, list[int]]])
             code.line(4, "if stats.mean > 0:")
             code.line(5, f"{_store(single['to_mean'])}amount / stats.mean")
         if "to_p95" in single:
-            # p.amount_quantile(category, P95), without the walk through every bucket
             code.line(4, "sketch = p.quantiles.get(category)")
             code.line(4, "if sketch is not None:")
-            code.line(5, "p95 = _upper_quantile(sketch, _P95)")
+            code.line(5, "p95 = sketch.quantile(_P95)")
             code.line(5, "if p95 > 0:")
             code.line(6, f"{_store(single['to_p95'])}amount / p95")
     if "since_last" in single:

@@ -87,16 +87,34 @@ class QuantileSketch:
         elif q in cache:
             return cache[q]
         rank = q * (self.count - 1)
-        seen = self.zeros
-        value = 0.0
-        if seen <= rank:
-            for key in sorted(self.bins):
-                seen += self.bins[key]
-                if seen > rank:
-                    value = 2 * _GAMMA**key / (_GAMMA + 1)
-                    break
-        cache[q] = value
+        cache[q] = value = self._walk_down(rank) if q > 0.5 else self._walk_up(rank)
         return value
+
+    def _walk_up(self, rank: float) -> float:
+        """The bucket holding ``rank``, counted from the lowest."""
+        seen = self.zeros
+        if seen > rank:
+            return 0.0
+        for key in sorted(self.bins):
+            seen += self.bins[key]
+            if seen > rank:
+                return 2 * _GAMMA**key / (_GAMMA + 1)
+        return 0.0
+
+    def _walk_down(self, rank: float) -> float:
+        """The same bucket, counted from the top: a high quantile (p95, p99, asked on every
+        event, and the cache is reset by each new value) passes only the buckets above it."""
+        bins = self.bins
+        seen = self.zeros + sum(bins.values())  # the walk up's count past every bucket
+        if self.zeros > rank or seen <= rank:
+            return 0.0
+        found = 0
+        for key in sorted(bins, reverse=True):
+            if seen <= rank:
+                break
+            found = key  # the walk up is past rank here: the lowest such bucket is it
+            seen -= bins[key]
+        return 2 * _GAMMA**found / (_GAMMA + 1)
 
     def merge(self, other: QuantileSketch) -> None:
         for key, n in other.bins.items():

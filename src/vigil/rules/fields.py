@@ -68,13 +68,15 @@ def _event_attr(attr: str, enum: bool = False) -> Getter:
     if enum:
 
         def get_value(ctx: Context, codes: frozenset[str]) -> Any:
-            value = getattr(ctx.event, attr, None)
+            value = ctx.event.__dict__.get(attr)
             return None if value is None else value.value
 
         return get_value
 
+    # An event's fields live in its __dict__; a field its kind lacks (a login's amount) is
+    # None there, where getattr with a default would first raise inside pydantic.
     def get(ctx: Context, codes: frozenset[str]) -> Any:
-        return getattr(ctx.event, attr, None)
+        return ctx.event.__dict__.get(attr)
 
     return get
 
@@ -192,7 +194,7 @@ def _seen_count(kind: str, dimension: str) -> Getter:
 def _is_new(kind: str, dimension: str, attr: str) -> Getter:
     def get(ctx: Context, codes: frozenset[str]) -> bool | None:
         profile = ctx.profiles.get(kind)
-        value = getattr(ctx.event, attr, None)
+        value = ctx.event.__dict__.get(attr)
         if profile is None or value is None:
             return None
         return not profile.has_seen(dimension, value)
