@@ -139,11 +139,19 @@ def _sqlite_engine(url: str, echo: bool) -> Engine:
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.close()
 
+    # A write unit (Store.transaction) takes the write lock as it begins, waiting for it up to
+    # the busy timeout. Begun deferred, it would read first and, if another process (the
+    # server's writer) committed meanwhile, fail at its first write with "database is locked"
+    # at once, without waiting: SQLite cannot upgrade a read snapshot that is out of date.
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Connection) -> None:
-        conn.exec_driver_sql("BEGIN")
+        immediate = conn.get_execution_options().get(_WRITE_UNIT, False)
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
     return engine
+
+
+_WRITE_UNIT = "vigil_write_unit"
 
 
 def batched(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
@@ -254,7 +262,7 @@ class Store:
     @contextmanager
     def transaction(self) -> Iterator[Connection]:
         """One atomic unit: everything executed on the yielded connection commits or none does."""
-        with self.engine.connect() as conn:
+        with self.engine.connect().execution_options(**{_WRITE_UNIT: True}) as conn:
             if self._partitions is not None:
                 self._partitions.begin(conn)
             committed = False
