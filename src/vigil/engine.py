@@ -30,7 +30,7 @@ from vigil.models.scorer import model_detectors, model_versions, terminal_risk
 from vigil.models.standin import standin_detectors
 from vigil.privacy.keys import PrivacyKeys
 from vigil.profiles import MemoryProfileStore, ProfileStore
-from vigil.profiles.store import PENDING, ProfileRead
+from vigil.profiles.store import PENDING, Key, ProfileRead
 from vigil.profiles.update import entity_keys, update_profiles
 from vigil.recorder import Recorder
 from vigil.rules.live import Rules, engine_rules
@@ -101,32 +101,17 @@ class Engine:
         if not isinstance(event, Transaction | Login):
             raise TypeError(f"kind: {event.kind} events are feedback, not decided on")
         known = self.recorder.decided(event)
-        if known is None:
-            known = self._decided_elsewhere(event.event_id)
         if known is not None:
             return known
-        try:
-            decision = self.decide(event, started)
-        except BaseException:
-            self.profiles.release([event.event_id])
-            raise
-        self.profiles.settle(event.event_id, decision.model_dump_json().encode())
-        return decision
+        return self.decide(event, started, claim=True)
 
-    def _decided_elsewhere(self, event_id: str) -> Decision | None:
-        """Claim the event id in the profile store: None when this process is to decide it,
-        else the decision another process took on it (waiting while it decides)."""
-        deadline = time.monotonic() + _CLAIM_WAIT_SECONDS
-        while (earlier := self.profiles.claim(event_id)) == PENDING:
-            if time.monotonic() > deadline:
-                raise EventInProgress(event_id)
-            time.sleep(_CLAIM_POLL_SECONDS)
-        return None if earlier is None else Decision.model_validate_json(earlier)
+    def decide(self, event: Event, started: int | None = None, *, claim: bool = False) -> Decision:
+        """Decide on a validated event this process has not decided before.
 
-    def decide(self, event: Event, started: int | None = None) -> Decision:
-        """Decide on a validated event not decided before (callers that checked already).
-
-        ``started`` (a ``perf_counter_ns`` reading) lets the latency include validation.
+        With ``claim``, the read of the profiles also claims the event id in their store, so
+        that of several processes sharing it only the first decides and the others return its
+        decision (a replay, the store's only user, does without). ``started`` (a
+        ``perf_counter_ns`` reading) lets the latency include validation.
         """
         if started is None:
             started = time.perf_counter_ns()
@@ -136,7 +121,41 @@ class Engine:
         ctx = self.enricher.enrich(event)
         # read profiles, as of the event's time
         keys = entity_keys(event, ctx.user)
-        read = self.profiles.read(keys)
+        read = self.profiles.read(keys, claim=event.event_id if claim else None)
+        if read.earlier is not None:
+            if (earlier := self._decided_elsewhere(event.event_id, read.earlier)) is not None:
+                return earlier
+            read = self.profiles.read(keys)  # the other claim lapsed undecided: ours now
+        try:
+            return self._decide(ctx, keys, read, started, settle=claim)
+        except BaseException:
+            if claim:  # so that a retry may decide
+                self.profiles.release([event.event_id])
+            raise
+
+    def _decided_elsewhere(self, event_id: str, earlier: bytes) -> Decision | None:
+        """The decision another process took on an event it claimed, waiting while it decides;
+        None when its claim lapsed undecided and this process now holds the claim."""
+        deadline = time.monotonic() + _CLAIM_WAIT_SECONDS
+        while earlier == PENDING:
+            if time.monotonic() > deadline:
+                raise EventInProgress(event_id)
+            time.sleep(_CLAIM_POLL_SECONDS)
+            if (claimed := self.profiles.claim(event_id)) is None:
+                return None
+            earlier = claimed
+        return Decision.model_validate_json(earlier)
+
+    def _decide(
+        self,
+        ctx: Context,
+        keys: list[Key],
+        read: ProfileRead,
+        started: int,
+        *,
+        settle: bool,
+    ) -> Decision:
+        event = ctx.event
         _use(ctx, read)
         _pair_with_start(ctx)
         # detect
@@ -168,8 +187,9 @@ class Engine:
         # update profiles
         familiar, declined = action is Action.ALLOW, action is Action.BLOCK
         update_profiles(ctx, keys, familiar=familiar, declined=declined)
+        settled = decision if settle else None
         for attempt in range(_WRITE_ATTEMPTS):
-            if self.profiles.write(read, [ctx.profiles[kind] for kind, _ in keys]):
+            if self.profiles.write(read, [ctx.profiles[kind] for kind, _ in keys], settled):
                 return decision
             # Another process sharing the store updated one of these profiles since we read
             # them. The decision stands (taken on the state as read, and already recorded);

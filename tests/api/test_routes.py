@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -415,7 +416,13 @@ def test_a_repeat_sent_while_another_process_decides_it_is_a_409(
     api: Api, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     profiles = api.app.state.service.engine.profiles
-    monkeypatch.setattr(profiles, "claim", lambda event_id: PENDING)  # and never settled
+    read = profiles.read
+
+    def claimed(keys, claim=None):  # by another process, which never settles it
+        return replace(read(keys), earlier=PENDING) if claim else read(keys)
+
+    monkeypatch.setattr(profiles, "read", claimed)
+    monkeypatch.setattr(profiles, "claim", lambda event_id: PENDING)
     answer = api.client.post("/v1/transactions", json=tx("busy"), headers=api.headers("ingest"))
     assert "being decided by another process" in assert_problem(answer, 409)["detail"]
 

@@ -266,6 +266,25 @@ def test_a_repeat_reaching_another_engine_gets_the_first_decision_applied_once(
     assert _store(client, prefix).get("card", event["card_id"]).n == 1
 
 
+def test_deciding_an_event_takes_two_round_trips(client, prefix, monkeypatch) -> None:
+    store = _store(client, prefix)
+    engine = _engine(store)
+    sent: list[str] = []
+    real = store.client.execute_command
+
+    def counted(*args, **options):
+        sent.append(str(args[0]))
+        return real(*args, **options)
+
+    first, event = _events(3)[1:]
+    engine.process(first)  # Redis has the scripts from now on
+    monkeypatch.setattr(store.client, "execute_command", counted)
+    decided = engine.process(event)
+    assert sent == ["EVALSHA", "EVALSHA"]  # claim + read, then write + settle
+    # and the claim holds the decision, for a repeat at another process
+    assert store.claim(event["event_id"]) == decided.model_dump_json().encode()
+
+
 def test_a_repeat_waits_while_another_engine_decides_then_gets_its_decision(client, prefix) -> None:
     shared = _store(client, prefix)
     event = _events(2)[1]
@@ -276,9 +295,9 @@ def test_a_repeat_waits_while_another_engine_decides_then_gets_its_decision(clie
     decider = _engine(MemoryProfileStore())
     decision = decider.process(event)
 
-    def settle() -> None:
+    def settle() -> None:  # as the deciding process does with its write
         time.sleep(0.2)
-        shared.settle(event["event_id"], decision.model_dump_json().encode())
+        assert shared.write(shared.read([]), [], decision)
 
     threading.Thread(target=settle).start()
     assert other.process(event) == decision

@@ -1,18 +1,20 @@
 """Profiles in Redis, shared by several ``serve`` processes (``VIGIL_PROFILES_URL=redis://…``).
 
 Each profile is one string key, ``<prefix><kind>:<key>``, holding an 8-byte version followed
-by :meth:`Profile.to_bytes`. Per event there are two round trips: one ``MGET`` reads every
-profile the event touches, and one Lua script writes them all — atomically, and only if each
-still has the version that was read (compare-and-set). When another process got there first
+by :meth:`Profile.to_bytes`. Per event there are two round trips, each one Lua script: the
+first claims the event id and reads every profile the event touches, the second writes them
+all — atomically, and only if each still has the version that was read (compare-and-set) —
+and leaves the decision under the claim. When another process got there first
 the script writes nothing and the engine re-reads and applies the event again on top of the
 newer state (:meth:`vigil.engine.Engine.decide`): the decision stands, no update is lost.
 Every write renews the key's time to live, so profiles idle longer than
 ``profiles.idle_ttl_seconds`` expire on their own.
 
 Which process decides an event id is settled here too: before deciding, a process claims the
-id (``SET NX``, answered with the earlier claim if there is one); after, it leaves the
-decision under the claim for ``profiles.claim_ttl_seconds``, so a repeat that reaches another
-process gets the same decision, and the event is applied to the profiles once.
+id (``SET NX``, answered with the earlier claim if there is one, and then nothing is read);
+with its write, it leaves the decision under the claim for ``profiles.claim_ttl_seconds``, so
+a repeat that reaches another process gets the same decision, and the event is applied to the
+profiles once.
 
 All of an event's keys must live on one Redis (no cluster slots): a single server or a
 primary with replicas.
@@ -26,6 +28,7 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Iterable, Iterator, Sequence
+from typing import TYPE_CHECKING
 
 import redis
 
@@ -33,23 +36,48 @@ from vigil.config import ProfilesConfig
 from vigil.profiles.profile import Profile
 from vigil.profiles.store import PENDING, Key, MemoryProfileStore, ProfileRead
 
+if TYPE_CHECKING:
+    from vigil.domain import Decision
+
 _VERSION = struct.Struct(">Q")
 _SCAN = 1000
 # A claim whose process dies mid-decision lapses this soon, and a retry may decide.
 _PENDING_TTL_MS = 10_000
 
-# KEYS: the profiles. ARGV[1]: time to live (ms); ARGV[2 .. n+1]: the version each had when
-# read (8 bytes, or "" if it did not exist); ARGV[n+2 .. 2n+1]: the new values. Returns 0 when
-# written, else the 1-based index of the first key whose version moved (nothing written).
+# KEYS[1]: the event's claim; KEYS[2 ..]: the profiles. ARGV[1]: what a claim holds while its
+# event is decided; ARGV[2]: how long that lasts (ms). Returns {1, what the earlier claim
+# holds} (nothing read), or {0, each profile's value}.
+_CLAIM_AND_READ = """
+local earlier = redis.call('SET', KEYS[1], ARGV[1], 'NX', 'GET', 'PX', ARGV[2])
+if earlier then
+  return {1, earlier}
+end
+local values = {0}
+if #KEYS > 1 then
+  for _, value in ipairs(redis.call('MGET', unpack(KEYS, 2))) do
+    table.insert(values, value)
+  end
+end
+return values
+"""
+
+# KEYS[1 .. n]: the profiles, then optionally the event's claim. ARGV[1]: time to live (ms);
+# ARGV[2]: n; ARGV[3 .. n+2]: the version each had when read (8 bytes, or "" if it did not
+# exist); ARGV[n+3 .. 2n+2]: the new values; then, with the claim, the decision and how long
+# it is kept (ms). Returns 0 when written, else the 1-based index of the first key whose
+# version moved (nothing written).
 _COMPARE_AND_SET = """
-local n = #KEYS
+local n = tonumber(ARGV[2])
 for i = 1, n do
-  if redis.call('GETRANGE', KEYS[i], 0, 7) ~= ARGV[i + 1] then
+  if redis.call('GETRANGE', KEYS[i], 0, 7) ~= ARGV[i + 2] then
     return i
   end
 end
 for i = 1, n do
-  redis.call('SET', KEYS[i], ARGV[n + 1 + i], 'PX', ARGV[1])
+  redis.call('SET', KEYS[i], ARGV[n + 2 + i], 'PX', ARGV[1])
+end
+if #KEYS > n then
+  redis.call('SET', KEYS[n + 1], ARGV[2 * n + 3], 'PX', ARGV[2 * n + 4])
 end
 return 0
 """
@@ -78,6 +106,7 @@ class RedisProfileStore:
             raise ValueError("profiles.idle_ttl_seconds: must be positive")
         self.claim_ttl_ms = int(self.config.claim_ttl_seconds * 1000)
         self._blank = MemoryProfileStore(self.config)
+        self._claim_and_read = client.register_script(_CLAIM_AND_READ)
         self._compare_and_set = client.register_script(_COMPARE_AND_SET)
 
     @classmethod
@@ -96,24 +125,38 @@ class RedisProfileStore:
         return _VERSION.unpack_from(value)[0], Profile.from_bytes(value[_VERSION.size :])
 
     # -- the per-event path ------------------------------------------------------------------
-    def read(self, keys: Sequence[Key]) -> ProfileRead:
-        values = self.client.mget([self._name(kind, key) for kind, key in keys])
+    def read(self, keys: Sequence[Key], claim: str | None = None) -> ProfileRead:
+        names = [self._name(kind, key) for kind, key in keys]
+        if claim is None:
+            values = self.client.mget(names)
+        else:
+            answer = self._claim_and_read(
+                keys=[self._claim_name(claim), *names], args=[PENDING, _PENDING_TTL_MS]
+            )
+            if answer[0] == 1:
+                return ProfileRead(tuple(keys), (), earlier=answer[1])
+            values = answer[1:]
         decoded = [self._decode(v) for v in values]
         return ProfileRead(tuple(keys), tuple(p for _, p in decoded), tuple(v for v, _ in decoded))
 
-    def write(self, read: ProfileRead, profiles: Sequence[Profile]) -> bool:
+    def write(
+        self, read: ProfileRead, profiles: Sequence[Profile], settle: Decision | None = None
+    ) -> bool:
         if len(profiles) != len(read.keys):
             raise ValueError(f"profiles: {len(profiles)} given for {len(read.keys)} keys")
-        if not profiles:
+        if not profiles and settle is None:
             return True
+        names = [self._name(kind, key) for kind, key in read.keys]
         expected = [_VERSION.pack(v) if v else b"" for v in read.versions]
         values = [
             _VERSION.pack(v + 1) + p.to_bytes()
             for v, p in zip(read.versions, profiles, strict=True)
         ]
-        names = [self._name(kind, key) for kind, key in read.keys]
-        moved = self._compare_and_set(keys=names, args=[self.ttl_ms, *expected, *values])
-        return moved == 0
+        args = [self.ttl_ms, len(names), *expected, *values]
+        if settle is not None:
+            names.append(self._claim_name(settle.event_id))
+            args += [settle.model_dump_json(), self.claim_ttl_ms]
+        return self._compare_and_set(keys=names, args=args) == 0
 
     def _claim_name(self, event_id: str) -> bytes:
         return f"{self.prefix}claim:{event_id}".encode()
@@ -121,9 +164,6 @@ class RedisProfileStore:
     def claim(self, event_id: str) -> bytes | None:
         name = self._claim_name(event_id)
         return self.client.set(name, PENDING, nx=True, get=True, px=_PENDING_TTL_MS)
-
-    def settle(self, event_id: str, decision: bytes) -> None:
-        self.client.set(self._claim_name(event_id), decision, px=self.claim_ttl_ms)
 
     def release(self, event_ids: Iterable[str]) -> int:
         names = [self._claim_name(e) for e in event_ids]

@@ -24,6 +24,7 @@ from vigil.config import ProfilesConfig, Settings
 from vigil.profiles.profile import Profile
 
 if TYPE_CHECKING:
+    from vigil.domain import Decision
     from vigil.storage import Store
 
 ENTITY_KINDS = ("card", "user", "account", "terminal", "device", "ip")
@@ -38,6 +39,9 @@ class ProfileRead:
     """The profiles of one event's entities as read together, with the version each had
     (empty when the store needs none): a write succeeds only if they still have them.
 
+    ``earlier`` is set, and nothing read, when the read claimed its event and found another
+    process's claim: what that claim holds (:data:`PENDING`, or the decision's JSON).
+
     >>> ProfileRead((("card", "c-1"),), (Profile(),)).versions
     ()
     """
@@ -45,6 +49,7 @@ class ProfileRead:
     keys: tuple[Key, ...]
     profiles: tuple[Profile, ...]
     versions: tuple[int, ...] = ()
+    earlier: bytes | None = None
 
 
 class ProfileStore(Protocol):
@@ -54,28 +59,31 @@ class ProfileStore(Protocol):
 
     def put(self, kind: str, key: str, profile: Profile) -> None: ...
 
-    def read(self, keys: Sequence[Key]) -> ProfileRead:
-        """Every profile of one event at once (one round trip to a shared store)."""
+    # Several processes sharing a store must agree on which one decides a repeated event id,
+    # or both would decide it (and apply it to the profiles twice): the process that reads
+    # with a claim first decides, and leaves its decision with its write.
+    def read(self, keys: Sequence[Key], claim: str | None = None) -> ProfileRead:
+        """Every profile of one event at once (one round trip to a shared store); with
+        ``claim`` (the event id), the same round trip claims the event for the caller, or
+        answers with the earlier claim in ``earlier``."""
         ...
 
-    def write(self, read: ProfileRead, profiles: Sequence[Profile]) -> bool:
+    def write(
+        self, read: ProfileRead, profiles: Sequence[Profile], settle: Decision | None = None
+    ) -> bool:
         """Store ``profiles`` under ``read.keys``, all or none; False, writing nothing, when
-        another writer changed one of them since ``read`` (the caller re-reads and retries)."""
+        another writer changed one of them since ``read`` (the caller re-reads and retries).
+        With ``settle``, the decision on the claimed event is left with them, for a repeat
+        that reaches another process."""
         ...
 
     def delete(self, keys: Iterable[Key]) -> int:
         """Remove these profiles (erasure); returns how many existed."""
         ...
 
-    # Several processes sharing a store must agree on which one decides a repeated event id,
-    # or both would decide it (and apply it to the profiles twice).
     def claim(self, event_id: str) -> bytes | None:
-        """None when the caller may decide this event; else what the process that claimed
-        it first left: :data:`PENDING` while it decides, then its decision's JSON."""
-        ...
-
-    def settle(self, event_id: str, decision: bytes) -> None:
-        """The decision (JSON) on a claimed event, for a repeat that reaches another process."""
+        """Claim the event alone (a repeat waiting on another process): None when the caller
+        may now decide it; else what the claim holds, as in :attr:`ProfileRead.earlier`."""
         ...
 
     def release(self, event_ids: Iterable[str]) -> int:
@@ -105,11 +113,14 @@ class MemoryProfileStore:
     def put(self, kind: str, key: str, profile: Profile) -> None:
         self._profiles[(kind, key)] = profile
 
-    def read(self, keys: Sequence[Key]) -> ProfileRead:
+    # One process owns this store: nobody else can have written in between, and its recorder
+    # alone knows which events it decided (so claims are not kept).
+    def read(self, keys: Sequence[Key], claim: str | None = None) -> ProfileRead:
         return ProfileRead(tuple(keys), tuple(self.get(kind, key) for kind, key in keys))
 
-    def write(self, read: ProfileRead, profiles: Sequence[Profile]) -> bool:
-        # One process owns this store, so nobody else can have written in between.
+    def write(
+        self, read: ProfileRead, profiles: Sequence[Profile], settle: Decision | None = None
+    ) -> bool:
         for key, profile in zip(read.keys, profiles, strict=True):
             self._profiles[key] = profile
         return True
@@ -117,12 +128,8 @@ class MemoryProfileStore:
     def delete(self, keys: Iterable[Key]) -> int:
         return sum(self._profiles.pop(key, None) is not None for key in keys)
 
-    # One process owns this store: its recorder alone knows which events it decided.
     def claim(self, event_id: str) -> bytes | None:
         return None
-
-    def settle(self, event_id: str, decision: bytes) -> None:
-        pass
 
     def release(self, event_ids: Iterable[str]) -> int:
         return 0
