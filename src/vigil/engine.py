@@ -194,8 +194,11 @@ class Engine:
             # Another process sharing the store updated one of these profiles since we read
             # them. The decision stands (taken on the state as read, and already recorded);
             # the event is applied again on top of the newer state, so no update is lost.
-            # A random pause, growing with each clash, lets writers of one hot entity pass.
-            time.sleep(random.uniform(0, 0.0005 * 2 ** min(attempt, 6)))
+            # The writer we clashed with has finished, so the first retry goes at once; after
+            # that a random pause, growing with each clash, lets writers of one hot entity
+            # pass (it holds this process's event loop, so it stays short).
+            if attempt:
+                time.sleep(random.uniform(0, 0.0005 * 2 ** min(attempt - 1, 6)))
             read = self.profiles.read(keys)
             _use(ctx, read)
             update_profiles(ctx, keys, familiar=familiar, declined=declined)
