@@ -6,6 +6,7 @@ import lightgbm as lgb
 import numpy as np
 import pytest
 
+from vigil.models.model import Model
 from vigil.models.trees import CompiledTrees
 
 
@@ -90,3 +91,36 @@ def test_compiled_contributions_equal_the_walk_of_the_dump(extra: dict) -> None:
     trees = CompiledTrees(lgb.train(params, lgb.Dataset(X, y), num_boost_round=40).dump_model())
     for row in _data(seed=4, n=500)[0].tolist():
         assert trees.contributions(row) == trees.contributions_by_walking(row)
+
+
+@pytest.mark.parametrize("extra", [{}, {"zero_as_missing": True}, {"use_missing": False}])
+def test_stopping_early_drops_no_score_that_reaches_the_bar(extra: dict) -> None:
+    X, y = _data()
+    params = {"objective": "binary", "verbose": -1, "num_leaves": 15, "seed": 3, **extra}
+    trees = CompiledTrees(lgb.train(params, lgb.Dataset(X, y), num_boost_round=60).dump_model())
+    rows = _data(seed=5, n=1000)[0].tolist()
+    raw = [trees.raw(row) for row in rows]
+    stopped = 0
+    # bars between the scores, and exactly at some, where rounding would show
+    for least in [*np.quantile(raw, [0.1, 0.5, 0.9, 0.99]), raw[0], raw[1], 1e9, -1e9]:
+        for row, full in zip(rows, raw, strict=True):
+            got = trees.raw_reaching(row, least)
+            if full >= least:
+                assert got == full
+            else:
+                assert full <= got < least
+                stopped += got != full
+    assert stopped > 0
+
+
+def test_model_at_least_is_probability_above_the_bar() -> None:
+    X, y = _data()
+    booster = lgb.train({"objective": "binary", "verbose": -1}, lgb.Dataset(X, y), 40)
+    rows = _data(seed=6, n=500)[0].tolist()
+    for calibration in ((0.8, -0.5), (-0.3, 0.1)):
+        model = Model("m", "lightgbm", CompiledTrees(booster.dump_model()), calibration=calibration)
+        probability = [model.probability(row) for row in rows]
+        for least in [0.0, 0.05, 0.3, 0.9, 1.0, probability[0], probability[1]]:
+            at_least = model.at_least(least)
+            expected = [p if p >= least else None for p in probability]
+            assert [at_least(row) for row in rows] == expected

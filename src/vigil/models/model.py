@@ -13,12 +13,15 @@ the probability is ``sigmoid(a * raw + b)`` with ``a, b`` fitted on the validati
 (0.5, ['amount'])
 >>> m.reasons([2.0], top=1)
 [('amount', 2.0)]
+>>> at_least = m.at_least(0.8)
+>>> at_least([0.0]), round(at_least([2.0]), 3)
+(None, 0.881)
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
@@ -58,10 +61,43 @@ class Model:
         return self.scorer.raw(x)
 
     def probability(self, x: Sequence[float]) -> float:
+        return self._calibrated(self.scorer.raw(x))
+
+    def _calibrated(self, raw: float) -> float:
         a, b = self.calibration
-        z = a * self.scorer.raw(x) + b
+        z = a * raw + b
         # exp overflows past ~709; the probability is 0 or 1 there anyway.
         return 1.0 / (1.0 + math.exp(-z)) if z > -700 else 0.0
+
+    def at_least(self, least: float) -> Callable[[Sequence[float]], float | None]:
+        """``f(x)``: :meth:`probability` when it is at least ``least``, else None; trees stop
+        as soon as the rest cannot bring the score up to it (``raw_reaching``), which is
+        the most a detector scoring only high probabilities needs of most events."""
+        probability = self.probability
+        reaching = getattr(self.scorer, "raw_reaching", None)
+        a, b = self.calibration
+        if reaching is None or not a > 0 or not 0 < least < 1:
+
+            def whole(x: Sequence[float]) -> float | None:
+                p = probability(x)
+                return p if p >= least else None
+
+            return whole
+        floor = (math.log(least / (1 - least)) - b) / a
+        # The calibration rounds; it is monotonic, so a raw score below a floor whose own
+        # probability is below ``least`` has one below it too.
+        while self._calibrated(floor) >= least:
+            floor -= 1e-9 * (1.0 + abs(floor))
+        calibrated = self._calibrated
+
+        def stopping(x: Sequence[float]) -> float | None:
+            raw = reaching(x, floor)
+            if raw < floor:
+                return None
+            p = calibrated(raw)
+            return p if p >= least else None
+
+        return stopping
 
     def raw_batch(self, X: np.ndarray) -> np.ndarray:
         X = np.asarray(X, dtype=np.float64)

@@ -82,6 +82,8 @@ class ModelScorer:
         self._index = {name: i for i, name in enumerate(self.names)}
         self._row_of: RowOf = row_of if row_of is not None else self._row_by_name
         self._probability = model.probability
+        # Only a probability reaching reason_at becomes a reason: most events stop early.
+        self._reason_probability = model.at_least(reason_at)
 
     def _row_by_name(self, ctx: Any) -> list[float] | None:
         values = self.features_of(ctx)
@@ -102,8 +104,8 @@ class ModelScorer:
         row = self._row_of(ctx)
         if row is None:
             return []
-        probability = self._probability(row)
-        if probability < self.reason_at:
+        probability = self._reason_probability(row)
+        if probability is None:
             return []
         index = self._index
         top = ", ".join(
