@@ -20,7 +20,8 @@ from __future__ import annotations
 import random
 import time
 from collections.abc import Mapping
-from typing import Any
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
 
 from vigil.config import Settings
 from vigil.detect import Context, Detector, Policy, default_detectors
@@ -35,6 +36,10 @@ from vigil.profiles.update import entity_keys, update_profiles
 from vigil.recorder import Recorder
 from vigil.rules.live import Rules, engine_rules
 from vigil.storage.reference import ReferenceData
+
+if TYPE_CHECKING:
+    from vigil.features.risk import TerminalRisk
+    from vigil.storage import Store
 
 Event = Transaction | Login
 # Writes of one event's profiles that may meet another process's concurrent update in a row.
@@ -79,6 +84,8 @@ class Engine:
         self.model_versions = model_versions(self.detectors)
         # Label-fed state a model reads (terminal risk): fed each decided event and each label.
         self.terminal_risk = terminal_risk(self.detectors)
+        if self.terminal_risk is not None and recorder.store is not None:
+            _restore_terminal_risk(self.terminal_risk, recorder.store)
         self.policy = Policy(self.settings.policy)
         # Analysts' rules (vigil.rules), following their file; a backtest passes its own.
         self.rules = (
@@ -212,6 +219,15 @@ class Engine:
         stream, :func:`vigil.models.labels.run`): what the models' label-fed state (terminal
         risk) counts from then on. True when it counted."""
         return self.terminal_risk is not None and self.terminal_risk.learn(feedback)
+
+
+def _restore_terminal_risk(risk: TerminalRisk, store: Store) -> None:
+    """The label-fed counts live in memory; an engine on a store that has history (a restart)
+    rebuilds them from the transactions and fraud labels the windows can still reach."""
+    latest = store.latest_decision_time()
+    if latest is not None:
+        reach = timedelta(seconds=risk.label_delay + risk.max_window)
+        risk.restore(*store.terminal_history(latest - reach))
 
 
 def _use(ctx: Context, read: ProfileRead) -> None:

@@ -41,9 +41,12 @@ True
 
 from __future__ import annotations
 
+import heapq
 import math
 from bisect import bisect_right
 from collections import deque
+from collections.abc import Iterable
+from datetime import datetime
 from typing import Any
 
 from vigil.domain.events import Feedback, FeedbackLabel
@@ -109,6 +112,38 @@ class TerminalRisk:
         if feedback.label is not FeedbackLabel.FRAUD:
             return False
         return self.label_event(feedback.target_event_id, feedback.timestamp.timestamp())
+
+    def restore(
+        self,
+        transactions: Iterable[tuple[datetime, str, str]],
+        labels: Iterable[tuple[datetime, str]],
+    ) -> int:
+        """Rebuild from history, as if it had been observed and learnt live: completed
+        transactions ``(time, event_id, terminal_id)`` and fraud labels ``(known at,
+        target_event_id)``, each in time order (:meth:`vigil.storage.Store.terminal_history`).
+        A label on a transaction not among them counts nothing. Returns the labels counted.
+
+        >>> from datetime import datetime, UTC
+        >>> day = lambda d: datetime(2022, 1, d, tzinfo=UTC)
+        >>> risk = TerminalRisk(label_delay=86400.0)
+        >>> risk.restore([(day(1), "e-1", "ATM-1"), (day(2), "e-2", "ATM-1")], [(day(3), "e-2")])
+        1
+        >>> risk.rate("ATM-1", day(4).timestamp(), 7 * 86400.0)
+        0.5
+        """
+        # A transaction comes before a label of the same instant, as a live engine sees them.
+        merged = heapq.merge(
+            ((t, 0, event_id, terminal) for t, event_id, terminal in transactions),
+            ((t, 1, event_id, None) for t, event_id in labels),
+            key=lambda item: item[:2],
+        )
+        counted = 0
+        for when, is_label, event_id, terminal in merged:
+            if is_label:
+                counted += self.label_event(event_id, when.timestamp())
+            else:
+                self.add_transaction(terminal, when.timestamp(), event_id)
+        return counted
 
     def add_label(self, terminal_id: str, event_time: float, known_at: float) -> None:
         """A fraud label on the transaction at ``event_time``, known from ``known_at``."""

@@ -43,7 +43,7 @@ from sqlalchemy.exc import IntegrityError
 
 from vigil.domain.decisions import Action, Decision
 from vigil.domain.entities import Bank, Card, Terminal, User
-from vigil.domain.events import Feedback, Login, Transaction
+from vigil.domain.events import Feedback, FeedbackLabel, Login, Phase, Transaction
 from vigil.privacy.keys import PrivacyKeys
 from vigil.storage import audit
 from vigil.storage import rows as R
@@ -396,6 +396,30 @@ class Store:
             query = query.where(t.c.target_event_id == target_event_id)
         with self.engine.connect() as conn:
             return [R.feedback_from_row(r._mapping) for r in conn.execute(query)]
+
+    def terminal_history(
+        self, start: datetime
+    ) -> tuple[list[tuple[datetime, str, str]], list[tuple[datetime, str]]]:
+        """What terminal risk is fed, since ``start``: the completed transactions at a terminal
+        as ``(timestamp, event_id, terminal_id)`` and the fraud labels as ``(timestamp,
+        target_event_id)``, each in time order (a restarted engine rebuilds it from these)."""
+        _aware(start, "start")
+        tx, fb = self.tables.transactions, self.tables.feedback
+        completed = (
+            select(tx.c.timestamp, tx.c.event_id, tx.c.terminal_id)
+            .where(tx.c.timestamp >= start, tx.c.terminal_id.is_not(None))
+            .where(tx.c.phase != Phase.START.value)
+            .order_by(tx.c.timestamp, tx.c.event_id)
+        )
+        frauds = (
+            select(fb.c.timestamp, fb.c.target_event_id)
+            .where(fb.c.timestamp >= start, fb.c.label == FeedbackLabel.FRAUD.value)
+            .order_by(fb.c.timestamp, fb.c.event_id)
+        )
+        with self.engine.connect() as conn:
+            return [tuple(r) for r in conn.execute(completed)], [
+                tuple(r) for r in conn.execute(frauds)
+            ]
 
     def iter_events(
         self,
