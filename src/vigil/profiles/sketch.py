@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import math
 from array import array
+from bisect import bisect_left, insort
 
 from vigil.profiles.packed import pack, unpack
 
@@ -32,7 +33,7 @@ _MAX_NARROW = 2**32 - 1
 class QuantileSketch:
     """Bucket counts of log-spaced values; ``quantile(q)`` within ``alpha`` relative error."""
 
-    __slots__ = ("_cache", "bins", "count", "zeros")
+    __slots__ = ("_cache", "_keys", "bins", "count", "zeros")
     alpha = ALPHA
 
     def __init__(self) -> None:
@@ -40,6 +41,10 @@ class QuantileSketch:
         self.zeros = 0
         self.count = 0
         self._cache: dict[float, float] | None = None
+        # The bucket keys in order, kept once asked for: a quantile is asked on every event
+        # and each new value resets the cache, but new buckets are rare once a profile has
+        # some history, so sorting the keys per quantile would be most of its cost.
+        self._keys: list[int] | None = None
 
     def add(self, x: float) -> None:
         self.count += 1
@@ -49,7 +54,10 @@ class QuantileSketch:
             return
         key = math.ceil(math.log(x) / _LOG_GAMMA)
         bins = self.bins
-        bins[key] = bins.get(key, 0) + 1
+        n = bins.get(key, 0)
+        bins[key] = n + 1
+        if not n and self._keys is not None:
+            insort(self._keys, key)
 
     def remove(self, x: float) -> bool:
         """Take back one earlier :meth:`add` of ``x``: its bucket is a function of the value,
@@ -71,6 +79,8 @@ class QuantileSketch:
                 return False
             if n == 1:
                 del self.bins[key]
+                if self._keys is not None:
+                    del self._keys[bisect_left(self._keys, key)]
             else:
                 self.bins[key] = n - 1
         self.count -= 1
@@ -95,8 +105,9 @@ class QuantileSketch:
         seen = self.zeros
         if seen > rank:
             return 0.0
-        for key in sorted(self.bins):
-            seen += self.bins[key]
+        bins = self.bins
+        for key in self._sorted_keys():
+            seen += bins[key]
             if seen > rank:
                 return 2 * _GAMMA**key / (_GAMMA + 1)
         return 0.0
@@ -109,12 +120,18 @@ class QuantileSketch:
         if self.zeros > rank or seen <= rank:
             return 0.0
         found = 0
-        for key in sorted(bins, reverse=True):
+        for key in reversed(self._sorted_keys()):
             if seen <= rank:
                 break
             found = key  # the walk up is past rank here: the lowest such bucket is it
             seen -= bins[key]
         return 2 * _GAMMA**found / (_GAMMA + 1)
+
+    def _sorted_keys(self) -> list[int]:
+        keys = self._keys
+        if keys is None:
+            keys = self._keys = sorted(self.bins)
+        return keys
 
     def merge(self, other: QuantileSketch) -> None:
         for key, n in other.bins.items():
@@ -122,6 +139,7 @@ class QuantileSketch:
         self.zeros += other.zeros
         self.count += other.count
         self._cache = None
+        self._keys = None
 
     def to_state(self) -> list:
         bins = self.bins
