@@ -326,6 +326,21 @@ def test_a_profile_shows_windows_amounts_seen_values_and_location(api: Api) -> N
     assert_problem(api.client.get("/v1/profiles/planet/c-1", headers=headers), 422, "entity")
 
 
+def test_a_card_sent_by_its_number_is_kept_under_a_token_and_found_by_the_number(
+    api: Api,
+) -> None:
+    pan = "4111111111111111"
+    decided = api.client.post(
+        "/v1/transactions", json=tx("pan-1", card_id=pan), headers=api.headers("ingest")
+    ).json()
+    assert decided["card_id"] != pan and decided["card_id"].startswith("~")
+    headers = api.headers("analyst")
+    card = api.client.get(f"/v1/profiles/card/{pan}", headers=headers).json()
+    assert card["events"] == 1
+    by_token = api.client.get(f"/v1/profiles/card/{decided['card_id']}", headers=headers).json()
+    assert {**by_token, "id": pan} == card
+
+
 def test_feedback_labels_an_event_by_event_or_decision_id_once(api: Api) -> None:
     decided = api.client.post(
         "/v1/transactions", json=tx("f-1"), headers=api.headers("ingest")

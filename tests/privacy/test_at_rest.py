@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import select, text
 
 from vigil.config import PrivacyConfig, Settings
-from vigil.domain import Login, Transaction, User
+from vigil.domain import Card, Login, Transaction, User
 from vigil.engine import Engine
 from vigil.privacy import ContactCipher, PrivacyKeys
 from vigil.privacy.rotation import rotate_contact_key
@@ -99,6 +99,47 @@ def test_decided_and_imported_events_are_stored_with_pseudonyms(store: Store) ->
         raw_bytes = _sqlite_bytes(store)
         assert b"102.89.4.17" not in raw_bytes and RAW_DEVICE.encode() not in raw_bytes
         assert p.ip(RAW_IPS[0]).encode() in raw_bytes
+
+
+KNOWN_PAN, UNKNOWN_PAN = "4111 1111 1111 1111", "5500-0000-0000-0004"
+
+
+def test_card_numbers_are_stored_as_tokens_and_found_by_number(store: Store) -> None:
+    p = store.privacy.pseudonyms
+    store.upsert_cards([Card(card_id=KNOWN_PAN, user_id="u-1")])
+    engine = Engine(store.load_reference(), _memory(), Recorder(store), settings=Settings())
+    decisions = []
+    for i, pan in enumerate((KNOWN_PAN, UNKNOWN_PAN, KNOWN_PAN.replace(" ", ""))):
+        tx = Transaction(
+            event_id=f"c{i}",
+            transaction_id=f"ctx{i}",
+            type="withdrawal",
+            amount="40.00",
+            card_id=pan,
+            terminal_id="ATM-1",
+            timestamp=T0 + timedelta(hours=i),
+        )
+        decisions.append(engine.process(tx))
+        store.insert_transactions([tx.model_copy(update={"event_id": f"imp-c{i}"})])
+    engine.recorder.flush()
+    # The card is one card however its number is written, known to the reference data.
+    assert {d.card_id for d in decisions} == {p.card(KNOWN_PAN), p.card(UNKNOWN_PAN)}
+    assert [any(r.code == "unknown_card" for r in d.reasons) for d in decisions] == [
+        False,
+        True,
+        False,
+    ]
+    assert engine.profiles.get("card", p.card(KNOWN_PAN)).n == 2
+    # The unknown card's decision is a risk event; an analyst finds it by the number too.
+    assert [r["event_id"] for r in store.list_risk_events(card_id=UNKNOWN_PAN)] == ["c1"]
+    stamp = T0 + timedelta(days=1)
+    row = {"card_id": KNOWN_PAN, "score": 0.7, "model_version": "v1", "score_timestamp": stamp}
+    store.upsert_profile_scores("card", [row])
+    assert store.profile_scores("card", [KNOWN_PAN]) == {KNOWN_PAN: (0.7, "v1")}
+    dump = _all_text(store)
+    for pan in (KNOWN_PAN, UNKNOWN_PAN):
+        assert pan not in dump and pan.replace(" ", "").replace("-", "") not in dump
+    assert p.card(KNOWN_PAN) in dump
 
 
 def test_contact_data_is_encrypted_at_rest_and_read_back(store: Store) -> None:

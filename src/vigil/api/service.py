@@ -100,11 +100,14 @@ class DecisionService:
     def profile(self, kind: str, key: str) -> Profile | None:
         """The entity's current profile, or None when it has never been seen.
 
-        Devices are profiled under their pseudonym; a raw fingerprint is pseudonymised first
-        (a pseudonym passes unchanged), so an analyst may ask with either.
+        Devices are profiled under their pseudonym, and cards given by their number under its
+        token; a raw value is pseudonymised first (a pseudonym passes unchanged), so an analyst
+        may ask with either.
         """
         if kind == "device":
             key = self.engine.pseudonyms.device(key)
+        elif kind == "card":
+            key = self.engine.pseudonyms.card(key)
         profile = self.profiles.get(kind, key)
         return profile if profile.n else None
 

@@ -282,6 +282,14 @@ class Store:
             with self.transaction() as own:
                 yield own
 
+    def _tokenised(self, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """The rows, in place, with a card number in ``card_id`` replaced by its token."""
+        card = self.privacy.pseudonyms.card
+        for row in rows:
+            if row.get("card_id") is not None:
+                row["card_id"] = card(row["card_id"])
+        return rows
+
     def _insert(self, table: Table) -> Any:
         return (postgresql.insert if self.dialect == "postgresql" else sqlite.insert)(table)
 
@@ -333,7 +341,7 @@ class Store:
             return self._upsert(c, self.tables.terminals, rows)
 
     def upsert_cards(self, cards: Iterable[Card], conn: Connection | None = None) -> int:
-        rows = [R.card_row(card) for card in _need(cards, Card, "cards")]
+        rows = self._tokenised([R.card_row(card) for card in _need(cards, Card, "cards")])
         with self._joined(conn) as c:
             return self._upsert(c, self.tables.cards, rows)
 
@@ -488,6 +496,9 @@ class Store:
             if d.flagged:
                 risk_rows.append(R.risk_event_row(d, updated_at=now))
             shadow_rows.extend(_shadow_rows(d))
+        # The engine's decisions carry a token already; any other caller's are made to.
+        self._tokenised(decision_rows)
+        self._tokenised(risk_rows)
         with self._joined(conn) as c:
             self.insert_transactions(txs, c)
             self.insert_logins(logins, c)
@@ -608,7 +619,7 @@ class Store:
         if user_id is not None:
             query = query.where(t.c.user_id == user_id)
         if card_id is not None:
-            query = query.where(t.c.card_id == card_id)
+            query = query.where(t.c.card_id == self.privacy.pseudonyms.card(card_id))
         if action is not None:
             try:
                 query = query.where(t.c.action == Action(action).value)
@@ -754,19 +765,21 @@ class Store:
             for chunk in batched(rows, _CHUNK):
                 for row in chunk:
                     _aware(row["score_timestamp"], "score_timestamp")
-                written += self._upsert(c, table, chunk)
+                written += self._upsert(c, table, self._tokenised([dict(r) for r in chunk]))
         return written
 
     def profile_scores(self, kind: str, ids: Sequence[str]) -> dict[str, tuple[float, str]]:
-        """``{id: (score, model_version)}`` for the ids that have a score."""
+        """``{id: (score, model_version)}`` for the ids that have a score (a card asked for by
+        its number is found under its token)."""
         table = self._scores_table(kind)
         key = table.c[f"{kind}_id"]
+        stored = {self.privacy.pseudonyms.card(i) if kind == "card" else i: i for i in ids}
         out: dict[str, tuple[float, str]] = {}
         with self.engine.connect() as conn:
-            for chunk in batched(dict.fromkeys(ids), _IN_CHUNK):
+            for chunk in batched(stored, _IN_CHUNK):
                 query = select(key, table.c.score, table.c.model_version).where(key.in_(chunk))
                 for entity, score, version in conn.execute(query):
-                    out[entity] = (score, version)
+                    out[stored[entity]] = (score, version)
         return out
 
     def _scores_table(self, kind: str) -> Table:
@@ -779,7 +792,9 @@ class Store:
     def log_standin(self, rows: Sequence[dict[str, Any]], conn: Connection | None = None) -> None:
         """Append StandIn inference rows (the ``standin_inferences`` columns but the id)."""
         with self._joined(conn) as c:
-            self._insert_all(c, self.tables.standin_inferences, list(rows))
+            self._insert_all(
+                c, self.tables.standin_inferences, self._tokenised([dict(r) for r in rows])
+            )
 
     def standin_log(self, limit: int = 100) -> list[dict[str, Any]]:
         """The latest StandIn inferences, newest first."""
@@ -799,7 +814,7 @@ class Store:
         written = 0
         with self._joined(conn) as c:
             for chunk in batched(rows, _CHUNK):
-                written += self._upsert(c, table, list(chunk))
+                written += self._upsert(c, table, self._tokenised([dict(r) for r in chunk]))
         return written
 
     def aggregated_features(self, kind: str, day: date) -> list[dict[str, Any]]:
