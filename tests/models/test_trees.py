@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import lightgbm as lgb
 import numpy as np
 import pytest
@@ -117,7 +119,9 @@ def test_model_at_least_is_probability_above_the_bar() -> None:
     X, y = _data()
     booster = lgb.train({"objective": "binary", "verbose": -1}, lgb.Dataset(X, y), 40)
     rows = _data(seed=6, n=500)[0].tolist()
-    for calibration in ((0.8, -0.5), (-0.3, 0.1)):
+    # a slope so flat that stepping the raw floor down barely moves its probability: no hang
+    flat = (1e-20, math.log(0.3 / 0.7))
+    for calibration in ((0.8, -0.5), (-0.3, 0.1), flat):
         model = Model("m", "lightgbm", CompiledTrees(booster.dump_model()), calibration=calibration)
         probability = [model.probability(row) for row in rows]
         for least in [0.0, 0.05, 0.3, 0.9, 1.0, probability[0], probability[1]]:

@@ -75,19 +75,14 @@ class Model:
         the most a detector scoring only high probabilities needs of most events."""
         probability = self.probability
         reaching = getattr(self.scorer, "raw_reaching", None)
-        a, b = self.calibration
-        if reaching is None or not a > 0 or not 0 < least < 1:
+        floor = self._raw_floor(least) if reaching is not None else None
+        if reaching is None or floor is None:
 
             def whole(x: Sequence[float]) -> float | None:
                 p = probability(x)
                 return p if p >= least else None
 
             return whole
-        floor = (math.log(least / (1 - least)) - b) / a
-        # The calibration rounds; it is monotonic, so a raw score below a floor whose own
-        # probability is below ``least`` has one below it too.
-        while self._calibrated(floor) >= least:
-            floor -= 1e-9 * (1.0 + abs(floor))
         calibrated = self._calibrated
 
         def stopping(x: Sequence[float]) -> float | None:
@@ -98,6 +93,23 @@ class Model:
             return p if p >= least else None
 
         return stopping
+
+    def _raw_floor(self, least: float) -> float | None:
+        """A raw score whose probability is below ``least``, and close to the first that is
+        not; None when there is none to find (a probability bar outside (0, 1), or a
+        calibration that does not rise with the raw score)."""
+        a, b = self.calibration
+        if not a > 0 or not 0 < least < 1:
+            return None
+        floor = (math.log(least / (1 - least)) - b) / a
+        # The calibration rounds; it is monotonic, so a raw score below a floor whose own
+        # probability is below ``least`` has one below it too. A slope so flat that a few
+        # steps down do not get there is not worth stopping for.
+        for _ in range(8):
+            if self._calibrated(floor) < least:
+                return floor
+            floor -= 1e-9 * (1.0 + abs(floor))
+        return None
 
     def raw_batch(self, X: np.ndarray) -> np.ndarray:
         X = np.asarray(X, dtype=np.float64)
