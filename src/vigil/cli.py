@@ -439,7 +439,7 @@ def demo(
     )
     console.print(f"{generated['transactions']:,} transactions, {generated['logins']:,} logins")
     console.rule("2/3 replay it through the engine")
-    replayed = _replay(settings, data / "events.parquet", bank=data)
+    replayed = _replay(settings, data / "events.parquet", bank=data, feedback=data / "feedback.csv")
     _print_replay(replayed)
     console.rule("3/3 evaluate against the injected fraud")
     evaluated = _evaluate(settings, data / "labels.csv", data / "events.parquet", out / "report")
