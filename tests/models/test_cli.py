@@ -161,3 +161,12 @@ def test_missing_feedback_is_named(bank: Path, tmp_path: Path) -> None:
         ],
     )
     assert result.exit_code == 2 and "feedback" in result.output
+
+
+def test_a_bad_row_in_a_mapped_file_is_named_not_a_traceback(tmp_path: Path) -> None:
+    path = tmp_path / "tx.csv"
+    path.write_text("WHEN,CARD,AMT,FRAUD\n2022-01-01 10:00:00,C1,ten,0\n")
+    args = ["train", "--events", str(path), "--label-column", "FRAUD", "--default-type", "payment"]
+    args += ["--map", "timestamp=WHEN", "--map", "card_id=CARD", "--map", "amount=AMT"]
+    result = runner.invoke(app, [*args, "--registry", str(tmp_path / "models")])
+    assert result.exit_code == 2 and "AMT (amount)" in result.output, result.output

@@ -28,6 +28,7 @@ RENAMED = {
     "terminal_id": "ATM",
     "amount": "VALUE",
     "success": "OK",
+    "standin": "STANDIN_FLAG",
 }
 
 
@@ -85,6 +86,27 @@ def test_vigil_train_takes_a_column_map(files: tuple[Path, Path], tmp_path: Path
     manifest = Registry(tmp_path).manifest("transaction", "v0001")
     assert manifest["training_data"]["sources"]["mapping"]["card_id"] == "PAN_TOKEN"
     assert Path(figures["report"]).stat().st_size > 1_000_000
+
+
+@pytest.mark.parametrize("target", ["user", "card"])
+def test_the_standin_models_train_on_a_mapped_file_as_on_the_banks_own(
+    files: tuple[Path, Path], tmp_path: Path, target: str
+) -> None:
+    own, foreign = files
+    bank = own.parent / "bank"
+    common = {"target": target, "feedback": bank / "feedback.csv", "kind": "logreg"}
+    theirs = train_target(
+        Registry(tmp_path / "theirs"),
+        events=foreign,
+        mapping=dict(RENAMED),
+        label_column="IS_FRAUD",
+        **common,
+    )
+    mine = train_target(
+        Registry(tmp_path / "mine"), events=own, labels=bank / "labels.csv", **common
+    )
+    assert theirs["rows"] == mine["rows"] > 0 and theirs["positives"] == mine["positives"] > 0
+    assert theirs["metrics"] == mine["metrics"]
 
 
 def test_a_bad_row_is_named(tmp_path: Path) -> None:

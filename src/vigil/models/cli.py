@@ -16,6 +16,7 @@ from rich.console import Console
 from rich.table import Table
 
 from vigil.config import Settings
+from vigil.ingest import IngestError
 
 models_app = typer.Typer(help="The model registry: list, show, promote.", no_args_is_help=True)
 console = Console()
@@ -130,7 +131,7 @@ def train(
                 bank=bank,
                 keep_terminal_risk=keep_terminal_risk,
             )
-    except (ValueError, LookupError) as exc:
+    except (ValueError, LookupError, IngestError) as exc:  # bad rows name line and field
         _fail(str(exc))
     _print_metrics(figures)
     console.print(f"report: [bold]{figures['report']}[/]")
@@ -138,9 +139,16 @@ def train(
 
 
 def score(
-    events: Annotated[Path, typer.Option(help="Event file (the engine's layout)")],
+    events: Annotated[Path, typer.Option(help="Event file (CSV or Parquet)")],
     feedback: Annotated[Path, typer.Option(help="feedback.csv: StandIn outcomes, disputes")],
     labels: Annotated[Path | None, typer.Option(help="labels.csv (fraud event ids)")] = None,
+    label_column: Annotated[
+        str | None, typer.Option(help="Column of the event file with the fraud label")
+    ] = None,
+    map_: Annotated[list[str], typer.Option("--map", help="FIELD=COLUMN, repeatable")] = [],  # noqa: B006
+    default_type: Annotated[
+        str | None, typer.Option(help="Transaction type when the file has no type column")
+    ] = None,
     label_delay: Annotated[str, typer.Option(help="Label delay")] = "1d",
     bank: BankOpt = None,
     database: DatabaseOpt = None,
@@ -166,10 +174,13 @@ def score(
                 events=events,
                 feedback=feedback,
                 labels=labels,
+                label_column=label_column,
+                mapping=_parse_map(map_) or None,
+                default_type=default_type,
                 label_delay=_parse_duration(label_delay),
                 bank=bank,
             )
-    except (ValueError, LookupError) as exc:
+    except (ValueError, LookupError, IngestError) as exc:  # bad rows name line and field
         _fail(str(exc))
     table = Table("figure", "value", title="batch scores and StandIn policy")
     for key, value in _flat(figures).items():

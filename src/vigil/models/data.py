@@ -77,6 +77,30 @@ def labelled_events(
     """
     if labels_path is None and label_column is None:
         raise ValueError("labels: give a labels file or the label column of the event file")
+    events, labels = event_file(
+        path,
+        mapping,
+        label_column=label_column,
+        labels_path=labels_path,
+        type_values=type_values,
+        default_type=default_type,
+    )
+    assert labels is not None
+    return events, labels
+
+
+def event_file(
+    path: Path | str,
+    mapping: dict[str, str] | None = None,
+    *,
+    label_column: str | None = None,
+    labels_path: Path | str | None = None,
+    type_values: dict[str, str] | None = None,
+    default_type: str | None = None,
+) -> tuple[pl.DataFrame, pl.DataFrame | None]:
+    """As :func:`labelled_events`, with the fraud labels optional (None when neither a labels
+    file nor a label column is given): the user and card models learn StandIn outcomes from
+    feedback, and fraud labels only add to their features."""
     path = Path(path)
     if not mapping and label_column is None and default_type is None:
         from vigil.features import read_event_frame
@@ -86,9 +110,11 @@ def labelled_events(
         events = _mapped(path, mapping, label_column, type_values, default_type)
         if label_column is not None:
             return events.drop("_fraud"), events.filter(pl.col("_fraud")).select("event_id")
+    if labels_path is None:
+        return events, None
     from vigil.features import read_labels
 
-    return events, read_labels(Path(labels_path))  # type: ignore[arg-type]
+    return events, read_labels(Path(labels_path))
 
 
 def _mapped(

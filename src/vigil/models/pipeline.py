@@ -186,11 +186,10 @@ def _training_table(
     reference: Any,
 ) -> tuple[pl.DataFrame, list[str]]:
     import vigil.features as F
+    from vigil.models.data import event_file, labelled_events
 
     delay = label_delay
     if target == "transaction":
-        from vigil.models.data import labelled_events
-
         frame, fraud = labelled_events(
             events,
             mapping,
@@ -202,12 +201,14 @@ def _training_table(
         return table, transaction_feature_names(drop, keep_terminal_risk=keep_terminal_risk)
     if feedback is None:
         raise ValueError(f"feedback: the {target} model learns StandIn outcomes; give feedback.csv")
-    frame = F.read_event_frame(events)
+    # Fraud labels are optional here: these models learn StandIn outcomes from the feedback.
+    frame, fraud_or_none = event_file(
+        events, mapping, label_column=label_column, labels_path=labels, default_type=default_type
+    )
     fb = F.read_feedback_frame(feedback)
-    fraud = F.read_labels(labels) if labels is not None else None
     build = F.user_model_training_data if target == "user" else F.card_model_training_data
     names = F.USER_SNAPSHOT_FEATURES if target == "user" else F.CARD_SNAPSHOT_FEATURES
-    table = build(frame, feedback=fb, labels=fraud, label_delay=delay, reference=reference)
+    table = build(frame, feedback=fb, labels=fraud_or_none, label_delay=delay, reference=reference)
     return table, [n for n in names if n not in drop]
 
 
@@ -224,17 +225,25 @@ def score_profiles(
     events: Path,
     feedback: Path,
     labels: Path | None = None,
+    label_column: str | None = None,
+    mapping: dict[str, str] | None = None,
+    default_type: str | None = None,
     label_delay: timedelta = timedelta(days=1),
     bank: Path | None = None,
     now: datetime | None = None,
 ) -> dict[str, Any]:
-    """Batch-score users and cards, store the scores, fit and save the StandIn policy."""
+    """Batch-score users and cards, store the scores, fit and save the StandIn policy.
+
+    The event file is read as for training (:func:`vigil.models.data.event_file`): the
+    engine's layout, or any file the importer maps with ``mapping``."""
     import vigil.features as F
+    from vigil.models.data import event_file
 
     models = {kind: registry.load(kind) for kind in ("user", "card")}
-    frame = F.read_event_frame(events)
+    frame, fraud = event_file(
+        events, mapping, label_column=label_column, labels_path=labels, default_type=default_type
+    )
     fb = F.read_feedback_frame(feedback)
-    fraud = F.read_labels(labels) if labels is not None else None
     # the event history built once, for the two snapshots and the two training sets
     snapshots = F.Snapshots(
         frame, feedback=fb, labels=fraud, label_delay=label_delay, reference=_reference(bank)
