@@ -87,6 +87,9 @@ class Engine:
         if self.terminal_risk is not None and recorder.store is not None:
             _restore_terminal_risk(self.terminal_risk, recorder.store)
         self.policy = Policy(self.settings.policy)
+        # Events answered with the decision an earlier one with their id got (here or in
+        # another process sharing the profiles), since this engine started.
+        self.repeats = 0
         # Analysts' rules (vigil.rules), following their file; a backtest passes its own.
         self.rules = (
             rules
@@ -109,6 +112,7 @@ class Engine:
             raise TypeError(f"kind: {event.kind} events are feedback, not decided on")
         known = self.recorder.decided(event)
         if known is not None:
+            self.repeats += 1
             return known
         return self.decide(event, started, claim=True)
 
@@ -131,6 +135,7 @@ class Engine:
         read = self.profiles.read(keys, claim=event.event_id if claim else None)
         if read.earlier is not None:
             if (earlier := self._decided_elsewhere(event.event_id, read.earlier)) is not None:
+                self.repeats += 1
                 return earlier
             read = self.profiles.read(keys)  # the other claim lapsed undecided: ours now
         try:

@@ -387,7 +387,9 @@ def test_metrics_count_decisions_by_action_and_errors(api: Api) -> None:
     batch = [tx("m-1", 0), tx("m-2", 5, terminal_id="ATM-2")]
     api.client.post("/v1/transactions", json=batch, headers=api.headers("ingest"))
     api.client.post("/v1/transactions", json={"event_id": "m-3"}, headers=api.headers("ingest"))
+    api.client.post("/v1/transactions", json=tx("m-1", 0), headers=api.headers("ingest"))
     text = api.client.get("/metrics").text
+    assert 'vigil_repeated_events_total{kind="transaction"} 1.0' in text  # not decided again
     assert 'vigil_decisions_total{action="allow",kind="transaction"} 1.0' in text
     assert 'vigil_decisions_total{action="block",kind="transaction"} 1.0' in text
     assert 'vigil_decision_latency_seconds_count{kind="transaction"} 2.0' in text

@@ -100,13 +100,16 @@ def test_two_processes_share_profiles_decisions_and_metrics(
         log = server.communicate(timeout=60)[0].decode()
     assert [d["decision_id"] for d in again] == [d["decision_id"] for d in first]
     assert log.count("Started server process") == 2
-    # Either worker answers /metrics with the sum over both (80 answered, repeats included).
-    decided = sum(
-        float(line.rsplit(" ", 1)[1])
-        for line in metrics.splitlines()
-        if line.startswith("vigil_decisions_total{")
-    )
-    assert decided == 80
+
+    # Either worker answers /metrics with the sum over both: 40 decided, 40 repeats answered.
+    def total(name: str) -> float:
+        return sum(
+            float(line.rsplit(" ", 1)[1])
+            for line in metrics.splitlines()
+            if line.startswith(name + "{")
+        )
+
+    assert total("vigil_decisions_total") == 40 and total("vigil_repeated_events_total") == 40
     stored = store.get_decisions([e["event_id"] for e in events])
     assert {d.decision_id for d in stored.values()} == {d["decision_id"] for d in first}
     card = RedisProfileStore.from_url(profiles_url).get("card", "c-1")

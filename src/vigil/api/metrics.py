@@ -6,7 +6,11 @@ that folder, and ``/metrics``, whichever worker answers it, sums them over all w
 
 >>> m = ApiMetrics()
 >>> m.decided("transaction", "allow", 0.00012)
->>> b'vigil_decisions_total{action="allow",kind="transaction"} 1.0' in m.render()
+>>> m.repeated("transaction")
+>>> text = m.render()
+>>> b'vigil_decisions_total{action="allow",kind="transaction"} 1.0' in text
+True
+>>> b'vigil_repeated_events_total{kind="transaction"} 1.0' in text
 True
 """
 
@@ -30,8 +34,14 @@ class ApiMetrics:
         self.registry = CollectorRegistry()
         self.decisions = Counter(
             "vigil_decisions",
-            "Decisions answered (a repeated event's first decision included), by kind and action.",
+            "Decisions taken, by kind and action (repeated event ids are counted apart).",
             ["kind", "action"],
+            registry=self.registry,
+        )
+        self.repeats = Counter(
+            "vigil_repeated_events",
+            "Events answered with the decision their event id got before, by kind.",
+            ["kind"],
             registry=self.registry,
         )
         self.engine_latency = Histogram(
@@ -78,6 +88,9 @@ class ApiMetrics:
         if histogram is None:
             histogram = self._latency[kind] = self.engine_latency.labels(kind)
         histogram.observe(seconds)
+
+    def repeated(self, kind: str) -> None:
+        self.repeats.labels(kind).inc()
 
     def error(self, status: int) -> None:
         self.errors.labels(str(status)).inc()

@@ -88,12 +88,17 @@ class DecisionService:
 
     def decide(self, events: Sequence[Event]) -> list[Decision]:
         """Decide on validated events in order; a repeated event id gets its first decision."""
-        process = self.engine.process
-        decided = self.metrics.decided
+        engine = self.engine
+        process = engine.process
+        decided, repeated = self.metrics.decided, self.metrics.repeated
         out = []
         for event in events:
+            repeats = engine.repeats
             decision = process(event)
-            decided(decision.event_kind, decision.action.value, decision.latency_us / 1e6)
+            if engine.repeats == repeats:
+                decided(decision.event_kind, decision.action.value, decision.latency_us / 1e6)
+            else:  # its latency is the first decision's, already observed
+                repeated(decision.event_kind)
             out.append(decision)
         return out
 
