@@ -33,19 +33,20 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from vigil.api.metrics import ApiMetrics
 from vigil.api.recording import BackgroundRecorder
 from vigil.config import Settings
-from vigil.domain import Decision, Login, Transaction
+from vigil.domain import Decision, Feedback, Login, Transaction
 from vigil.engine import Engine
 from vigil.privacy.erasure import ErasureReport, forget
 from vigil.privacy.retention import RetentionPolicy, purge
 from vigil.profiles import MemoryProfileStore, ProfileStore
 from vigil.profiles.profile import Profile
+from vigil.profiles.redis_store import RedisProfileStore
 from vigil.profiles.store import open_profile_store
 
 if TYPE_CHECKING:
@@ -70,7 +71,10 @@ class DecisionService:
         self.metrics = metrics or ApiMetrics()
         # In-process profiles are restored from the last snapshot; a shared (Redis) store keeps
         # its own, and several `serve` processes may share it.
-        self.profiles: ProfileStore = profiles or open_profile_store(settings)
+        # ``is not None``: a store with no profiles yet has a length of 0, so is falsy.
+        self.profiles: ProfileStore = (
+            profiles if profiles is not None else open_profile_store(settings)
+        )
         if isinstance(self.profiles, MemoryProfileStore):
             self.profiles.restore(store)
         self.recorder = BackgroundRecorder(
@@ -80,6 +84,10 @@ class DecisionService:
             store.load_reference(), self.profiles, self.recorder, settings=settings
         )
         self._tasks: list[asyncio.Task[None]] = []
+        # With profiles in Redis and a model reading terminal risk: the store that carries
+        # labels between the processes, and how to stop listening.
+        self._label_bus: RedisProfileStore | None = None
+        self._stop_labels: Callable[[], None] | None = None
         self._closed = False
         # What the last scheduled retention purge deleted, per table (None before the first).
         self.last_purge: dict[str, int] | None = None
@@ -101,6 +109,29 @@ class DecisionService:
                 repeated(decision.event_kind)
             out.append(decision)
         return out
+
+    def learn(self, feedback: Feedback) -> None:
+        """A new label, counted by the engine's label-fed state (terminal risk) from now on.
+        Processes sharing Redis are told of it too: each counts the labels of the events it
+        decided itself, whichever process the label was posted to."""
+        self.engine.learn(feedback)
+        if self._label_bus is not None:
+            self._label_bus.publish_label(feedback.model_dump_json())
+
+    def _listen_for_labels(self) -> None:
+        if not isinstance(self.profiles, RedisProfileStore) or self.engine.terminal_risk is None:
+            return
+        loop = asyncio.get_running_loop()
+        learn = self.engine.learn
+
+        def arrived(data: bytes) -> None:  # in the subscriber's thread; the engine's is the loop
+            try:
+                loop.call_soon_threadsafe(learn, Feedback.model_validate_json(data))
+            except ValueError:  # not one of ours; the next label still counts
+                log.exception("a label on the shared channel could not be read")
+
+        self._label_bus = self.profiles
+        self._stop_labels = self.profiles.subscribe_labels(arrived)
 
     def profile(self, kind: str, key: str) -> Profile | None:
         """The entity's current profile, or None when it has never been seen.
@@ -167,6 +198,7 @@ class DecisionService:
         hours = self.settings.privacy.purge_interval_hours
         if hours > 0:
             self._tasks.append(loop.create_task(self._purge_every(hours * 3600)))
+        self._listen_for_labels()
 
     def close(self) -> dict[str, int | float]:
         """Stop: commit every decision, snapshot the profiles. Returns what was saved."""
@@ -175,6 +207,8 @@ class DecisionService:
         self._closed = True
         for task in self._tasks:
             task.cancel()
+        if self._stop_labels is not None:
+            self._stop_labels()
         started = time.perf_counter()
         self.recorder.close()
         saved = (

@@ -16,6 +16,10 @@ with its write, it leaves the decision under the claim for ``profiles.claim_ttl_
 a repeat that reaches another process gets the same decision, and the event is applied to the
 profiles once.
 
+The processes also tell each other of new labels (:meth:`RedisProfileStore.publish_label`,
+a Redis channel): the label-fed state a model reads (terminal risk) is each process's own, and
+only the process that decided the labelled event can count its label.
+
 All of an event's keys must live on one Redis (no cluster slots): a single server or a
 primary with replicas.
 
@@ -27,7 +31,7 @@ primary with replicas.
 from __future__ import annotations
 
 import struct
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING
 
 import redis
@@ -106,6 +110,7 @@ class RedisProfileStore:
             raise ValueError("profiles.idle_ttl_seconds: must be positive")
         self.claim_ttl_ms = int(self.config.claim_ttl_seconds * 1000)
         self._blank = MemoryProfileStore(self.config)
+        self._labels_channel = f"{prefix}labels"
         self._claim_and_read = client.register_script(_CLAIM_AND_READ)
         self._compare_and_set = client.register_script(_COMPARE_AND_SET)
 
@@ -168,6 +173,17 @@ class RedisProfileStore:
     def release(self, event_ids: Iterable[str]) -> int:
         names = [self._claim_name(e) for e in event_ids]
         return int(self.client.delete(*names)) if names else 0
+
+    # -- labels, told to every process sharing the profiles -------------------------------------
+    def publish_label(self, feedback_json: str) -> None:
+        self.client.publish(self._labels_channel, feedback_json)
+
+    def subscribe_labels(self, handle: Callable[[bytes], None]) -> Callable[[], None]:
+        """Call ``handle`` with each label published from now on, in a thread of its own;
+        returns the function that stops it."""
+        pubsub = self.client.pubsub(ignore_subscribe_messages=True)
+        pubsub.subscribe(**{self._labels_channel: lambda message: handle(message["data"])})
+        return pubsub.run_in_thread(sleep_time=0.5, daemon=True).stop
 
     # -- single profiles, listing, erasure ------------------------------------------------------
     def get(self, kind: str, key: str) -> Profile:

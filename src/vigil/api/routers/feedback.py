@@ -63,9 +63,7 @@ def router() -> APIRouter:
         )
         created = await run_in_threadpool(store.insert_feedback, [item]) == 1
         if created:
-            # Back on the loop thread, the engine's only thread: label-fed state (terminal
-            # risk) counts the label from now on.
-            svc.engine.learn(item)
+            svc.learn(item)  # back on the loop thread, the engine's only thread
         else:
             response.status_code = 200
         return FeedbackOut(
