@@ -30,6 +30,14 @@ BankOpt = Annotated[
     Path | None,
     typer.Option(help="Bank folder: terminal places and account dates for the features"),
 ]
+# How an event file other than the engine's own is read (vigil.models.data.labelled_events).
+LabelColumnOpt = Annotated[
+    str | None, typer.Option(help="Column of the event file with the fraud label")
+]
+MapOpt = Annotated[list[str], typer.Option("--map", help="FIELD=COLUMN, repeatable")]
+DefaultTypeOpt = Annotated[
+    str | None, typer.Option(help="Transaction type when the file has no type column")
+]
 RegistryOpt = Annotated[
     Path | None, typer.Option("--registry", help="Registry folder (default: <data_dir>/models)")
 ]
@@ -81,13 +89,9 @@ def train(
     feedback: Annotated[
         Path | None, typer.Option(help="feedback.csv (StandIn outcomes; user/card targets)")
     ] = None,
-    label_column: Annotated[
-        str | None, typer.Option(help="Column of the event file with the fraud label")
-    ] = None,
-    map_: Annotated[list[str], typer.Option("--map", help="FIELD=COLUMN, repeatable")] = [],  # noqa: B006
-    default_type: Annotated[
-        str | None, typer.Option(help="Transaction type when the file has no type column")
-    ] = None,
+    label_column: LabelColumnOpt = None,
+    map_: MapOpt = [],  # noqa: B006
+    default_type: DefaultTypeOpt = None,
     target: Annotated[str, typer.Option(help="transaction, user or card")] = "transaction",
     model: Annotated[str, typer.Option("--model", help="lightgbm or logreg")] = "lightgbm",
     label_delay: Annotated[str, typer.Option(help="Label delay: split gap, terminal risk")] = "1d",
@@ -142,13 +146,9 @@ def score(
     events: Annotated[Path, typer.Option(help="Event file (CSV or Parquet)")],
     feedback: Annotated[Path, typer.Option(help="feedback.csv: StandIn outcomes, disputes")],
     labels: Annotated[Path | None, typer.Option(help="labels.csv (fraud event ids)")] = None,
-    label_column: Annotated[
-        str | None, typer.Option(help="Column of the event file with the fraud label")
-    ] = None,
-    map_: Annotated[list[str], typer.Option("--map", help="FIELD=COLUMN, repeatable")] = [],  # noqa: B006
-    default_type: Annotated[
-        str | None, typer.Option(help="Transaction type when the file has no type column")
-    ] = None,
+    label_column: LabelColumnOpt = None,
+    map_: MapOpt = [],  # noqa: B006
+    default_type: DefaultTypeOpt = None,
     label_delay: Annotated[str, typer.Option(help="Label delay")] = "1d",
     bank: BankOpt = None,
     database: DatabaseOpt = None,

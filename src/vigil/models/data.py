@@ -67,40 +67,19 @@ def labelled_events(
     labels_path: Path | str | None = None,
     type_values: dict[str, str] | None = None,
     default_type: str | None = None,
-) -> tuple[pl.DataFrame, pl.DataFrame]:
+    required: bool = True,
+) -> tuple[pl.DataFrame, pl.DataFrame | None]:
     """``(events, labels)``: events in the engine's layout, labels as fraud ``event_id``s.
 
     Labels come from ``labels_path`` (a labels.csv) or from ``label_column`` of the event file
-    (mapped like ``vigil import events --label-column``). ``default_type`` fills a ``type``
-    the file has no column for (a card-payment file). Bad rows raise ``ImportRejected``
-    naming the line, the source column and the field.
+    (mapped like ``vigil import events --label-column``); without either they are None, which
+    only a caller that does not need them (``required=False``: the StandIn models, whose
+    outcomes come from feedback) accepts. ``default_type`` fills a ``type`` the file has no
+    column for (a card-payment file). Bad rows raise ``ImportRejected`` naming the line, the
+    source column and the field.
     """
-    if labels_path is None and label_column is None:
+    if required and labels_path is None and label_column is None:
         raise ValueError("labels: give a labels file or the label column of the event file")
-    events, labels = event_file(
-        path,
-        mapping,
-        label_column=label_column,
-        labels_path=labels_path,
-        type_values=type_values,
-        default_type=default_type,
-    )
-    assert labels is not None
-    return events, labels
-
-
-def event_file(
-    path: Path | str,
-    mapping: dict[str, str] | None = None,
-    *,
-    label_column: str | None = None,
-    labels_path: Path | str | None = None,
-    type_values: dict[str, str] | None = None,
-    default_type: str | None = None,
-) -> tuple[pl.DataFrame, pl.DataFrame | None]:
-    """As :func:`labelled_events`, with the fraud labels optional (None when neither a labels
-    file nor a label column is given): the user and card models learn StandIn outcomes from
-    feedback, and fraud labels only add to their features."""
     path = Path(path)
     if not mapping and label_column is None and default_type is None:
         from vigil.features import read_event_frame

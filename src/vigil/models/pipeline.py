@@ -186,7 +186,7 @@ def _training_table(
     reference: Any,
 ) -> tuple[pl.DataFrame, list[str]]:
     import vigil.features as F
-    from vigil.models.data import event_file, labelled_events
+    from vigil.models.data import labelled_events
 
     delay = label_delay
     if target == "transaction":
@@ -202,8 +202,13 @@ def _training_table(
     if feedback is None:
         raise ValueError(f"feedback: the {target} model learns StandIn outcomes; give feedback.csv")
     # Fraud labels are optional here: these models learn StandIn outcomes from the feedback.
-    frame, fraud_or_none = event_file(
-        events, mapping, label_column=label_column, labels_path=labels, default_type=default_type
+    frame, fraud_or_none = labelled_events(
+        events,
+        mapping,
+        label_column=label_column,
+        labels_path=labels,
+        default_type=default_type,
+        required=False,
     )
     fb = F.read_feedback_frame(feedback)
     build = F.user_model_training_data if target == "user" else F.card_model_training_data
@@ -234,14 +239,19 @@ def score_profiles(
 ) -> dict[str, Any]:
     """Batch-score users and cards, store the scores, fit and save the StandIn policy.
 
-    The event file is read as for training (:func:`vigil.models.data.event_file`): the
+    The event file is read as for training (:func:`vigil.models.data.labelled_events`): the
     engine's layout, or any file the importer maps with ``mapping``."""
     import vigil.features as F
-    from vigil.models.data import event_file
+    from vigil.models.data import labelled_events
 
     models = {kind: registry.load(kind) for kind in ("user", "card")}
-    frame, fraud = event_file(
-        events, mapping, label_column=label_column, labels_path=labels, default_type=default_type
+    frame, fraud = labelled_events(
+        events,
+        mapping,
+        label_column=label_column,
+        labels_path=labels,
+        default_type=default_type,
+        required=False,
     )
     fb = F.read_feedback_frame(feedback)
     # the event history built once, for the two snapshots and the two training sets
