@@ -12,7 +12,7 @@ O(1) cost per event and never recomputed from the accounts.
 
 Where it lives: a peer group is one more profile in the :class:`~vigil.profiles.ProfileStore`,
 of kind ``"peer"`` and keyed by the group (:attr:`Profile.peers`). The engine reads it with
-the event's other profiles (one ``MGET`` on Redis) and writes it in the same all-or-none
+the event's other profiles (one read on Redis) and writes it in the same all-or-none
 write, so an account's genome and its contribution to its group never disagree, the
 in-process store snapshots it with the rest, and a Redis compare-and-set clash re-applies
 the change to the newer group state. The price on Redis is one hot key per home country that
