@@ -276,8 +276,11 @@ class ApiConfig(BaseModel):
     max_batch: int = Field(1000, ge=1)
     max_body_bytes: int = Field(1_048_576, ge=1024)
     # Decisions wait in memory at most this long before their batch is committed: one SQL
-    # transaction per interval instead of one per request.
-    flush_interval_ms: float = Field(20.0, gt=0)
+    # transaction per interval instead of one per request. A crash loses what waits (the
+    # clients have their decisions; a repeat is decided afresh). 100 ms served 15 % more
+    # decisions/s than 20 ms on SQLite at the same p99 (bench/http.py), and the same on
+    # PostgreSQL; 250 ms raised the p99.
+    flush_interval_ms: float = Field(100.0, gt=0)
     # A verified API key is trusted this long before its row is read again (revocation by
     # another process takes effect within it; revocation through this API at once).
     key_cache_seconds: float = Field(30.0, ge=0)
