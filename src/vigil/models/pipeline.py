@@ -201,8 +201,35 @@ def _training_table(
         return table, transaction_feature_names(drop, keep_terminal_risk=keep_terminal_risk)
     if feedback is None:
         raise ValueError(f"feedback: the {target} model learns StandIn outcomes; give feedback.csv")
-    # Fraud labels are optional here: these models learn StandIn outcomes from the feedback.
-    frame, fraud_or_none = labelled_events(
+    frame, fraud_or_none, fb = _standin_inputs(
+        events,
+        feedback,
+        mapping=mapping,
+        label_column=label_column,
+        labels=labels,
+        default_type=default_type,
+    )
+    build = F.user_model_training_data if target == "user" else F.card_model_training_data
+    names = F.USER_SNAPSHOT_FEATURES if target == "user" else F.CARD_SNAPSHOT_FEATURES
+    table = build(frame, feedback=fb, labels=fraud_or_none, label_delay=delay, reference=reference)
+    return table, [n for n in names if n not in drop]
+
+
+def _standin_inputs(
+    events: Path,
+    feedback: Path,
+    *,
+    mapping: dict[str, str] | None,
+    label_column: str | None,
+    labels: Path | None,
+    default_type: str | None,
+) -> tuple[pl.DataFrame, pl.DataFrame | None, pl.DataFrame]:
+    """What the user and card models learn from: the events, their fraud labels if given
+    (optional: the StandIn outcomes come from the feedback), and the feedback."""
+    import vigil.features as F
+    from vigil.models.data import labelled_events
+
+    frame, fraud = labelled_events(
         events,
         mapping,
         label_column=label_column,
@@ -210,11 +237,7 @@ def _training_table(
         default_type=default_type,
         required=False,
     )
-    fb = F.read_feedback_frame(feedback)
-    build = F.user_model_training_data if target == "user" else F.card_model_training_data
-    names = F.USER_SNAPSHOT_FEATURES if target == "user" else F.CARD_SNAPSHOT_FEATURES
-    table = build(frame, feedback=fb, labels=fraud_or_none, label_delay=delay, reference=reference)
-    return table, [n for n in names if n not in drop]
+    return frame, fraud, F.read_feedback_frame(feedback)
 
 
 def standin_policy_path(registry: Registry) -> Path:
@@ -242,18 +265,16 @@ def score_profiles(
     The event file is read as for training (:func:`vigil.models.data.labelled_events`): the
     engine's layout, or any file the importer maps with ``mapping``."""
     import vigil.features as F
-    from vigil.models.data import labelled_events
 
     models = {kind: registry.load(kind) for kind in ("user", "card")}
-    frame, fraud = labelled_events(
+    frame, fraud, fb = _standin_inputs(
         events,
-        mapping,
+        feedback,
+        mapping=mapping,
         label_column=label_column,
-        labels_path=labels,
+        labels=labels,
         default_type=default_type,
-        required=False,
     )
-    fb = F.read_feedback_frame(feedback)
     # the event history built once, for the two snapshots and the two training sets
     snapshots = F.Snapshots(
         frame, feedback=fb, labels=fraud, label_delay=label_delay, reference=_reference(bank)
