@@ -282,13 +282,11 @@ class Store:
             with self.transaction() as own:
                 yield own
 
-    def _tokenised(self, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        """The rows, in place, with a card number in ``card_id`` replaced by its token."""
-        card = self.privacy.pseudonyms.card
-        for row in rows:
-            if row.get("card_id") is not None:
-                row["card_id"] = card(row["card_id"])
-        return rows
+    def _pseudonymised(self, rows: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+        """The rows, changed in place, with IPs, devices and card numbers pseudonymised: every
+        row that may carry one passes here on its way in."""
+        pseudonymise = self.privacy.pseudonyms.row
+        return [pseudonymise(row) for row in rows]
 
     def _insert(self, table: Table) -> Any:
         return (postgresql.insert if self.dialect == "postgresql" else sqlite.insert)(table)
@@ -341,7 +339,7 @@ class Store:
             return self._upsert(c, self.tables.terminals, rows)
 
     def upsert_cards(self, cards: Iterable[Card], conn: Connection | None = None) -> int:
-        rows = self._tokenised([R.card_row(card) for card in _need(cards, Card, "cards")])
+        rows = self._pseudonymised(R.card_row(card) for card in _need(cards, Card, "cards"))
         with self._joined(conn) as c:
             return self._upsert(c, self.tables.cards, rows)
 
@@ -376,17 +374,15 @@ class Store:
         self, txs: Sequence[Transaction], conn: Connection | None = None
     ) -> int:
         """Insert transactions; an event_id already stored is skipped. Returns rows inserted."""
-        pseudonymise = self.privacy.pseudonyms.row
-        rows = [
-            pseudonymise(R.transaction_row(tx)) for tx in _need(txs, Transaction, "transactions")
-        ]
+        rows = self._pseudonymised(
+            R.transaction_row(tx) for tx in _need(txs, Transaction, "transactions")
+        )
         with self._joined(conn) as c:
             return self._insert_new(c, self.tables.transactions, rows)
 
     def insert_logins(self, logins: Sequence[Login], conn: Connection | None = None) -> int:
         """Insert logins; an event_id already stored is skipped. Returns rows inserted."""
-        pseudonymise = self.privacy.pseudonyms.row
-        rows = [pseudonymise(R.login_row(lg)) for lg in _need(logins, Login, "logins")]
+        rows = self._pseudonymised(R.login_row(lg) for lg in _need(logins, Login, "logins"))
         with self._joined(conn) as c:
             return self._insert_new(c, self.tables.logins, rows)
 
@@ -497,8 +493,8 @@ class Store:
                 risk_rows.append(R.risk_event_row(d, updated_at=now))
             shadow_rows.extend(_shadow_rows(d))
         # The engine's decisions carry a token already; any other caller's are made to.
-        self._tokenised(decision_rows)
-        self._tokenised(risk_rows)
+        self._pseudonymised(decision_rows)
+        self._pseudonymised(risk_rows)
         with self._joined(conn) as c:
             self.insert_transactions(txs, c)
             self.insert_logins(logins, c)
@@ -765,7 +761,7 @@ class Store:
             for chunk in batched(rows, _CHUNK):
                 for row in chunk:
                     _aware(row["score_timestamp"], "score_timestamp")
-                written += self._upsert(c, table, self._tokenised([dict(r) for r in chunk]))
+                written += self._upsert(c, table, self._pseudonymised(dict(r) for r in chunk))
         return written
 
     def profile_scores(self, kind: str, ids: Sequence[str]) -> dict[str, tuple[float, str]]:
@@ -793,7 +789,7 @@ class Store:
         """Append StandIn inference rows (the ``standin_inferences`` columns but the id)."""
         with self._joined(conn) as c:
             self._insert_all(
-                c, self.tables.standin_inferences, self._tokenised([dict(r) for r in rows])
+                c, self.tables.standin_inferences, self._pseudonymised(dict(r) for r in rows)
             )
 
     def standin_log(self, limit: int = 100) -> list[dict[str, Any]]:
@@ -814,7 +810,7 @@ class Store:
         written = 0
         with self._joined(conn) as c:
             for chunk in batched(rows, _CHUNK):
-                written += self._upsert(c, table, self._tokenised([dict(r) for r in chunk]))
+                written += self._upsert(c, table, self._pseudonymised(dict(r) for r in chunk))
         return written
 
     def aggregated_features(self, kind: str, day: date) -> list[dict[str, Any]]:
