@@ -112,10 +112,9 @@ class DecisionService:
 
     def learn(self, feedback: Feedback) -> None:
         """A new label, counted by the engine's label-fed state (terminal risk) from now on.
-        Processes sharing Redis are told of it too: each counts the labels of the events it
-        decided itself, whichever process the label was posted to."""
-        self.engine.learn(feedback)
-        if self._label_bus is not None:
+        Only the process that decided the labelled event can count it, so a label this one
+        could not count goes to the others sharing Redis."""
+        if not self.engine.learn(feedback) and self._label_bus is not None:
             self._label_bus.publish_label(feedback.model_dump_json())
 
     def _listen_for_labels(self) -> None:
