@@ -14,7 +14,11 @@
    that are not).
 
 Prints, per mode, decisions/s, p50/p99/p99.9 request latency, errors, lost decisions and the
-server's CPU time per decision; the last line is JSON. ``wrk`` is closed-loop (each connection
+server's CPU time per decision, then where the whole machine's CPU went per decision (the
+server's event loops, its database writers, Redis, PostgreSQL, wrk, the rest) and how much of
+it sat idle: the sum against the cores says what the machine could do at best, and a busy
+event loop beside idle cores says the loop is what holds the rate. The last line is JSON.
+``wrk`` is closed-loop (each connection
 sends its next request when the last is answered), so the throughput is what the server
 sustains at that concurrency and the latency is what a client sees at that load.
 
@@ -38,6 +42,7 @@ if sys.path and os.path.abspath(sys.path[0]) == os.path.dirname(os.path.abspath(
 
 import argparse
 import json
+import resource
 import shutil
 import signal
 import socket
@@ -141,13 +146,53 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _cpu_seconds(pid: int) -> float:
-    """CPU time of the server and the processes it started (its writer, and the fork server
-    the writer comes from), each read while it runs."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    own = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    children = [c for t in Path(f"/proc/{pid}/task").iterdir() for c in _children(t)]
-    return own + sum(_cpu_seconds(child) for child in children)
+def _cpu_by_role(server: int) -> dict[str, float]:
+    """CPU seconds used so far by each part of the machine's work: the server's event loops
+    (the server process, or its workers), their database writers, Redis, PostgreSQL, wrk and
+    everything else, read from /proc (a process that has ended since the last reading drops
+    out of its role, so readings are taken while all of them run)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    served = _descendants(server)
+    roles: dict[str, float] = dict.fromkeys(ROLES, 0.0)
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            head, _, rest = stat.read_text().rpartition(")")
+            cmdline = (stat.parent / "cmdline").read_bytes()
+        except OSError:  # the process ended meanwhile
+            continue
+        fields = rest.split()
+        pid, comm = int(stat.parent.name), head.partition("(")[2]
+        roles[_role(pid, comm, cmdline, served)] += (int(fields[11]) + int(fields[12])) / tick
+    return roles
+
+
+ROLES = ("event loop", "writer", "redis", "postgresql", "wrk", "other")
+
+
+def _role(pid: int, comm: str, cmdline: bytes, served: set[int]) -> str:
+    if pid in served:
+        if b"multiprocessing.forkserver" in cmdline:  # the fork server and the writers
+            return "writer"
+        return "other" if b"resource_tracker" in cmdline else "event loop"
+    if comm.startswith("redis-server"):
+        return "redis"
+    if comm.startswith("postgres"):
+        return "postgresql"
+    return "other"  # wrk is counted from its usage once it has ended
+
+
+def _descendants(pid: int) -> set[int]:
+    found = {pid}
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        for child in _children(task):
+            found |= _descendants(child)
+    return found
+
+
+def _idle_seconds() -> float:
+    """Idle CPU time of the whole machine (all cores) since boot."""
+    fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()
+    return (int(fields[4]) + int(fields[5])) / os.sysconf("SC_CLK_TCK")  # idle + iowait
 
 
 def _children(task: Path) -> list[int]:
@@ -302,7 +347,10 @@ def run_mode(
     port = _free_port()
     server = serve(url, port, work / mode, args.profiles, args.workers)
     warm_up(port, key, args.workers)  # argon2 checks happen here, not in the measurement
-    cpu_before = _cpu_seconds(server.pid)
+    cpu_before = _cpu_by_role(server.pid)
+    idle_before = _idle_seconds()
+    # wrk's CPU is counted once it has ended: the children's usage this process collects.
+    wrk_before = resource.getrusage(resource.RUSAGE_CHILDREN)
     try:
         out = _run(
             "wrk",
@@ -315,7 +363,12 @@ def run_mode(
             str(script),
             f"http://127.0.0.1:{port}",
         )
-        cpu = _cpu_seconds(server.pid) - cpu_before
+        cpu_after = _cpu_by_role(server.pid)
+        idle = _idle_seconds() - idle_before
+        wrk_after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        cpu_after["wrk"] += sum(
+            getattr(wrk_after, f) - getattr(wrk_before, f) for f in ("ru_utime", "ru_stime")
+        )
     finally:
         stop(server)
     line = next(x for x in out.splitlines() if x.startswith("RESULT "))
@@ -347,7 +400,23 @@ def run_mode(
         "decisions_stored": stored,
         # Requests in flight when wrk stops are decided but not counted as answered.
         "lost_decisions": max(0, answered - stored),
-        "server_cpu_us_per_decision": round(cpu / max(answered, 1) * 1e6, 1),
+        "server_cpu_us_per_decision": round(
+            (
+                cpu_after["event loop"]
+                + cpu_after["writer"]
+                - cpu_before["event loop"]
+                - cpu_before["writer"]
+            )
+            / max(answered, 1)
+            * 1e6,
+            1,
+        ),
+        # Where the machine's CPU went, per decision answered, and how much of it was idle.
+        "cpu_us_per_decision": {
+            role: round((cpu_after[role] - cpu_before[role]) / max(answered, 1) * 1e6, 1)
+            for role in ROLES
+        },
+        "idle_share": round(idle / (seconds * (os.cpu_count() or 1)), 3),
     }
 
 
@@ -393,6 +462,14 @@ def main() -> None:
             f"p99.9 {result['latency_p999_ms']:.2f} ms, errors {result['errors']}, "
             f"lost {result['lost_decisions']} of {result['decisions_answered']:,}, "
             f"server CPU {result['server_cpu_us_per_decision']} µs/decision",
+            file=sys.stderr,
+        )
+        parts = result["cpu_us_per_decision"]
+        print(
+            "        CPU per decision: "
+            + ", ".join(f"{role} {us:,.0f} µs" for role, us in parts.items())
+            + f"; total {sum(parts.values()):,.0f} µs, machine idle "
+            f"{result['idle_share']:.0%}",
             file=sys.stderr,
         )
     shutil.rmtree(work, ignore_errors=True)
