@@ -101,7 +101,7 @@ def create_app(
         try:
             yield
         finally:
-            service.close()
+            await service.aclose()
             if owned:
                 app.state.store.close()
 
