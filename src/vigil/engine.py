@@ -4,11 +4,6 @@ Detection reads the profiles as they were *before* the event; the update comes l
 decision is reproducible from the event and the state it saw. The HTTP API, stream workers and
 ``vigil replay`` all call :meth:`Engine.process`.
 
-Deciding is written once, as a generator of the profile-store calls it needs (:data:`Steps`):
-:meth:`Engine.decide` answers each by calling the store, :meth:`Engine.decide_async` by
-awaiting an asynchronous one, so that a server's event loop takes other requests while a
-shared store (Redis) answers.
-
 >>> from datetime import datetime, UTC
 >>> engine = Engine.in_memory()
 >>> d = engine.process({"kind": "login", "event_id": "l-1", "user_id": "u-1",
@@ -22,12 +17,11 @@ True
 
 from __future__ import annotations
 
-import asyncio
 import random
 import time
-from collections.abc import Awaitable, Generator, Mapping
+from collections.abc import Mapping
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 from vigil.config import Settings
 from vigil.detect import Context, Detector, Policy, default_detectors
@@ -48,10 +42,6 @@ if TYPE_CHECKING:
     from vigil.storage import Store
 
 Event = Transaction | Login
-# A call a decision makes on the profile store, as (method, arguments), or a pause,
-# ("sleep", (seconds,)); what the call returns is sent back into the generator.
-Step = tuple[str, tuple[Any, ...]]
-Steps = Generator[Step, Any, Decision]
 # Writes of one event's profiles that may meet another process's concurrent update in a row.
 _WRITE_ATTEMPTS = 16
 # How long a repeat waits for another process to finish deciding its event, and how often
@@ -66,21 +56,6 @@ class EventInProgress(RuntimeError):
     def __init__(self, event_id: str) -> None:
         super().__init__(f"event_id: {event_id!r} is being decided by another process")
         self.event_id = event_id
-
-
-class AsyncProfileStore(Protocol):
-    """The calls a decision makes on its profile store, awaited (see
-    :meth:`vigil.profiles.redis_store.RedisProfileStore.asyncio`)."""
-
-    def read(self, keys: list[Key], claim: str | None = None) -> Awaitable[ProfileRead]: ...
-
-    def write(
-        self, read: ProfileRead, profiles: list[Any], settle: Decision | None = None
-    ) -> Awaitable[bool]: ...
-
-    def claim(self, event_id: str) -> Awaitable[bytes | None]: ...
-
-    def release(self, event_ids: list[str]) -> Awaitable[int]: ...
 
 
 class Engine:
@@ -130,28 +105,16 @@ class Engine:
     def process(self, raw: Event | Mapping[str, Any] | str | bytes) -> Decision:
         """Validate and decide; a repeated event id returns its first decision, unchanged,
         whichever process sharing the profiles took it."""
-        event, started, known = self._validated(raw)
-        return known if known is not None else self.decide(event, started, claim=True)
-
-    async def process_async(
-        self, raw: Event | Mapping[str, Any] | str | bytes, profiles: AsyncProfileStore
-    ) -> Decision:
-        """:meth:`process`, awaiting ``profiles`` (this engine's store, asynchronously)."""
-        event, started, known = self._validated(raw)
-        if known is not None:
-            return known
-        return await self.decide_async(event, profiles, started, claim=True)
-
-    def _validated(self, raw: Event | Mapping[str, Any] | str | bytes) -> tuple[Event, int, Any]:
-        """The event, when its validation began, and the decision taken on its id before."""
         started = time.perf_counter_ns()
+        # validate
         event = raw if isinstance(raw, Transaction | Login) else parse_event(raw)
         if not isinstance(event, Transaction | Login):
             raise TypeError(f"kind: {event.kind} events are feedback, not decided on")
         known = self.recorder.decided(event)
         if known is not None:
             self.repeats += 1
-        return event, started, known
+            return known
+        return self.decide(event, started, claim=True)
 
     def decide(self, event: Event, started: int | None = None, *, claim: bool = False) -> Decision:
         """Decide on a validated event this process has not decided before.
@@ -161,38 +124,6 @@ class Engine:
         decision (a replay, the store's only user, does without). ``started`` (a
         ``perf_counter_ns`` reading) lets the latency include validation.
         """
-        run = _Run(self._steps(event, started, claim))
-        while (step := run.next()) is not None:
-            name, args = step
-            try:
-                run.answer(
-                    time.sleep(*args) if name == "sleep" else getattr(self.profiles, name)(*args)
-                )
-            except BaseException as exc:  # the steps' own handlers see it (a claim released)
-                run.fail(exc)
-        return run.decision
-
-    async def decide_async(
-        self,
-        event: Event,
-        profiles: AsyncProfileStore,
-        started: int | None = None,
-        *,
-        claim: bool = False,
-    ) -> Decision:
-        """:meth:`decide`, awaiting ``profiles``. Other decisions of this process may run while
-        it waits, so the store must settle concurrent writes itself (compare-and-set)."""
-        run = _Run(self._steps(event, started, claim))
-        while (step := run.next()) is not None:
-            name, args = step
-            try:
-                call = asyncio.sleep(*args) if name == "sleep" else getattr(profiles, name)(*args)
-                run.answer(await call)
-            except BaseException as exc:
-                run.fail(exc)
-        return run.decision
-
-    def _steps(self, event: Event, started: int | None, claim: bool) -> Steps:
         if started is None:
             started = time.perf_counter_ns()
         # pseudonymise: no raw IP or device fingerprint goes further (profiles, storage)
@@ -201,33 +132,28 @@ class Engine:
         ctx = self.enricher.enrich(event)
         # read profiles, as of the event's time
         keys = entity_keys(event, ctx.user)
-        read = yield ("read", (keys, event.event_id if claim else None))
+        read = self.profiles.read(keys, claim=event.event_id if claim else None)
         if read.earlier is not None:
-            earlier = yield from self._decided_elsewhere(event.event_id, read.earlier)
-            if earlier is not None:
+            if (earlier := self._decided_elsewhere(event.event_id, read.earlier)) is not None:
                 self.repeats += 1
                 return earlier
-            read = yield ("read", (keys,))  # the other claim lapsed undecided: ours now
+            read = self.profiles.read(keys)  # the other claim lapsed undecided: ours now
         try:
-            return (yield from self._decide(ctx, keys, read, started, settle=claim))
-        except GeneratorExit:
-            raise
+            return self._decide(ctx, keys, read, started, settle=claim)
         except BaseException:
             if claim:  # so that a retry may decide
-                yield ("release", ([event.event_id],))
+                self.profiles.release([event.event_id])
             raise
 
-    def _decided_elsewhere(
-        self, event_id: str, earlier: bytes
-    ) -> Generator[Step, Any, Decision | None]:
+    def _decided_elsewhere(self, event_id: str, earlier: bytes) -> Decision | None:
         """The decision another process took on an event it claimed, waiting while it decides;
         None when its claim lapsed undecided and this process now holds the claim."""
         deadline = time.monotonic() + _CLAIM_WAIT_SECONDS
         while earlier == PENDING:
             if time.monotonic() > deadline:
                 raise EventInProgress(event_id)
-            yield ("sleep", (_CLAIM_POLL_SECONDS,))
-            if (claimed := (yield ("claim", (event_id,)))) is None:
+            time.sleep(_CLAIM_POLL_SECONDS)
+            if (claimed := self.profiles.claim(event_id)) is None:
                 return None
             earlier = claimed
         return Decision.model_validate_json(earlier)
@@ -240,7 +166,7 @@ class Engine:
         started: int,
         *,
         settle: bool,
-    ) -> Steps:
+    ) -> Decision:
         event = ctx.event
         _use(ctx, read)
         _pair_with_start(ctx)
@@ -275,17 +201,17 @@ class Engine:
         update_profiles(ctx, keys, familiar=familiar, declined=declined)
         settled = decision if settle else None
         for attempt in range(_WRITE_ATTEMPTS):
-            if (yield ("write", (read, [ctx.profiles[kind] for kind, _ in keys], settled))):
+            if self.profiles.write(read, [ctx.profiles[kind] for kind, _ in keys], settled):
                 return decision
             # Another process sharing the store updated one of these profiles since we read
             # them. The decision stands (taken on the state as read, and already recorded);
             # the event is applied again on top of the newer state, so no update is lost.
             # The writer we clashed with has finished, so the first retry goes at once; after
             # that a random pause, growing with each clash, lets writers of one hot entity
-            # pass (a synchronous caller's event loop waits through it, so it stays short).
+            # pass (it holds this process's event loop, so it stays short).
             if attempt:
-                yield ("sleep", (random.uniform(0, 0.0005 * 2 ** min(attempt - 1, 6)),))
-            read = yield ("read", (keys,))
+                time.sleep(random.uniform(0, 0.0005 * 2 ** min(attempt - 1, 6)))
+            read = self.profiles.read(keys)
             _use(ctx, read)
             update_profiles(ctx, keys, familiar=familiar, declined=declined)
         raise RuntimeError(
@@ -298,32 +224,6 @@ class Engine:
         stream, :func:`vigil.models.labels.run`): what the models' label-fed state (terminal
         risk) counts from then on. True when it counted."""
         return self.terminal_risk is not None and self.terminal_risk.learn(feedback)
-
-
-class _Run:
-    """One decision's steps, resumed with each answer (or thrown each error) until done."""
-
-    __slots__ = ("_answer", "_resume", "_steps", "decision")
-
-    def __init__(self, steps: Steps) -> None:
-        self._steps = steps
-        self._resume: Any = steps.send
-        self._answer: Any = None
-        self.decision: Decision  # set when the steps return
-
-    def next(self) -> Step | None:
-        """The next call to make, or None once the decision is taken (in ``decision``)."""
-        try:
-            return self._resume(self._answer)
-        except StopIteration as done:
-            self.decision = done.value
-            return None
-
-    def answer(self, value: Any) -> None:
-        self._answer, self._resume = value, self._steps.send
-
-    def fail(self, error: BaseException) -> None:
-        self._answer, self._resume = error, self._steps.throw
 
 
 def _restore_terminal_risk(risk: TerminalRisk, store: Store) -> None:

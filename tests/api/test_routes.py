@@ -12,7 +12,6 @@ from fastapi.testclient import TestClient
 from tests.api.conftest import ROLES, Api, login, make_app, tx
 from vigil.api.schemas import ProfileView, RiskEventPage
 from vigil.domain import Decision
-from vigil.profiles.redis_store import RedisProfileStore
 from vigil.profiles.store import PENDING
 from vigil.storage import Store
 
@@ -434,17 +433,13 @@ def test_a_repeat_sent_while_another_process_decides_it_is_a_409(
     api: Api, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     profiles = api.app.state.service.engine.profiles
-    if isinstance(profiles, RedisProfileStore):
-        # Claimed the way another process claims it, which then never settles it.
-        assert profiles.claim("busy") is None
-    else:  # in-process profiles have no other process: pretend one
-        read = profiles.read
+    read = profiles.read
 
-        def claimed(keys, claim=None):
-            return replace(read(keys), earlier=PENDING) if claim else read(keys)
+    def claimed(keys, claim=None):  # by another process, which never settles it
+        return replace(read(keys), earlier=PENDING) if claim else read(keys)
 
-        monkeypatch.setattr(profiles, "read", claimed)
-        monkeypatch.setattr(profiles, "claim", lambda event_id: PENDING)
+    monkeypatch.setattr(profiles, "read", claimed)
+    monkeypatch.setattr(profiles, "claim", lambda event_id: PENDING)
     answer = api.client.post("/v1/transactions", json=tx("busy"), headers=api.headers("ingest"))
     assert "being decided by another process" in assert_problem(answer, 409)["detail"]
 

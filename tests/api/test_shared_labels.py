@@ -39,7 +39,7 @@ def test_a_label_posted_to_one_server_counts_at_the_server_that_decided(
             server.start()
         decider, other = servers
         try:
-            await decider.decide(
+            decider.decide(
                 [
                     Transaction(
                         event_id="e-1",
@@ -67,7 +67,7 @@ def test_a_label_posted_to_one_server_counts_at_the_server_that_decided(
             )
         finally:
             for server in servers:
-                await server.aclose()
+                server.close()
 
     try:
         at_decider, at_other = asyncio.run(scenario())

@@ -4,7 +4,6 @@ Unreachable Redis skips, except under CI=true where it fails."""
 
 from __future__ import annotations
 
-import asyncio
 import threading
 import time
 import uuid
@@ -317,100 +316,3 @@ def test_a_failed_decision_releases_its_claim(client, prefix, monkeypatch) -> No
         engine.process(event)
     monkeypatch.undo()
     assert engine.process(event).event_id == event["event_id"]  # decided on the retry
-
-
-# -- the awaited path (Engine.decide_async), as a server's event loop runs it ----------------
-
-
-def test_the_awaited_path_builds_the_profiles_the_calling_path_builds(client, prefix) -> None:
-    events = _events(60)
-    alone = _engine(MemoryProfileStore())
-    one = [alone.process(e) for e in events]
-    store = _store(client, prefix)
-    engine = _engine(store)
-
-    async def run() -> list:
-        awaited = store.asyncio()
-        try:
-            return [await engine.process_async(e, awaited) for e in events]
-        finally:
-            await awaited.aclose()
-
-    two = asyncio.run(run())
-    assert [(d.action, d.score, d.reasons) for d in one] == [
-        (d.action, d.score, d.reasons) for d in two
-    ]
-    expected = {(k, key): p.to_bytes() for k, key, p in alone.profiles.items()}
-    got = {(k, key): p.to_bytes() for k, key, p in _store(client, prefix).items()}
-    assert got == expected and len(got) >= 10
-
-
-def _hot(i: int) -> dict:
-    return {
-        "kind": "transaction",
-        "event_id": f"hot-{i}",
-        "transaction_id": f"hot-{i}",
-        "type": "balance_inquiry",
-        "card_id": "c-hot",
-        "terminal_id": "ATM-hot",
-        "timestamp": (T0 + timedelta(seconds=i)).isoformat(),
-    }
-
-
-def test_decisions_in_flight_at_once_in_one_process_lose_no_update(client, prefix) -> None:
-    store = _store(client, prefix)
-    engine = _engine(store)
-    n = 40
-
-    async def run() -> list:
-        awaited = store.asyncio()
-        try:  # all in flight together: each read meets the others' writes
-            return await asyncio.gather(*(engine.process_async(_hot(i), awaited) for i in range(n)))
-        finally:
-            await awaited.aclose()
-
-    decisions = asyncio.run(run())
-    assert sorted(d.event_id for d in decisions) == sorted(f"hot-{i}" for i in range(n))
-    read = store.read([("card", "c-hot"), ("terminal", "ATM-hot")])
-    assert [p.n for p in read.profiles] == [n, n]
-    assert read.versions == (n, n)  # one successful write per event
-
-
-def test_a_repeat_in_flight_beside_its_first_gets_the_same_decision_applied_once(
-    client, prefix
-) -> None:
-    store = _store(client, prefix)
-    engine = _engine(store)
-
-    async def run() -> list:
-        awaited = store.asyncio()
-        try:
-            return await asyncio.gather(*(engine.process_async(_hot(0), awaited) for _ in range(2)))
-        finally:
-            await awaited.aclose()
-
-    first, again = asyncio.run(run())
-    assert again == first
-    assert store.get("card", "c-hot").n == 1
-
-
-def test_an_awaited_decision_that_fails_releases_its_claim(client, prefix, monkeypatch) -> None:
-    store = _store(client, prefix)
-    engine = _engine(store)
-
-    def broken(ctx):
-        raise RuntimeError("detector bug")
-
-    async def run():
-        awaited = store.asyncio()
-        try:
-            with pytest.raises(RuntimeError, match="detector bug"):
-                await engine.process_async(_hot(0), awaited)
-            monkeypatch.undo()
-            return await engine.process_async(_hot(0), awaited)
-        finally:
-            await awaited.aclose()
-
-    monkeypatch.setattr(engine.detectors[0], "detect", broken)
-    assert asyncio.run(run()).event_id == "hot-0"  # decided on the retry
-    assert store.get("card", "c-hot").n == 1

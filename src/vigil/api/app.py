@@ -101,7 +101,7 @@ def create_app(
         try:
             yield
         finally:
-            await service.aclose()
+            service.close()
             if owned:
                 app.state.store.close()
 

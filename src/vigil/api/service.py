@@ -4,15 +4,11 @@
 profiles of its card, user, terminal and device, and the last stage writes them back. Two events
 of one card decided at once would both read the old profile and one update would be lost; the
 recorder's buffer is not synchronised either. So every engine call runs on the event loop's
-thread, from ``async`` routes: the loop *is* the lock, and costs nothing per request (a
-``threading.Lock`` plus a worker thread per request would add a thread hop to every decision).
-With in-process profiles nothing is awaited between reading the profiles and writing them; one
-engine call takes tens of microseconds, short enough to run inline. With profiles in Redis the
-loop awaits each round trip (:meth:`Engine.decide_async`) and decides other requests meanwhile:
-the store's compare-and-set, which keeps several processes' concurrent writes apart, keeps
-these apart too, and everything else the engine keeps is touched only between awaits.
-Database commits, the slow part, happen in the recorder's writer process
-(:mod:`vigil.api.recording`).
+thread, from ``async`` routes that do not ``await`` between reading the profiles and writing
+them: the loop *is* the lock, and costs nothing per request (a ``threading.Lock`` plus a worker
+thread per request would add a thread hop to every decision). One engine call takes tens of
+microseconds, short enough to run inline. Database commits, the slow part, happen in the
+recorder's writer process (:mod:`vigil.api.recording`).
 
 The engine is built the way ``vigil replay`` builds it: reference data loaded from the store,
 profiles from ``profiles_url`` (Redis) or, by default, in process, restored from the last
@@ -23,8 +19,8 @@ snapshot and snapshotted again on shutdown.
 >>> import tempfile
 >>> store = Store(f"sqlite:///{tempfile.mkdtemp()}/v.db"); store.init_schema()
 >>> service = DecisionService(Settings(), store)
->>> [d.action.value for d in asyncio.run(service.decide([Login(event_id="l-1", user_id="u-1",
-...      timestamp="2022-01-01T09:00:00Z")]))]
+>>> [d.action.value for d in service.decide([Login(event_id="l-1", user_id="u-1",
+...      timestamp="2022-01-01T09:00:00Z")])]
 ['allow']
 >>> asyncio.run(service.sync()); store.get_decision("l-1").action.value
 'allow'
@@ -50,7 +46,7 @@ from vigil.privacy.erasure import ErasureReport, forget
 from vigil.privacy.retention import RetentionPolicy, purge
 from vigil.profiles import MemoryProfileStore, ProfileStore
 from vigil.profiles.profile import Profile
-from vigil.profiles.redis_store import AsyncRedisProfiles, RedisProfileStore
+from vigil.profiles.redis_store import RedisProfileStore
 from vigil.profiles.store import open_profile_store
 
 if TYPE_CHECKING:
@@ -91,8 +87,6 @@ class DecisionService:
         # With profiles in Redis and a model reading terminal risk: the store that carries
         # labels between the processes, and how to stop listening.
         self._label_bus: RedisProfileStore | None = None
-        # Redis's per-event calls on the running loop's client (from start()).
-        self._awaited: AsyncRedisProfiles | None = None
         self._stop_labels: Callable[[], None] | None = None
         self._closed = False
         # What the last scheduled retention purge deleted, per table (None before the first).
@@ -100,19 +94,15 @@ class DecisionService:
 
     # -- deciding (event-loop thread only) --------------------------------------------------
 
-    async def decide(self, events: Sequence[Event]) -> list[Decision]:
+    def decide(self, events: Sequence[Event]) -> list[Decision]:
         """Decide on validated events in order; a repeated event id gets its first decision."""
         engine = self.engine
-        awaited = self._awaited
+        process = engine.process
         decided, repeated = self.metrics.decided, self.metrics.repeated
         out = []
         for event in events:
             repeats = engine.repeats
-            decision = (
-                engine.process(event)
-                if awaited is None
-                else await engine.process_async(event, awaited)
-            )
+            decision = process(event)
             if engine.repeats == repeats:
                 decided(decision.event_kind, decision.action.value, decision.latency_us / 1e6)
             else:  # its latency is the first decision's, already observed
@@ -208,15 +198,6 @@ class DecisionService:
         if hours > 0:
             self._tasks.append(loop.create_task(self._purge_every(hours * 3600)))
         self._listen_for_labels()
-        if isinstance(self.profiles, RedisProfileStore):
-            self._awaited = self.profiles.asyncio()
-
-    async def aclose(self) -> dict[str, int | float]:
-        """:meth:`close`, and the asynchronous Redis client's connections with it."""
-        if self._awaited is not None:
-            await self._awaited.aclose()
-            self._awaited = None
-        return self.close()
 
     def close(self) -> dict[str, int | float]:
         """Stop: commit every decision, snapshot the profiles. Returns what was saved."""

@@ -35,7 +35,6 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING
 
 import redis
-import redis.asyncio
 
 from vigil.config import ProfilesConfig
 from vigil.profiles.profile import Profile
@@ -48,7 +47,6 @@ _VERSION = struct.Struct(">Q")
 _SCAN = 1000
 # A claim whose process dies mid-decision lapses this soon, and a retry may decide.
 _PENDING_TTL_MS = 10_000
-_CLAIM_OPTIONS = {"nx": True, "get": True, "px": _PENDING_TTL_MS}
 
 # KEYS[1]: the event's claim; KEYS[2 ..]: the profiles. ARGV[1]: what a claim holds while its
 # event is decided; ARGV[2]: how long that lasts (ms). Returns {1, what the earlier claim
@@ -133,55 +131,27 @@ class RedisProfileStore:
 
     # -- the per-event path ------------------------------------------------------------------
     def read(self, keys: Sequence[Key], claim: str | None = None) -> ProfileRead:
-        names = self._names_of(keys)
+        names = [self._name(kind, key) for kind, key in keys]
         if claim is None:
-            return self._read(keys, self.client.mget(names))
-        return self._claimed(keys, self._claim_and_read(**self._claim_call(claim, names)))
+            values = self.client.mget(names)
+        else:
+            answer = self._claim_and_read(
+                keys=[self._claim_name(claim), *names], args=[PENDING, _PENDING_TTL_MS]
+            )
+            if answer[0] == 1:
+                return ProfileRead(tuple(keys), (), earlier=answer[1])
+            values = answer[1:]
+        decoded = [self._decode(v) for v in values]
+        return ProfileRead(tuple(keys), tuple(p for _, p in decoded), tuple(v for v, _ in decoded))
 
     def write(
         self, read: ProfileRead, profiles: Sequence[Profile], settle: Decision | None = None
     ) -> bool:
-        call = self._write_call(read, profiles, settle)
-        return call is None or self._compare_and_set(**call) == 0
-
-    def claim(self, event_id: str) -> bytes | None:
-        return self.client.set(self._claim_name(event_id), PENDING, **_CLAIM_OPTIONS)
-
-    def release(self, event_ids: Iterable[str]) -> int:
-        names = [self._claim_name(e) for e in event_ids]
-        return int(self.client.delete(*names)) if names else 0
-
-    def asyncio(self) -> AsyncRedisProfiles:
-        """The per-event calls of this store, awaited, on a client of the running event loop
-        (a server's decisions then wait on Redis without holding the loop)."""
-        return AsyncRedisProfiles(self)
-
-    # What both clients send and make of the answers.
-    def _names_of(self, keys: Sequence[Key]) -> list[bytes]:
-        return [self._name(kind, key) for kind, key in keys]
-
-    def _claim_call(self, claim: str, names: list[bytes]) -> dict[str, list]:
-        return {"keys": [self._claim_name(claim), *names], "args": [PENDING, _PENDING_TTL_MS]}
-
-    def _claimed(self, keys: Sequence[Key], answer: list) -> ProfileRead:
-        if answer[0] == 1:
-            return ProfileRead(tuple(keys), (), earlier=answer[1])
-        return self._read(keys, answer[1:])
-
-    def _read(self, keys: Sequence[Key], values: Sequence[bytes | None]) -> ProfileRead:
-        decoded = [self._decode(v) for v in values]
-        return ProfileRead(tuple(keys), tuple(p for _, p in decoded), tuple(v for v, _ in decoded))
-
-    def _write_call(
-        self, read: ProfileRead, profiles: Sequence[Profile], settle: Decision | None
-    ) -> dict[str, list] | None:
-        """The compare-and-set script's keys and arguments; None when there is nothing to
-        write."""
         if len(profiles) != len(read.keys):
             raise ValueError(f"profiles: {len(profiles)} given for {len(read.keys)} keys")
         if not profiles and settle is None:
-            return None
-        names = self._names_of(read.keys)
+            return True
+        names = [self._name(kind, key) for kind, key in read.keys]
         expected = [_VERSION.pack(v) if v else b"" for v in read.versions]
         values = [
             _VERSION.pack(v + 1) + p.to_bytes()
@@ -191,10 +161,18 @@ class RedisProfileStore:
         if settle is not None:
             names.append(self._claim_name(settle.event_id))
             args += [settle.model_dump_json(), self.claim_ttl_ms]
-        return {"keys": names, "args": args}
+        return self._compare_and_set(keys=names, args=args) == 0
 
     def _claim_name(self, event_id: str) -> bytes:
         return f"{self.prefix}claim:{event_id}".encode()
+
+    def claim(self, event_id: str) -> bytes | None:
+        name = self._claim_name(event_id)
+        return self.client.set(name, PENDING, nx=True, get=True, px=_PENDING_TTL_MS)
+
+    def release(self, event_ids: Iterable[str]) -> int:
+        names = [self._claim_name(e) for e in event_ids]
+        return int(self.client.delete(*names)) if names else 0
 
     # -- labels, told to every process sharing the profiles -------------------------------------
     def publish_label(self, feedback_json: str) -> None:
@@ -254,68 +232,6 @@ class RedisProfileStore:
         if batch:
             removed += int(self.client.delete(*batch))
         return removed
-
-
-class AsyncRedisProfiles:
-    """A :class:`RedisProfileStore`'s per-event calls (read, write, claim, release) on an
-    asyncio client to the same server, for :meth:`vigil.engine.Engine.decide_async`. Built
-    in the event loop it serves; several decisions of one process may then be in flight at
-    once, and the compare-and-set keeps them apart as it keeps processes apart."""
-
-    def __init__(self, store: RedisProfileStore) -> None:
-        self.store = store
-        self.client = _async_client(store.client)
-        self._claim_and_read = self.client.register_script(_CLAIM_AND_READ)
-        self._compare_and_set = self.client.register_script(_COMPARE_AND_SET)
-
-    async def read(self, keys: Sequence[Key], claim: str | None = None) -> ProfileRead:
-        store = self.store
-        names = store._names_of(keys)
-        if claim is None:
-            return store._read(keys, await self.client.mget(names))
-        return store._claimed(keys, await self._claim_and_read(**store._claim_call(claim, names)))
-
-    async def write(
-        self, read: ProfileRead, profiles: Sequence[Profile], settle: Decision | None = None
-    ) -> bool:
-        call = self.store._write_call(read, profiles, settle)
-        return call is None or await self._compare_and_set(**call) == 0
-
-    async def claim(self, event_id: str) -> bytes | None:
-        name = self.store._claim_name(event_id)
-        return await self.client.set(name, PENDING, **_CLAIM_OPTIONS)
-
-    async def release(self, event_ids: Iterable[str]) -> int:
-        names = [self.store._claim_name(e) for e in event_ids]
-        return int(await self.client.delete(*names)) if names else 0
-
-    async def aclose(self) -> None:
-        await self.client.aclose()
-
-
-# The settings of a client an asyncio client to the same server takes over.
-_SHARED = (
-    "host",
-    "port",
-    "db",
-    "username",
-    "password",
-    "socket_timeout",
-    "socket_connect_timeout",
-    "client_name",
-)
-
-
-def _async_client(client: redis.Redis) -> redis.asyncio.Redis:
-    pool = client.connection_pool
-    kwargs = {k: v for k, v in pool.connection_kwargs.items() if k in _SHARED}
-    given = pool.connection_kwargs
-    if "path" in given:  # a unix socket
-        kwargs["unix_socket_path"] = given["path"]
-    if issubclass(pool.connection_class, redis.SSLConnection):
-        kwargs["ssl"] = True
-        kwargs.update({k: v for k, v in given.items() if k.startswith("ssl_")})
-    return redis.asyncio.Redis(**kwargs)
 
 
 def _glob_escape(text: str) -> str:

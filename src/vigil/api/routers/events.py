@@ -158,7 +158,7 @@ def router(max_batch: int) -> APIRouter:
             svc: DecisionService = request.app.state.service
             events, batch = parse_events(await request.body(), kind, max_batch)
             try:
-                decisions = await svc.decide(events)
+                decisions = svc.decide(events)
             except EventInProgress as exc:  # a repeat sent while another process decides
                 raise ProblemError(409, f"{exc}; send it again") from None
             content = _DECISIONS.dump_json(decisions) if batch else decisions[0].model_dump_json()
