@@ -189,6 +189,25 @@ def _descendants(pid: int) -> set[int]:
     return found
 
 
+def _connections_by_process(server: int, port: int) -> list[int]:
+    """How many established connections to ``port`` each of the server's event loops holds."""
+    inodes = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for row in Path(table).read_text().splitlines()[1:]:
+            fields = row.split()
+            if fields[3] == "01" and int(fields[1].rsplit(":", 1)[1], 16) == port:
+                inodes.add(f"socket:[{fields[9]}]")
+    counts = []
+    for pid in sorted(_descendants(server)):
+        try:
+            held = sum(os.readlink(fd) in inodes for fd in Path(f"/proc/{pid}/fd").iterdir())
+        except OSError:  # ended meanwhile, or not ours to read
+            continue
+        if held:
+            counts.append(held)
+    return counts
+
+
 def _idle_seconds() -> float:
     """Idle CPU time of the whole machine (all cores) since boot."""
     fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()
@@ -352,17 +371,26 @@ def run_mode(
     # wrk's CPU is counted once it has ended: the children's usage this process collects.
     wrk_before = resource.getrusage(resource.RUSAGE_CHILDREN)
     try:
-        out = _run(
-            "wrk",
-            f"-t{args.threads}",
-            f"-c{args.connections}",
-            f"-d{args.seconds}s",
-            "--timeout",
-            "10s",
-            "-s",
-            str(script),
-            f"http://127.0.0.1:{port}",
+        load = subprocess.Popen(
+            [
+                "wrk",
+                f"-t{args.threads}",
+                f"-c{args.connections}",
+                f"-d{args.seconds}s",
+                "--timeout",
+                "10s",
+                "-s",
+                str(script),
+                f"http://127.0.0.1:{port}",
+            ],
+            stdout=subprocess.PIPE,
+            text=True,
         )
+        time.sleep(min(5.0, args.seconds / 2))  # every connection open by now
+        split = _connections_by_process(server.pid, port)
+        out = load.communicate()[0]
+        if load.returncode:
+            sys.exit(f"wrk failed ({load.returncode})")
         cpu_after = _cpu_by_role(server.pid)
         idle = _idle_seconds() - idle_before
         wrk_after = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -417,6 +445,9 @@ def run_mode(
             for role in ROLES
         },
         "idle_share": round(idle / (seconds * (os.cpu_count() or 1)), 3),
+        # wrk's connections per server process: the kernel hands each to whichever process
+        # accepts first, and one that gets them all leaves the other idle.
+        "connections_per_process": split,
     }
 
 
@@ -469,7 +500,8 @@ def main() -> None:
             "        CPU per decision: "
             + ", ".join(f"{role} {us:,.0f} µs" for role, us in parts.items())
             + f"; total {sum(parts.values()):,.0f} µs, machine idle "
-            f"{result['idle_share']:.0%}",
+            f"{result['idle_share']:.0%}; connections per server process "
+            + "/".join(map(str, result["connections_per_process"])),
             file=sys.stderr,
         )
     shutil.rmtree(work, ignore_errors=True)
