@@ -18,8 +18,11 @@ database's unique key refuses its second decision; see :mod:`vigil.api.recording
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
+
+import numpy as np
 
 from vigil.domain import Decision, Login, Transaction
 
@@ -27,6 +30,7 @@ if TYPE_CHECKING:
     from vigil.storage import Store
 
 _MASK = (1 << 64) - 1
+_CHUNK = 100_000
 
 
 class IdFilter:
@@ -47,18 +51,23 @@ class IdFilter:
 
     def __init__(self, ids: Iterable[str], expected: int, *, bits_per_id: int = 16) -> None:
         self._size = max(64, expected * bits_per_id)
-        self._bits = bytearray((self._size + 7) // 8)
         # Fewer probes than bits_per_id · ln 2 (11): a new id stops at its first clear bit,
         # and 6 still leaves about 0.1 % false positives.
         self._k = 6
-        for event_id in ids:
-            for i in self._positions(event_id):
-                self._bits[i >> 3] |= 1 << (i & 7)
-
-    def _positions(self, event_id: str) -> list[int]:
-        h = hash(event_id) & _MASK
-        h1, h2 = h & 0xFFFFFFFF, (h >> 32) | 1  # double hashing: k positions from one hash
-        return [(h1 + i * h2) % self._size for i in range(self._k)]
+        bits = np.zeros((self._size + 7) // 8, dtype=np.uint8)
+        # Built at a server's start from every stored id: hashed one by one (Python's hash),
+        # placed in chunks with array arithmetic, the probes __contains__ makes.
+        remaining = iter(ids)
+        while hashes := [hash(i) & _MASK for i in itertools.islice(remaining, _CHUNK)]:
+            h = np.array(hashes, dtype=np.uint64)
+            position, step = h & np.uint64(0xFFFFFFFF), (h >> np.uint64(32)) | np.uint64(1)
+            for _ in range(self._k):
+                at = position % np.uint64(self._size)
+                np.bitwise_or.at(
+                    bits, at >> np.uint64(3), np.left_shift(1, at & np.uint64(7)).astype(np.uint8)
+                )
+                position = position + step
+        self._bits = bytearray(bits.tobytes())
 
     def __contains__(self, event_id: object) -> bool:
         if not isinstance(event_id, str):
