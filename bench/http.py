@@ -18,9 +18,9 @@ server's CPU time per decision, then where the whole machine's CPU went per deci
 server's event loops, its database writers, Redis, PostgreSQL, wrk, the rest) and how much of
 it sat idle: the sum against the cores says what the machine could do at best, and a busy
 event loop beside idle cores says the loop is what holds the rate. The last line is JSON.
-``wrk`` is closed-loop (each connection
-sends its next request when the last is answered), so the throughput is what the server
-sustains at that concurrency and the latency is what a client sees at that load.
+``wrk`` is closed-loop (each connection sends its next request when the last is answered), so
+the throughput is what the server sustains at that concurrency and the latency is what a
+client sees at that load.
 
     python bench/http.py --seconds 60                    # single events, then batches of 50
     python bench/http.py --modes batch --seconds 20 --batch 100
@@ -409,6 +409,10 @@ def run_mode(
     stored_total = _decisions(url) - before
     stored = stored_total - 1  # the warm-up decision
     seconds = wrk["duration_us"] / 1e6
+    per_decision = {
+        role: round((cpu_after[role] - cpu_before[role]) / max(answered, 1) * 1e6, 1)
+        for role in ROLES
+    }
     return {
         "mode": mode,
         "workers": args.workers,
@@ -428,22 +432,9 @@ def run_mode(
         "decisions_stored": stored,
         # Requests in flight when wrk stops are decided but not counted as answered.
         "lost_decisions": max(0, answered - stored),
-        "server_cpu_us_per_decision": round(
-            (
-                cpu_after["event loop"]
-                + cpu_after["writer"]
-                - cpu_before["event loop"]
-                - cpu_before["writer"]
-            )
-            / max(answered, 1)
-            * 1e6,
-            1,
-        ),
+        "server_cpu_us_per_decision": round(per_decision["event loop"] + per_decision["writer"], 1),
         # Where the machine's CPU went, per decision answered, and how much of it was idle.
-        "cpu_us_per_decision": {
-            role: round((cpu_after[role] - cpu_before[role]) / max(answered, 1) * 1e6, 1)
-            for role in ROLES
-        },
+        "cpu_us_per_decision": per_decision,
         "idle_share": round(idle / (seconds * (os.cpu_count() or 1)), 3),
         # wrk's connections per server process: the kernel hands each to whichever process
         # accepts first, and one that gets them all leaves the other idle.
