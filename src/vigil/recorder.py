@@ -58,15 +58,14 @@ class IdFilter:
         # Built at a server's start from every stored id: hashed one by one (Python's hash),
         # placed in chunks with array arithmetic, the probes __contains__ makes.
         remaining = iter(ids)
+        size = np.uint64(self._size)
         while hashes := [hash(i) & _MASK for i in itertools.islice(remaining, _CHUNK)]:
             h = np.array(hashes, dtype=np.uint64)
             position, step = h & np.uint64(0xFFFFFFFF), (h >> np.uint64(32)) | np.uint64(1)
             for _ in range(self._k):
-                at = position % np.uint64(self._size)
-                np.bitwise_or.at(
-                    bits, at >> np.uint64(3), np.left_shift(1, at & np.uint64(7)).astype(np.uint8)
-                )
-                position = position + step
+                at = position % size
+                np.bitwise_or.at(bits, at >> np.uint64(3), np.uint8(1) << (at & 7).astype(np.uint8))
+                position += step
         self._bits = bytearray(bits.tobytes())
 
     def __contains__(self, event_id: object) -> bool:
