@@ -130,6 +130,39 @@ def test_a_batch_gets_decisions_in_order_and_flags_impossible_travel(api: Api) -
     assert [r["code"] for r in second["reasons"]] == ["impossible_travel"]
 
 
+def test_the_decision_routes_answer_alike_through_fastapis_layers(api: Api) -> None:
+    """With OpenTelemetry set up the front door stands aside (``direct`` is None) and FastAPI
+    routes the decisions: the same answers, errors and headers as at the front door."""
+    headers = api.headers("ingest")
+
+    def exchange(suffix: str) -> list[Any]:
+        one = api.client.post("/v1/transactions", json=tx(f"f-{suffix}"), headers=headers)
+        batch = api.client.post(
+            "/v1/logins",
+            json=[login(f"f-l-{suffix}", 1), login(f"f-m-{suffix}", 2)],
+            headers=headers,
+        )
+        unkeyed = api.client.post("/v1/logins", json=login(f"f-n-{suffix}"))
+        big = api.client.post("/v1/logins", content=b" " * 5000, headers=headers)
+        bad = api.client.post(
+            "/v1/logins", json={**login(f"f-o-{suffix}"), "success": "x"}, headers=headers
+        )
+        return [
+            (one.status_code, one.headers["content-type"], sorted(one.json())),
+            (batch.status_code, [d["event_id"].removesuffix(suffix) for d in batch.json()]),
+            (unkeyed.status_code, unkeyed.headers["www-authenticate"]),
+            (big.status_code, big.json()["detail"]),
+            (bad.status_code, [e["field"] for e in bad.json()["errors"]]),
+        ]
+
+    assert api.app.direct is not None
+    at_the_door = exchange("a")
+    api.app.direct = None
+    assert exchange("b") == at_the_door
+    assert at_the_door[0][:2] == (200, "application/json")
+    assert [code for code, *_ in at_the_door] == [200, 200, 401, 413, 422]
+
+
 def test_logins_single_and_batch(api: Api) -> None:
     one = api.client.post("/v1/logins", json=login("l-1"), headers=api.headers("ingest"))
     assert one.status_code == 200 and one.json()["event_kind"] == "login"

@@ -6,8 +6,9 @@ Routes (roles in brackets): ``POST /v1/transactions``, ``POST /v1/logins`` [inge
 (:mod:`vigil.api.extensions`: ``/v1/admin/rules``, ``/v1/admin/models``),
 ``DELETE /v1/admin/users/{id}`` [admin]; ``GET /health``, ``GET /metrics`` [open].
 
-Middleware is kept to two plain ASGI layers, a size check and the decision routes answered
-directly (:mod:`vigil.api.direct`): every layer costs every request.
+The decision routes are answered at the front door (:class:`VigilAPI`, :mod:`vigil.api.direct`);
+every other request passes one plain ASGI layer of ours, the size check: every layer costs every
+request.
 
 >>> app = create_app(Settings(database_url="sqlite://"))
 >>> sorted(p for p in app.openapi()["paths"])[:3]
@@ -26,6 +27,7 @@ from argon2 import PasswordHasher
 from fastapi import APIRouter, Depends, FastAPI
 from fastapi.openapi.utils import get_openapi
 from pydantic.json_schema import models_json_schema
+from starlette.types import Receive, Scope, Send
 
 from vigil import __version__
 from vigil.api import problems
@@ -92,9 +94,11 @@ def create_app(
     metrics = ApiMetrics()
 
     @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    async def lifespan(app: VigilAPI) -> AsyncIterator[None]:
         service = DecisionService(settings, app.state.store, metrics, profiles=profile_store)
         app.state.service = service
+        if _traced(app):  # OpenTelemetry is set up: FastAPI's instrumentation sees every route
+            app.direct = None
         if tune_gc:
             _tune_gc()
         service.start()
@@ -105,7 +109,7 @@ def create_app(
             if owned:
                 app.state.store.close()
 
-    app = FastAPI(
+    app = VigilAPI(
         title="vigil",
         version=__version__,
         description=DESCRIPTION,
@@ -117,10 +121,11 @@ def create_app(
     app.state.metrics = metrics
     app.state.keys = KeyRing(store, ttl=settings.api.key_cache_seconds, hasher=hasher)
     problems.install(app, metrics.error)
-    decisions_router = events.router(settings.api.max_batch)
-    app.include_router(decisions_router)
-    # Innermost first: the size limit also guards the directly answered decision routes.
-    app.add_middleware(DirectRoutes, router=decisions_router, on_error=metrics.error)
+    decision_routes = events.routes(settings.api.max_batch)
+    app.include_router(events.router(decision_routes))
+    app.direct = DirectRoutes(
+        decision_routes, max_bytes=settings.api.max_body_bytes, on_error=metrics.error
+    )
     app.add_middleware(BodySizeLimit, max_bytes=settings.api.max_body_bytes, on_error=metrics.error)
     app.include_router(feedback.router())
     app.include_router(decisions.router())
@@ -135,6 +140,26 @@ def create_app(
     app.include_router(health.router())
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
+
+
+class VigilAPI(FastAPI):
+    """FastAPI, with the decision routes answered before its own layers (``direct``)."""
+
+    direct: DirectRoutes | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        direct = self.direct
+        route = direct.route(scope) if direct is not None else None
+        if route is None:
+            await super().__call__(scope, receive, send)
+        else:
+            await direct.answer(route, self.state, scope, receive, send)  # type: ignore[union-attr]
+
+
+def _traced(app: FastAPI) -> bool:
+    """Whether FastAPI's own OpenTelemetry instrumentation is on (FastAPI 0.16x and later)."""
+    telemetry = getattr(app, "_native_telemetry", None)
+    return telemetry is not None and bool(telemetry.enabled())
 
 
 # The settings a `vigil serve --workers N` process builds its app from (JSON, set by serve).

@@ -36,9 +36,13 @@ async def authorize(request: Request, role: Role, key: str | None = None) -> Pri
     """The caller's principal if its key holds ``role``; else a 401 or 403 problem."""
     if key is None:
         key = request.headers.get(API_KEY_HEADER)
+    return await check_key(request.app.state.keys, key, role)
+
+
+async def check_key(ring: KeyRing, key: str | None, role: Role) -> Principal:
+    """The principal of ``key`` if it holds ``role``; else a 401 or 403 problem."""
     if not key:
         raise ProblemError(401, f"{API_KEY_HEADER}: no API key given", headers=_CHALLENGE)
-    ring: KeyRing = request.app.state.keys
     entry = ring.cached(key)
     principal = entry.principal if entry is not None else await run_in_threadpool(ring.verify, key)
     if principal is None:

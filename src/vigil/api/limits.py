@@ -10,9 +10,10 @@ is counted as it arrives and the request fails with 413 as soon as it passes the
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
+from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from vigil.api.problems import ProblemError, problem_response
@@ -20,6 +21,34 @@ from vigil.api.problems import ProblemError, problem_response
 
 def too_large(size: int, limit: int) -> ProblemError:
     return ProblemError(413, f"body: {size:,} bytes or more; at most {limit:,} are accepted")
+
+
+def declared_length(headers: Iterable[tuple[bytes, bytes]]) -> int:
+    """The request's ``Content-Length`` (0 when absent or unreadable)."""
+    for name, value in headers:
+        if name == b"content-length":
+            try:
+                return int(value)
+            except ValueError:
+                return 0
+    return 0
+
+
+async def read_body(receive: Receive, limit: int) -> bytes:
+    """The whole request body; a 413 problem as soon as it passes ``limit`` bytes."""
+    chunks = []
+    received = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise ClientDisconnect()
+        chunk = message.get("body", b"")
+        received += len(chunk)
+        if received > limit:
+            raise too_large(received, limit)
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
 class BodySizeLimit:
@@ -39,20 +68,14 @@ class BodySizeLimit:
             await self.app(scope, receive, send)
             return
         limit = self.max_bytes
-        for name, value in scope["headers"]:
-            if name == b"content-length":
-                try:
-                    declared = int(value)
-                except ValueError:
-                    declared = 0
-                if declared > limit:
-                    problem = too_large(declared, limit)
-                    response = problem_response(413, problem.detail, instance=scope["path"])
-                    if self.on_error is not None:
-                        self.on_error(413)
-                    await response(scope, receive, send)
-                    return
-                break
+        declared = declared_length(scope["headers"])
+        if declared > limit:
+            problem = too_large(declared, limit)
+            response = problem_response(413, problem.detail, instance=scope["path"])
+            if self.on_error is not None:
+                self.on_error(413)
+            await response(scope, receive, send)
+            return
         received = 0
 
         async def counted() -> Message:

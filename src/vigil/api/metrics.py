@@ -78,6 +78,7 @@ class ApiMetrics:
         # Label lookups cost a lock and a dict walk; the hot path reuses the children.
         self._decided: dict[tuple[str, str], Counter] = {}
         self._latency: dict[str, Histogram] = {}
+        self._request_latency: dict[str, Histogram] = {}
 
     def decided(self, kind: str, action: str, seconds: float) -> None:
         counter = self._decided.get((kind, action))
@@ -87,6 +88,13 @@ class ApiMetrics:
         histogram = self._latency.get(kind)
         if histogram is None:
             histogram = self._latency[kind] = self.engine_latency.labels(kind)
+        histogram.observe(seconds)
+
+    def answered(self, path: str, seconds: float) -> None:
+        """A request to a decision route answered, after ``seconds``."""
+        histogram = self._request_latency.get(path)
+        if histogram is None:
+            histogram = self._request_latency[path] = self.request_latency.labels(path)
         histogram.observe(seconds)
 
     def repeated(self, kind: str) -> None:

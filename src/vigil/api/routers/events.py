@@ -14,14 +14,16 @@ False
 from __future__ import annotations
 
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
 from fastapi import APIRouter, Request
 from pydantic import TypeAdapter, ValidationError
+from starlette.datastructures import State
 from starlette.responses import Response
 
-from vigil.api.deps import API_KEY_SCHEME, authorize
+from vigil.api.deps import API_KEY_HEADER, API_KEY_SCHEME, check_key
 from vigil.api.keys import Role
 from vigil.api.problems import (
     FieldError,
@@ -35,6 +37,7 @@ from vigil.domain import Decision, Login, Transaction
 from vigil.domain.decisions import DECISION_EXAMPLE
 from vigil.engine import EventInProgress
 
+_DECISION: TypeAdapter[Decision] = TypeAdapter(Decision)
 _DECISIONS: TypeAdapter[list[Decision]] = TypeAdapter(list[Decision])
 
 
@@ -142,41 +145,68 @@ def _openapi(kind: EventKind, max_batch: int) -> dict[str, Any]:
     }
 
 
-def router(max_batch: int) -> APIRouter:
+@dataclass(frozen=True)
+class DecisionRoute:
+    """One decision route's work, from API key and body bytes to the answer's bytes.
+
+    The FastAPI route (:func:`router`, which documents it) and the front door that answers it
+    before FastAPI's layers (:class:`vigil.api.direct.DirectRoutes`) both call :meth:`answer`.
+    """
+
+    path: str
+    kind: EventKind
+    summary: str
+    max_batch: int
+
+    async def answer(
+        self, state: State, key: str | None, body: Callable[[], Awaitable[bytes]]
+    ) -> bytes:
+        """The decisions on the events of the body (read once the key is checked) as JSON;
+        a :class:`ProblemError` otherwise."""
+        started = time.perf_counter()
+        await check_key(state.keys, key, Role.INGEST)
+        svc: DecisionService = state.service
+        events, batch = parse_events(await body(), self.kind, self.max_batch)
+        try:
+            decisions = svc.decide(events)
+        except EventInProgress as exc:  # a repeat sent while another process decides
+            raise ProblemError(409, f"{exc}; send it again") from None
+        content = _DECISIONS.dump_json(decisions) if batch else _DECISION.dump_json(decisions[0])
+        svc.metrics.answered(self.path, time.perf_counter() - started)
+        return content
+
+
+def routes(max_batch: int) -> list[DecisionRoute]:
+    return [
+        DecisionRoute("/v1/transactions", TRANSACTIONS, "Decide on transactions", max_batch),
+        DecisionRoute("/v1/logins", LOGINS, "Decide on logins", max_batch),
+    ]
+
+
+def router(decision_routes: list[DecisionRoute]) -> APIRouter:
     # No FastAPI dependencies on this hot path: solving them costs more than deciding. The key
     # is checked by the same function the dependencies use, and documented by hand below.
-    api = APIRouter(
-        prefix="/v1", tags=["decisions"], responses=problem_responses(401, 403, 409, 413, 422)
-    )
-
-    def route(kind: EventKind, path: str, summary: str) -> None:
-        label = f"/v1{path}"
-
-        async def decide(request: Request) -> Response:
-            started = time.perf_counter()
-            await authorize(request, Role.INGEST)
-            svc: DecisionService = request.app.state.service
-            events, batch = parse_events(await request.body(), kind, max_batch)
-            try:
-                decisions = svc.decide(events)
-            except EventInProgress as exc:  # a repeat sent while another process decides
-                raise ProblemError(409, f"{exc}; send it again") from None
-            content = _DECISIONS.dump_json(decisions) if batch else decisions[0].model_dump_json()
-            svc.metrics.request_latency.labels(label).observe(time.perf_counter() - started)
-            return Response(content, media_type="application/json")
-
-        decide.__name__ = f"decide_{kind.name}s"
+    api = APIRouter(tags=["decisions"], responses=problem_responses(401, 403, 409, 413, 422))
+    for route in decision_routes:
+        kind = route.kind
         api.add_api_route(
-            path,
-            decide,
+            route.path,
+            _endpoint(route),
             methods=["POST"],
-            summary=summary,
+            summary=route.summary,
             description=f"Decide on one {kind.name} (a JSON object) or a batch of up to "
-            f"{max_batch:,} (a JSON array). Needs the `ingest` role.",
-            openapi_extra=_openapi(kind, max_batch),
+            f"{route.max_batch:,} (a JSON array). Needs the `ingest` role.",
+            openapi_extra=_openapi(kind, route.max_batch),
             response_class=Response,
         )
-
-    route(TRANSACTIONS, "/transactions", "Decide on transactions")
-    route(LOGINS, "/logins", "Decide on logins")
     return api
+
+
+def _endpoint(route: DecisionRoute) -> Callable[[Request], Awaitable[Response]]:
+    async def decide(request: Request) -> Response:
+        key = request.headers.get(API_KEY_HEADER)
+        content = await route.answer(request.app.state, key, request.body)
+        return Response(content, media_type="application/json")
+
+    decide.__name__ = f"decide_{route.kind.name}s"
+    return decide
