@@ -5,11 +5,12 @@ from __future__ import annotations
 import os
 import signal
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 
 from vigil.api.recording import BackgroundRecorder, Writer
-from vigil.domain import Decision, Login
+from vigil.domain import Decision, Login, Reason, Transaction
 from vigil.storage import Store
 
 
@@ -99,3 +100,53 @@ def test_a_dead_writer_process_is_replaced_and_nothing_is_lost_unseen(store: Sto
     assert {"before", "after"} <= set(stored)
     assert ("maybe" in stored) != (failures == [1])
     assert recorder.unrecorded == sum(failures)
+
+
+def test_events_and_decisions_cross_to_the_writer_process_unchanged() -> None:
+    """The writer process receives each event and decision as it was decided (the hand-off
+    pickles models as their class and field values, not pickle's default)."""
+    from multiprocessing.reduction import ForkingPickler
+
+    from vigil.engine import Engine
+
+    engine = Engine.in_memory()
+    sent: list[Any] = [
+        Transaction(
+            event_id="e-1",
+            transaction_id="t-1",
+            timestamp=datetime(2022, 1, 1, tzinfo=UTC),
+            type="withdrawal",
+            amount="12500.50",
+            card_id="c-1",
+            terminal_id="ATM-1",
+            latitude=6.45,
+            longitude=3.39,
+        ),
+        Login(
+            event_id="l-1",
+            user_id="u-1",
+            timestamp=datetime(2022, 1, 1, tzinfo=UTC),
+            ip="102.89.4.17",
+            device_id="dev-1",
+            success=False,
+        ),
+    ]
+    sent += [engine.process(event) for event in sent]
+    sent.append(
+        Decision(
+            decision_id="d-9",
+            event_id="e-9",
+            event_kind="transaction",
+            score=0.95,
+            action="block",
+            reasons=[Reason(code="impossible_travel", score=0.95, detail="500 km in 5 min")],
+            model_versions={"transaction": "v0001"},
+        )
+    )
+    sent_bytes = ForkingPickler.dumps(sent)
+    assert b"__pydantic_fields_set__" not in bytes(sent_bytes)  # not pickle's default
+    received = ForkingPickler.loads(sent_bytes)
+    assert received == sent
+    assert [type(r) for r in received] == [type(s) for s in sent]
+    assert received[-1].reasons[0].model_dump() == sent[-1].reasons[0].model_dump()
+    assert [r.model_dump_json() for r in received] == [s.model_dump_json() for s in sent]
