@@ -50,6 +50,7 @@ import subprocess
 import tempfile
 import time
 import urllib.request
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -249,7 +250,17 @@ def _near(card: Card, reference: ReferenceData, k: int = 3) -> list[str]:
     ]
 
 
-def prepare(args: argparse.Namespace, work: Path) -> tuple[str, str, str, datetime]:
+@dataclass(frozen=True)
+class Workload:
+    """What the load sends: each card with its holder and its three nearest ATMs, from ``start``."""
+
+    cards: list[str]
+    users: list[str]
+    terminals: list[list[str]]
+    start: datetime
+
+
+def prepare(args: argparse.Namespace, work: Path) -> tuple[str, str, Workload]:
     """A fresh database with the bank's reference data and history; an ingest key."""
     url = args.database or f"sqlite:///{work / 'vigil.db'}"
     if args.database:
@@ -280,11 +291,13 @@ def prepare(args: argparse.Namespace, work: Path) -> tuple[str, str, str, dateti
     reference = store.load_reference()
     store.close()
     cards = [c for c in reference.cards.values() if c.user_id is not None]
-    lua_cards = _lua_list([c.card_id for c in cards])
-    lua_users = _lua_list([c.user_id or "" for c in cards])
-    lua_terminals = ",".join("{" + _lua_list(_near(card, reference)) + "}" for card in cards)
-    start = datetime.fromisoformat(args.start) + timedelta(days=args.days + 1)
-    return url, key, f"{lua_cards}\n{lua_users}\n{lua_terminals}", start
+    workload = Workload(
+        [c.card_id for c in cards],
+        [c.user_id or "" for c in cards],
+        [_near(card, reference) for card in cards],
+        datetime.fromisoformat(args.start) + timedelta(days=args.days + 1),
+    )
+    return url, key, workload
 
 
 def serve(
@@ -346,18 +359,17 @@ def stop(server: subprocess.Popen[bytes]) -> None:
 def run_mode(
     args: argparse.Namespace, work: Path, mode: str, batch: int, run_id: str, epoch: int
 ) -> dict:
-    url, key, lists, start = prepare(args, work / mode)
-    cards, users, terminals = lists.split("\n")
+    url, key, workload = prepare(args, work / mode)
     script = work / f"{mode}.lua"
     script.write_text(
         LUA
         % {
-            "cards": cards,
-            "users": users,
-            "terminals": terminals,
+            "cards": _lua_list(workload.cards),
+            "users": _lua_list(workload.users),
+            "terminals": ",".join("{" + _lua_list(near) + "}" for near in workload.terminals),
             "batch": batch,
             "spacing": args.spacing if args.spacing is not None else 3600 / args.cards,
-            "base": int(start.timestamp()) + epoch,
+            "base": int(workload.start.timestamp()) + epoch,
             "run": run_id,
             "key": key,
         }
