@@ -150,10 +150,10 @@ class VigilAPI(FastAPI):
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         direct = self.direct
         route = direct.route(scope) if direct is not None else None
-        if route is None:
+        if direct is None or route is None:
             await super().__call__(scope, receive, send)
         else:
-            await direct.answer(route, self.state, scope, receive, send)  # type: ignore[union-attr]
+            await direct.answer(route, self.state, scope, receive, send)
 
 
 def _traced(app: FastAPI) -> bool:
