@@ -22,7 +22,7 @@ from starlette.datastructures import State
 from starlette.types import Receive, Scope, Send
 
 from vigil.api.deps import API_KEY_HEADER
-from vigil.api.limits import declared_length, read_body, too_large
+from vigil.api.limits import check_declared, read_body
 from vigil.api.problems import error_response
 from vigil.api.routers.events import DecisionRoute
 
@@ -53,9 +53,7 @@ class DirectRoutes:
     ) -> None:
         try:
             headers = scope["headers"]
-            declared = declared_length(headers)
-            if declared > self.max_bytes:
-                raise too_large(declared, self.max_bytes)
+            check_declared(headers, self.max_bytes)
             key = next((v.decode("latin-1") for n, v in headers if n == _KEY_HEADER), None)
             content = await route.answer(state, key, lambda: read_body(receive, self.max_bytes))
         except Exception as exc:  # every error answered as the app's own handlers would

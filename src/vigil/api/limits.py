@@ -16,22 +16,25 @@ from typing import Any
 from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from vigil.api.problems import ProblemError, problem_response
+from vigil.api.problems import ProblemError, error_response
 
 
 def too_large(size: int, limit: int) -> ProblemError:
     return ProblemError(413, f"body: {size:,} bytes or more; at most {limit:,} are accepted")
 
 
-def declared_length(headers: Iterable[tuple[bytes, bytes]]) -> int:
-    """The request's ``Content-Length`` (0 when absent or unreadable)."""
+def check_declared(headers: Iterable[tuple[bytes, bytes]], limit: int) -> None:
+    """A 413 problem when the request's ``Content-Length`` passes ``limit`` (a missing or
+    unreadable one passes: the body is counted as it arrives)."""
     for name, value in headers:
         if name == b"content-length":
             try:
-                return int(value)
+                declared = int(value)
             except ValueError:
-                return 0
-    return 0
+                return
+            if declared > limit:
+                raise too_large(declared, limit)
+            return
 
 
 async def read_body(receive: Receive, limit: int) -> bytes:
@@ -48,7 +51,7 @@ async def read_body(receive: Receive, limit: int) -> bytes:
             raise too_large(received, limit)
         chunks.append(chunk)
         if not message.get("more_body", False):
-            return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+            return b"".join(chunks)
 
 
 class BodySizeLimit:
@@ -68,13 +71,10 @@ class BodySizeLimit:
             await self.app(scope, receive, send)
             return
         limit = self.max_bytes
-        declared = declared_length(scope["headers"])
-        if declared > limit:
-            problem = too_large(declared, limit)
-            response = problem_response(413, problem.detail, instance=scope["path"])
-            if self.on_error is not None:
-                self.on_error(413)
-            await response(scope, receive, send)
+        try:
+            check_declared(scope["headers"], limit)
+        except ProblemError as exc:
+            await error_response(exc, scope["path"], self.on_error)(scope, receive, send)
             return
         received = 0
 
