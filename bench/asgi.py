@@ -57,18 +57,15 @@ def _bench_http() -> Any:
     return module
 
 
-# The event mix of bench/http.py's load script.
-TYPES = ["withdrawal"] * 6 + ["deposit", "balance_inquiry"]
-
-
-def bodies(workload: Any, n: int, spacing: float, seed: int = 7) -> list[bytes]:
+def bodies(bench_http: Any, workload: Any, n: int, spacing: float, seed: int = 7) -> list[bytes]:
     """``n`` single transactions as bench/http.py's load script makes them, in time order."""
     rnd = random.Random(seed)
+    low, high = bench_http.AMOUNT_HUNDREDS
     base = workload.start.timestamp()
     out = []
     for i in range(n):
         c = rnd.randrange(len(workload.cards))
-        kind = rnd.choice(TYPES)
+        kind = rnd.choice(bench_http.TYPES)
         event = {
             "event_id": f"asgi-{i}",
             "transaction_id": f"asgi-{i}",
@@ -79,7 +76,7 @@ def bodies(workload: Any, n: int, spacing: float, seed: int = 7) -> list[bytes]:
             "terminal_id": rnd.choice(workload.terminals[c]),
         }
         if kind != "balance_inquiry":
-            event["amount"] = f"{rnd.randint(10, 400) * 100}.00"
+            event["amount"] = f"{rnd.randint(low, high) * 100}.00"
         out.append(json.dumps(event).encode())
     return out
 
@@ -150,9 +147,10 @@ def main() -> None:
     args.database = args.profiles = None
 
     work = Path(tempfile.mkdtemp(prefix="vigil-asgi-bench-"))
-    url, key, workload = _bench_http().prepare(args, work)
+    bench_http = _bench_http()
+    url, key, workload = bench_http.prepare(args, work)
     n = args.events * 2 * args.rounds
-    stream = bodies(workload, n + n // 9, 3600 / args.cards)
+    stream = bodies(bench_http, workload, n + n // 9, 3600 / args.cards)
     os.environ["VIGIL_DATABASE_URL"] = url
     app = create_app(Settings(), tune_gc=True)
 

@@ -71,8 +71,7 @@ local batch = %(batch)d
 local base = %(base)d
 local run = "%(run)s"
 local key = "%(key)s"
-local types = {"withdrawal", "withdrawal", "withdrawal", "withdrawal", "withdrawal",
-               "withdrawal", "deposit", "balance_inquiry"}
+local types = {%(types)s}
 local counter = 0
 local threads = {}
 tid = 0
@@ -89,7 +88,7 @@ local function event()
   local kind = types[math.random(#types)]
   local amount = ""
   if kind ~= "balance_inquiry" then
-    amount = string.format(',"amount":"%%d.00"', math.random(10, 400) * 100)
+    amount = string.format(',"amount":"%%d.00"', math.random(%(low)d, %(high)d) * 100)
   end
   return string.format(
     '{"event_id":"%%s-%%d-%%d","transaction_id":"%%s-%%d-%%d","timestamp":"%%s.%%03dZ",' ..
@@ -124,6 +123,11 @@ function done(summary, latency, requests)
 end
 """
 
+
+# The event mix the load sends (bench/asgi.py sends the same): the types drawn from, and
+# amounts of LOW to HIGH hundreds.
+TYPES = ["withdrawal"] * 6 + ["deposit", "balance_inquiry"]
+AMOUNT_HUNDREDS = (10, 400)
 
 # The `vigil` command of this interpreter (not `-m vigil.cli`: that would load cli.py twice).
 VIGIL = [sys.executable, "-c", "from vigil.cli import app; app()"]
@@ -367,6 +371,9 @@ def run_mode(
             "cards": _lua_list(workload.cards),
             "users": _lua_list(workload.users),
             "terminals": ",".join("{" + _lua_list(near) + "}" for near in workload.terminals),
+            "types": _lua_list(TYPES),
+            "low": AMOUNT_HUNDREDS[0],
+            "high": AMOUNT_HUNDREDS[1],
             "batch": batch,
             "spacing": args.spacing if args.spacing is not None else 3600 / args.cards,
             "base": int(workload.start.timestamp()) + epoch,
