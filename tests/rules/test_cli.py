@@ -9,6 +9,7 @@ import pytest
 from typer.testing import CliRunner
 
 from vigil.cli import app
+from vigil.rules import cli as rules_cli
 from vigil.rules.live import DEFAULT_RULES
 
 runner = CliRunner()
@@ -85,10 +86,13 @@ def test_list_names_the_packaged_default_and_reload_refuses_to_overwrite_it(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.delenv("VIGIL_RULES__PATH", raising=False)
+    # A narrow terminal: the file line is printed whole (a path stays copyable), never wrapped,
+    # wherever the package is installed.
+    monkeypatch.setattr(rules_cli.console, "width", 40)
     db = ["--database", f"sqlite:///{tmp_path / 'v.db'}"]
     listed = runner.invoke(app, ["rules", "list", *db])
     assert listed.exit_code == 0
-    assert "packaged default" in listed.output
+    assert f"file: {DEFAULT_RULES} (the packaged default" in listed.output
     assert last_json(listed.output)["file"] == str(DEFAULT_RULES)
     candidate = tmp_path / "c.yaml"
     candidate.write_text(GOOD)

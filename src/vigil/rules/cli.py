@@ -84,7 +84,10 @@ def list_rules(database: DatabaseOpt = None) -> None:
     latest = versions[0] if versions else None
     version = latest["version"] if latest and latest["sha256"] == sha else None
     default = " (the packaged default: copy it and set rules.path to edit)"
-    console.print(f"file: [bold]{path}[/]{default if path == DEFAULT_RULES else ''}")
+    # Never wrapped: a path split across lines cannot be copied.
+    console.print(
+        f"file: [bold]{path}[/]{default if path == DEFAULT_RULES else ''}", soft_wrap=True
+    )
     if not settings.rules.enabled:
         console.print("[yellow]rules are switched off (rules.enabled = false)[/]")
     if version is not None:
