@@ -17,6 +17,7 @@ True
 
 from __future__ import annotations
 
+import os
 import random
 import time
 from collections.abc import Mapping
@@ -48,6 +49,11 @@ _WRITE_ATTEMPTS = 16
 # it looks.
 _CLAIM_WAIT_SECONDS = 1.0
 _CLAIM_POLL_SECONDS = 0.002
+# Decision ids: 128 random bits, as a UUID4 has, without a system call for each. A generator of
+# our own, seeded from the OS and again in every forked child (so processes never repeat ids),
+# which code seeding the module's global generator (tests, notebooks) cannot make repeat.
+_DECISION_IDS = random.Random()
+os.register_at_fork(after_in_child=_DECISION_IDS.seed)
 
 
 class EventInProgress(RuntimeError):
@@ -55,6 +61,17 @@ class EventInProgress(RuntimeError):
 
     def __init__(self, event_id: str) -> None:
         super().__init__(f"event_id: {event_id!r} is being decided by another process")
+        self.event_id = event_id
+
+
+class EventConflict(ValueError):
+    """An event id already decided, sent again with a different event."""
+
+    def __init__(self, event_id: str) -> None:
+        super().__init__(
+            f"event_id: {event_id!r} was already decided for a different event; "
+            "an event id may be sent again only with the same event"
+        )
         self.event_id = event_id
 
 
@@ -112,9 +129,17 @@ class Engine:
             raise TypeError(f"kind: {event.kind} events are feedback, not decided on")
         known = self.recorder.decided(event)
         if known is not None:
+            self._check_same(event)
             self.repeats += 1
             return known
         return self.decide(event, started, claim=True)
+
+    def _check_same(self, event: Event) -> None:
+        """A repeat gets the first decision only if it is the same event (as pseudonymised
+        and stored): never another client's decision under a reused id."""
+        first = self.recorder.first_event(event.event_id)
+        if first is not None and first != self.pseudonyms.event(event):
+            raise EventConflict(event.event_id)
 
     def decide(self, event: Event, started: int | None = None, *, claim: bool = False) -> Decision:
         """Decide on a validated event this process has not decided before.
@@ -136,7 +161,7 @@ class Engine:
         if read.earlier is not None:
             if (earlier := self._decided_elsewhere(event.event_id, read.earlier)) is not None:
                 self.repeats += 1
-                return earlier
+                return self._adopt(event, earlier)
             read = self.profiles.read(keys)  # the other claim lapsed undecided: ours now
         try:
             return self._decide(ctx, keys, read, started, settle=claim)
@@ -144,6 +169,19 @@ class Engine:
             if claim:  # so that a retry may decide
                 self.profiles.release([event.event_id])
             raise
+
+    def _adopt(self, event: Event, claimed: Decision) -> Decision:
+        """The answer to an event another process claimed and decided. The claim is a hint;
+        the database is the answer: the stored decision if there is one, else the claimed
+        decision is recorded now with this event (the process that took it died before its
+        commit, after applying it to the shared profiles, so it is applied exactly once)."""
+        if self.recorder.store is not None:
+            stored = self.recorder.store.get_decision(event.event_id)
+            if stored is not None:
+                self._check_same(event)
+                return stored
+            self.recorder.add(event, claimed)
+        return claimed
 
     def _decided_elsewhere(self, event_id: str, earlier: bytes) -> Decision | None:
         """The decision another process took on an event it claimed, waiting while it decides;
@@ -177,9 +215,7 @@ class Engine:
         score, action, reasons = self.policy.decide(ruled.reasons, ruled.action)
         # Built from the engine's own checked values: constructed, not validated again.
         decision = Decision.model_construct(
-            # 128 random bits, as a UUID4 has, without a system call for each (the module's
-            # generator is reseeded in a forked child, so processes do not repeat ids).
-            decision_id=f"{random.getrandbits(128):032x}",
+            decision_id=f"{_DECISION_IDS.getrandbits(128):032x}",
             event_id=event.event_id,
             event_kind=event.kind,
             score=score,
@@ -197,12 +233,33 @@ class Engine:
         if self.terminal_risk is not None:
             self.terminal_risk.observe(event)
         # update profiles
+        self._update(ctx, keys, read, action, decision if settle else None)
+        return decision
+
+    def apply(self, event: Event, action: Action) -> None:
+        """The update stage alone, for an event decided earlier with ``action``: how recovery
+        re-applies the stored log to the profiles (:mod:`vigil.profiles.recovery`). The event
+        is as stored (already pseudonymised); nothing is detected, decided or recorded."""
+        ctx = self.enricher.enrich(event)
+        keys = entity_keys(event, ctx.user)
+        read = self.profiles.read(keys)
+        _use(ctx, read)
+        _pair_with_start(ctx)
+        self._update(ctx, keys, read, action, None)
+
+    def _update(
+        self,
+        ctx: Context,
+        keys: list[Key],
+        read: ProfileRead,
+        action: Action,
+        settled: Decision | None,
+    ) -> None:
         familiar, declined = action is Action.ALLOW, action is Action.BLOCK
         update_profiles(ctx, keys, familiar=familiar, declined=declined)
-        settled = decision if settle else None
         for attempt in range(_WRITE_ATTEMPTS):
             if self.profiles.write(read, [ctx.profiles[kind] for kind, _ in keys], settled):
-                return decision
+                return
             # Another process sharing the store updated one of these profiles since we read
             # them. The decision stands (taken on the state as read, and already recorded);
             # the event is applied again on top of the newer state, so no update is lost.
@@ -216,7 +273,7 @@ class Engine:
             update_profiles(ctx, keys, familiar=familiar, declined=declined)
         raise RuntimeError(
             f"profiles: {keys} changed under {_WRITE_ATTEMPTS} attempts to update them "
-            f"for event {event.event_id}"
+            f"for event {ctx.event.event_id}"
         )
 
     def learn(self, feedback: Feedback) -> bool:

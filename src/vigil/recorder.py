@@ -97,10 +97,11 @@ class Recorder:
     def __init__(self, store: Store | None, *, batch_size: int = 5000) -> None:
         self.store = store
         self.batch_size = batch_size
-        self._events: list[Transaction | Login] = []
+        self._events: dict[str, Transaction | Login] = {}
         self._pending: dict[str, Decision] = {}
-        # Without a store, decisions stay here; with one, only their ids do.
+        # Without a store, decisions and their events stay here; with one, only their ids do.
         self._kept: dict[str, Decision] = {}
+        self._kept_events: dict[str, Transaction | Login] = {}
         self._decided: set[str] = set()
         # Ids already looked up in the store (by prefetch) and their earlier decisions.
         self._checked: set[str] = set()
@@ -131,11 +132,22 @@ class Recorder:
             return None
         return self.store.get_decision(event_id)
 
+    def first_event(self, event_id: str) -> Transaction | Login | None:
+        """The event as recorded with the decision on its id (pseudonymised), if any: a
+        repeat is answered with that decision only when it is the same event."""
+        found = self._events.get(event_id) or self._kept_events.get(event_id)
+        if found is not None or self.store is None:
+            return found
+        from vigil.storage.log import stored_events
+
+        return stored_events(self.store, [event_id]).get(event_id)
+
     def add(self, event: Transaction | Login, decision: Decision) -> None:
-        self._events.append(event)
+        self._events[event.event_id] = event
         self._pending[event.event_id] = decision
         if self.store is None:
             self._kept[event.event_id] = decision
+            self._kept_events[event.event_id] = event
         else:
             self._decided.add(event.event_id)
         if len(self._pending) >= self.batch_size:
@@ -146,13 +158,21 @@ class Recorder:
         if self.store is not None:
             self._standin.append(row)
 
-    def flush(self) -> int:
-        """Write the buffered events and decisions in one transaction; returns how many."""
+    def flush(self, checkpoint: list[tuple[str, str, bytes]] | None = None) -> int:
+        """Write the buffered events and decisions in one transaction, then the profiles'
+        ``checkpoint`` if given (:mod:`vigil.profiles.recovery`); returns how many decisions."""
         n = len(self._pending)
-        if n and self.store is not None:
-            with self.store.transaction() as conn:
-                self.store.record(self._events, list(self._pending.values()), conn)
-                if self._standin:
-                    self.store.log_standin(self._standin, conn)
-        self._events, self._pending, self._standin = [], {}, []
+        if self.store is not None:
+            if n:
+                with self.store.transaction() as conn:
+                    self.store.record(
+                        list(self._events.values()), list(self._pending.values()), conn
+                    )
+                    if self._standin:
+                        self.store.log_standin(self._standin, conn)
+            if checkpoint is not None:
+                from vigil.profiles.recovery import save_checkpoint
+
+                save_checkpoint(self.store, checkpoint)
+        self._events, self._pending, self._standin = {}, {}, []
         return n

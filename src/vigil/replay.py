@@ -1,7 +1,9 @@
 """Replay: run a history of events through the engine in event-time order and summarise.
 
-The same engine as live traffic; decisions are written to the store in batches and the
-profiles snapshotted at the end, so a replay can be resumed, evaluated or served from.
+The same engine as live traffic; decisions are written to the store in batches, and after each
+chunk the in-process profiles changed by it are checkpointed. A replay killed at any point and
+run again (after :func:`vigil.profiles.recovery.recover`) skips what was decided and ends in the
+state of an uninterrupted one.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import polars as pl
 
 from vigil.domain import Decision, Feedback, Login, Transaction
 from vigil.engine import Engine
+from vigil.profiles import MemoryProfileStore
 
 CHUNK = 5000
 
@@ -119,6 +122,8 @@ def replay(
     summary = ReplaySummary()
     started = time.perf_counter()
     recorder = engine.recorder
+    profiles = engine.profiles
+    in_process = isinstance(profiles, MemoryProfileStore) and recorder.store is not None
     feedback: list[Feedback] = []
     for chunk in _chunks(events):
         recorder.prefetch([e.event_id for e in chunk if not isinstance(e, Feedback)])
@@ -132,9 +137,9 @@ def replay(
                 continue
             summary.events += 1
             summary.add(engine.decide(event))
+        recorder.flush(profiles.changed() if in_process else None)
         if on_progress is not None:
             on_progress(sum(not isinstance(e, Feedback) for e in chunk))
-    recorder.flush()
     if feedback and recorder.store is not None:
         summary.feedback = recorder.store.insert_feedback(feedback)
     summary.seconds = time.perf_counter() - started

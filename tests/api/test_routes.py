@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from dataclasses import replace
 from typing import Any
 
@@ -172,29 +171,36 @@ def test_logins_single_and_batch(api: Api) -> None:
     assert [d["event_id"] for d in many.json()] == ["l-2", "l-3"]
 
 
-def test_a_repeated_event_id_gets_its_first_decision(api: Api) -> None:
+def test_a_repeated_event_id_gets_its_first_decision_only_for_the_same_event(api: Api) -> None:
     headers = api.headers("ingest")
     first = api.client.post("/v1/transactions", json=tx("i-1"), headers=headers).json()
-    again = api.client.post(
-        "/v1/transactions", json=tx("i-1", amount="999999.00"), headers=headers
-    ).json()
+    again = api.client.post("/v1/transactions", json=tx("i-1"), headers=headers).json()
     assert again == first
     in_batch = api.client.post("/v1/transactions", json=[tx("i-1"), tx("i-2", 1)], headers=headers)
     assert in_batch.json()[0] == first
+    # The same id with another event: another client's decision is never given away.
+    other = api.client.post("/v1/transactions", json=tx("i-1", amount="999999.00"), headers=headers)
+    assert other.status_code == 409
+    assert other.json()["errors"][0]["field"] == "event_id"
+    across_kinds = api.client.post("/v1/logins", json=login("i-1"), headers=headers)
+    assert across_kinds.status_code == 409
+    assert first["decision_id"] not in other.text + across_kinds.text
+    assert api.store.counts()["decisions"] == 2
 
 
 def test_idempotency_holds_across_a_restart_on_the_same_database(api: Api) -> None:
     headers = api.headers("ingest")
     first = api.client.post("/v1/transactions", json=tx("x-1"), headers=headers).json()
-    api.client.__exit__(None, None, None)  # stop the first app: commit, snapshot profiles
+    api.client.__exit__(None, None, None)  # stop the first app: commit, checkpoint profiles
     restarted = make_app(Store(api.store.url), api.profiles)
     restarted_key = restarted.state.keys.create("again", ["ingest", "analyst"])[0]
     with TestClient(restarted) as client:
         h = {"X-API-Key": restarted_key}
-        again = client.post("/v1/transactions", json=tx("x-1", amount="1.00"), headers=h)
-        assert again.json() == first
+        again = client.post("/v1/transactions", json=tx("x-1"), headers=h)
+        assert again.json() == first  # found in the database, compared with the stored event
+        changed = client.post("/v1/transactions", json=tx("x-1", amount="1.00"), headers=h)
         later = client.post("/v1/transactions", json=tx("x-1", minute=59), headers=h)
-        assert later.json() == first  # re-sent with a later time than any stored decision
+        assert changed.status_code == later.status_code == 409
         # the profile survived the restart: the card has one withdrawal, not two
         profile = client.get("/v1/profiles/card/c-1", headers=h).json()
         assert profile["events"] == 1
@@ -204,12 +210,27 @@ def test_idempotency_holds_across_a_restart_on_the_same_database(api: Api) -> No
     assert api.store.counts()["decisions"] == 2
 
 
-def test_decisions_are_committed_in_the_background(api: Api) -> None:
-    api.client.post("/v1/logins", json=login("bg-1"), headers=api.headers("ingest"))
-    deadline = time.monotonic() + 5
-    while api.store.get_decision("bg-1") is None and time.monotonic() < deadline:
-        time.sleep(0.01)
-    assert api.store.get_decision("bg-1") is not None
+def test_a_decision_is_committed_before_it_is_answered(api: Api) -> None:
+    answer = api.client.post("/v1/logins", json=login("bg-1"), headers=api.headers("ingest"))
+    assert api.store.get_decision("bg-1").decision_id == answer.json()["decision_id"]
+    batch = [login(f"bg-{i}", i) for i in range(2, 6)]
+    answers = api.client.post("/v1/logins", json=batch, headers=api.headers("ingest")).json()
+    stored = api.store.get_decisions([d["event_id"] for d in answers])
+    assert [stored[d["event_id"]].decision_id for d in answers] == [
+        d["decision_id"] for d in answers
+    ]
+
+
+def test_amounts_the_store_cannot_hold_exactly_are_422_naming_amount(api: Api) -> None:
+    headers = api.headers("ingest")
+    for amount, currency in (("10.001", "NGN"), ("10.5", "JPY"), ("1e13", "NGN")):
+        answer = api.client.post(
+            "/v1/transactions", json=tx("a-1", amount=amount, currency=currency), headers=headers
+        )
+        assert answer.status_code == 422, (amount, answer.text)
+        assert answer.json()["errors"][0]["field"] == "amount", answer.text
+    ok = api.client.post("/v1/transactions", json=tx("a-1", amount="10.10"), headers=headers)
+    assert ok.status_code == 200 and api.store.counts()["decisions"] == 1
 
 
 # -- errors on the decision routes ------------------------------------------------------------

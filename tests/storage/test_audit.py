@@ -166,6 +166,16 @@ def test_audit_verify_command_exits_non_zero_on_a_broken_chain(tmp_path, make, m
     assert bad.exit_code == 2 and "SEQ:HASH" in bad.output
 
 
+def drop_log_positions(conn) -> None:
+    """What a database from before version 3 lacks: the decisions' log positions."""
+    from sqlalchemy import text
+
+    conn.execute(text("DROP INDEX ux_decisions_seq"))
+    conn.execute(text("ALTER TABLE decisions DROP COLUMN seq"))
+    if conn.dialect.name == "postgresql":
+        conn.execute(text("DROP SEQUENCE decisions_seq"))
+
+
 def test_v1_databases_are_upgraded_and_their_risk_events_chained(store: Store, make) -> None:
     from sqlalchemy import text
 
@@ -177,6 +187,7 @@ def test_v1_databases_are_upgraded_and_their_risk_events_chained(store: Store, m
             conn.execute(text(f"ALTER TABLE risk_events DROP COLUMN {column}"))
         if store.dialect == "postgresql":
             conn.execute(text("ALTER TABLE users ALTER COLUMN address TYPE VARCHAR(500)"))
+        drop_log_positions(conn)
         conn.execute(text("DELETE FROM schema_version"))
         conn.execute(text("INSERT INTO schema_version VALUES (1, '2022-01-01 00:00:00')"))
     store.init_schema()

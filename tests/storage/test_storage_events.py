@@ -66,8 +66,12 @@ def test_transactions_round_trip_exact_decimals_and_utc(store: Store, make) -> N
 
 
 def test_amount_finer_than_cents_is_refused_naming_field_and_event(store: Store, make) -> None:
+    with pytest.raises(ValueError, match=r"amount\n.*10\.005 has more than 2 decimal places"):
+        make.tx("e2", amount=Decimal("10.005"))  # at the door: the event cannot be made
+    # One made without validation still never reaches the table.
+    unchecked = make.tx("e2").model_copy(update={"amount": Decimal("10.005")})
     with pytest.raises(ValueError, match=r"amount: 10\.005 on event e2"):
-        store.insert_transactions([make.tx("e1"), make.tx("e2", amount=Decimal("10.005"))])
+        store.insert_transactions([make.tx("e1"), unchecked])
     assert store.counts()["transactions"] == 0
 
 

@@ -9,13 +9,15 @@ loop pays only for pickling the batch (about 20 µs an event) on its way over. A
 (``"thread"``) serves an in-memory SQLite database, which no other process can open.
 
 Until its commit lands a batch's decisions stay in memory ("in flight"), so a repeated event id
-still finds its first decision in the gap between the buffer and the database.
+still finds its first decision in the gap between the buffer and the database. Each batch
+lands as a :class:`Landed`: which of its decisions were not committed. The server answers its
+requests only then (acknowledged means committed), and fails exactly the failed ones.
 
 A batch that cannot be written is retried a few times (the database may be restarting), then
-counted as unrecorded through ``on_error`` and dropped: the client already has its decision,
-and a retry of the same event will be decided afresh because no record of it exists. A batch
-the database refuses for one of its decisions is split until only that one is dropped. A
-writer process that dies loses the batch it held (counted the same way) and is replaced.
+given up and counted through ``on_error``. A batch the database refuses for one of its
+decisions is split until only that one is given up. A writer process that dies gives up the
+batch it held and is replaced. A profile checkpoint handed over with a batch is written after
+it, and only if all of it was committed (:mod:`vigil.profiles.recovery`).
 
 >>> from datetime import datetime, UTC
 >>> from vigil.domain import Decision, Login
@@ -28,7 +30,9 @@ writer process that dies loses the batch it held (counted the same way) and is r
 ...                         action="allow"))
 >>> rec.flush(), rec.decided(login).decision_id
 (1, 'd-1')
->>> rec.drain(); rec.close(); store.get_decision("l-1").decision_id
+>>> rec.committed().result()
+Landed(failed=frozenset(), checkpointed=False)
+>>> rec.close(); store.get_decision("l-1").decision_id
 'd-1'
 """
 
@@ -36,6 +40,7 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
+import os
 import signal
 import time
 from collections.abc import Callable
@@ -46,15 +51,18 @@ from concurrent.futures import (
     ProcessPoolExecutor,
     ThreadPoolExecutor,
 )
+from dataclasses import dataclass
 from multiprocessing.reduction import ForkingPickler
 from typing import Any, Literal
 
 from pydantic import BaseModel
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DataError, IntegrityError
 
+from vigil.api import lifeline
 from vigil.domain import Decision, Login, Reason, Transaction
 from vigil.privacy.keys import PrivacyKeys
+from vigil.profiles.recovery import Rows, save_checkpoint
 from vigil.recorder import Recorder
 from vigil.storage import Store
 
@@ -62,6 +70,16 @@ log = logging.getLogger(__name__)
 
 _ATTEMPTS = 5
 Writer = Literal["process", "thread"]
+Event = Transaction | Login
+
+
+@dataclass(frozen=True)
+class Landed:
+    """How a handed-over batch ended: the event ids whose decisions were not committed (none,
+    normally), and whether the checkpoint that went with it was written."""
+
+    failed: frozenset[str]
+    checkpointed: bool
 
 
 class BackgroundRecorder(Recorder):
@@ -79,7 +97,8 @@ class BackgroundRecorder(Recorder):
         # Written by the loop thread, emptied as batches land: single dict operations, atomic
         # under the GIL, so no lock is needed.
         self._inflight: dict[str, Decision] = {}
-        self._last: Future[None] | None = None
+        self._inflight_events: dict[str, Event] = {}
+        self._last: Future[Landed] | None = None
         self._on_error = on_error
         self.unrecorded = 0
 
@@ -92,27 +111,39 @@ class BackgroundRecorder(Recorder):
         found = self._inflight.get(event.event_id)
         return found if found is not None else super().decided(event)
 
-    def flush(self) -> int:
-        """Hand the buffered batch to the writer; returns how many decisions it holds."""
+    def first_event(self, event_id: str) -> Event | None:
+        found = self._inflight_events.get(event_id)
+        return found if found is not None else super().first_event(event_id)
+
+    def flush(self, checkpoint: Rows | None = None) -> int:
+        """Hand the buffered batch, and the profiles' ``checkpoint`` if given, to the writer;
+        returns how many decisions the batch holds."""
         n = len(self._pending)
-        if not n:
+        if not n and checkpoint is None:
             return 0
         events, pending, standin = self._events, self._pending, self._standin
-        self._events, self._pending, self._standin = [], {}, []
+        self._events, self._pending, self._standin = {}, {}, []
         self._inflight.update(pending)
-        batch = (events, list(pending.values()), standin, self.store if self.in_process else None)
+        self._inflight_events.update(events)
+        batch = (
+            list(events.values()),
+            list(pending.values()),
+            standin,
+            checkpoint,
+            self.store if self.in_process else None,
+        )
         try:
             written = self._writer.submit(_write, *batch)
         except BrokenExecutor:
             log.error("the writer process died; starting another")
             self._writer = self._start_writer()
             written = self._writer.submit(_write, *batch)
-        landed: Future[None] = Future()
+        landed: Future[Landed] = Future()
         written.add_done_callback(lambda done: self._landed(done, pending, landed))
         self._last = landed
         return n
 
-    def committed(self) -> Future[None] | None:
+    def committed(self) -> Future[Landed] | None:
         """The future of the last batch handed over: once it is done, every earlier one is."""
         return self._last
 
@@ -134,29 +165,32 @@ class BackgroundRecorder(Recorder):
             max_workers=1,
             mp_context=_writer_context(),
             initializer=_open_store,
-            initargs=(self.store.url, self.store.privacy),
+            initargs=(self.store.url, self.store.privacy, os.getpid()),
         )
         # Started now, not at the first batch: starting takes a second (the fork server
         # imports the storage code), and the first batch comes while requests wait.
         writer.submit(int).result()
         return writer
 
-    def _landed(self, written: Future[int], pending: dict[str, Decision], landed: Future[None]):
-        """A batch is committed or given up: it leaves the in-flight map, and what was given
+    def _landed(
+        self, written: Future[Landed], pending: dict[str, Decision], landed: Future[Landed]
+    ) -> None:
+        """A batch is committed or given up: it leaves the in-flight maps, and what was given
         up is counted. ``landed`` completes after this bookkeeping, so a caller waiting on it
         sees the counts (a future's waiters wake before its callbacks run)."""
         try:
-            given_up = written.result()
+            outcome = written.result()
         except Exception:  # the writer process died, or the batch could not be sent to it
             log.exception("giving up on %d decisions: the writer failed", len(pending))
-            given_up = len(pending)
+            outcome = Landed(frozenset(pending), checkpointed=False)
         for event_id in pending:
             self._inflight.pop(event_id, None)
-        if given_up:
-            self.unrecorded += given_up
+            self._inflight_events.pop(event_id, None)
+        if outcome.failed:
+            self.unrecorded += len(outcome.failed)
             if self._on_error is not None:
-                self._on_error(given_up)
-        landed.set_result(None)
+                self._on_error(len(outcome.failed))
+        landed.set_result(outcome)
 
 
 def _sent(model: BaseModel) -> tuple[Callable[..., BaseModel], tuple[Any, ...]]:
@@ -201,56 +235,69 @@ def _writer_context() -> Any:
     return context
 
 
-def _open_store(url: str, privacy: PrivacyKeys) -> None:
+def _open_store(url: str, privacy: PrivacyKeys, server: int) -> None:
     global _store
     # Ctrl-C and a service manager's SIGTERM reach the whole process group; the server
-    # decides when its writer stops (after the last batch), so the writer ignores both.
+    # decides when its writer stops (after the last batch), so the writer ignores both. A
+    # server that is killed outright cannot stop it: the writer watches it instead.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    lifeline.watch(server)
     _store = Store(url, privacy=privacy)
 
 
 def _write(
-    events: list[Transaction | Login],
+    events: list[Event],
     decisions: list[Decision],
     standin: list[dict[str, Any]],
+    checkpoint: Rows | None,
     store: Store | None,
-) -> int:
-    """Commit a batch and its StandIn inferences; returns how many decisions were given up."""
+) -> Landed:
+    """Commit a batch, its StandIn inferences, then the checkpoint taken after it (only if
+    the whole batch was committed: a checkpoint must not include an event the log lacks)."""
     store = store or _store
     assert store is not None
-    given_up = _record(store, events, decisions)
+    failed = _record(store, events, decisions)
     if standin:
         try:  # the decisions stand without their inferences
             store.log_standin(standin)
         except Exception:
             log.exception("giving up on %d StandIn inferences", len(standin))
-    return given_up
+    checkpointed = False
+    if checkpoint is not None and not failed:
+        try:
+            save_checkpoint(store, checkpoint)
+            checkpointed = True
+        except Exception:  # the next checkpoint takes these profiles again
+            log.exception("the profile checkpoint was not written")
+    return Landed(frozenset(failed), checkpointed)
 
 
-def _record(store: Store, events: list[Transaction | Login], decisions: list[Decision]) -> int:
-    """Commit a batch; retry what may pass later, isolate what never will.
+def _record(store: Store, events: list[Event], decisions: list[Decision]) -> list[str]:
+    """Commit a batch; retry what may pass later, isolate what never will. Returns the event
+    ids of the decisions given up.
 
-    A decision the database refuses outright (an integrity error: say an event id decided
-    before a restart, re-sent with a later timestamp, so the recorder did not look it up) must
-    not take the rest of its batch down with it: the batch is split in halves until the refused
-    decision stands alone, and only it is given up.
+    A decision the database refuses outright (an integrity error, or a value it cannot hold)
+    must not take the rest of its batch down with it: the batch is split in halves until the
+    refused decision stands alone, and only it is given up.
     """
     for attempt in range(1, _ATTEMPTS + 1):
         try:
             store.record(events, decisions)
-            return 0
-        except IntegrityError:
+            return []
+        except (IntegrityError, DataError, ValueError, TypeError) as exc:
             if len(decisions) > 1:
                 half = len(decisions) // 2
                 return _record(store, events[:half], decisions[:half]) + _record(
                     store, events[half:], decisions[half:]
                 )
+            error = exc
             break
-        except Exception:
+        except Exception as exc:
+            error = exc
             if attempt == _ATTEMPTS:
                 break
             log.warning("writing %d decisions failed; retrying", len(decisions))
             time.sleep(0.05 * 2**attempt)
-    log.exception("giving up on %d decisions", len(decisions))
-    return len(decisions)
+    log.error("giving up on %d decisions", len(decisions), exc_info=error)
+    return [d.event_id for d in decisions]

@@ -11,8 +11,15 @@ microseconds, short enough to run inline. Database commits, the slow part, happe
 recorder's writer process (:mod:`vigil.api.recording`).
 
 The engine is built the way ``vigil replay`` builds it: reference data loaded from the store,
-profiles from ``profiles_url`` (Redis) or, by default, in process, restored from the last
-snapshot and snapshotted again on shutdown.
+profiles from ``profiles_url`` (Redis) or, by default, in process, recovered from the log
+(the newest checkpoint, then every stored event after it) and checkpointed as it runs.
+
+**Acknowledged means committed.** A route decides its events, then awaits :meth:`commit`:
+the answer leaves only once the batch holding its decisions is committed. Batches are group
+commits: while the writer commits one, the next gathers every decision taken meanwhile. A
+decision that could not be committed fails its request (:class:`NotCommitted`, a 503 the
+client retries); in-process profiles, which already include it, are then rebuilt from the
+log, so a retry is applied exactly once.
 
 >>> import asyncio
 >>> from vigil.storage import Store
@@ -22,7 +29,7 @@ snapshot and snapshotted again on shutdown.
 >>> [d.action.value for d in service.decide([Login(event_id="l-1", user_id="u-1",
 ...      timestamp="2022-01-01T09:00:00Z")])]
 ['allow']
->>> asyncio.run(service.sync()); store.get_decision("l-1").action.value
+>>> asyncio.run(service.commit(["l-1"])); store.get_decision("l-1").action.value
 'allow'
 >>> service.close()["unrecorded"]
 0
@@ -38,7 +45,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from vigil.api.metrics import ApiMetrics
-from vigil.api.recording import BackgroundRecorder
+from vigil.api.recording import BackgroundRecorder, Landed
 from vigil.config import Settings
 from vigil.domain import Decision, Feedback, Login, Transaction
 from vigil.engine import Engine
@@ -46,6 +53,7 @@ from vigil.privacy.erasure import ErasureReport, forget
 from vigil.privacy.retention import RetentionPolicy, purge
 from vigil.profiles import MemoryProfileStore, ProfileStore
 from vigil.profiles.profile import Profile
+from vigil.profiles.recovery import Recovery, recover
 from vigil.profiles.redis_store import RedisProfileStore
 from vigil.profiles.store import open_profile_store
 
@@ -55,6 +63,15 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 Event = Transaction | Login
+
+
+class NotCommitted(RuntimeError):
+    """Decisions whose commit failed: the request gets a 503 and may be sent again."""
+
+    def __init__(self, event_ids: list[str]) -> None:
+        shown = ", ".join(repr(i) for i in event_ids[:5])
+        super().__init__(f"event_id: {shown} not recorded (the database refused or failed)")
+        self.event_ids = event_ids
 
 
 class DecisionService:
@@ -69,20 +86,27 @@ class DecisionService:
         self.settings = settings
         self.store = store
         self.metrics = metrics or ApiMetrics()
-        # In-process profiles are restored from the last snapshot; a shared (Redis) store keeps
-        # its own, and several `serve` processes may share it.
         # ``is not None``: a store with no profiles yet has a length of 0, so is falsy.
         self.profiles: ProfileStore = (
             profiles if profiles is not None else open_profile_store(settings)
         )
-        if isinstance(self.profiles, MemoryProfileStore):
-            self.profiles.restore(store)
         self.recorder = BackgroundRecorder(
             store, on_error=self.metrics.unrecorded.inc, writer=settings.api.writer
         )
         self.engine = Engine(
             store.load_reference(), self.profiles, self.recorder, settings=settings
         )
+        # Profiles are a cache of the log: brought up to it before the first decision.
+        self.recovery: Recovery = recover(self.engine, store)
+        self._in_process = isinstance(self.profiles, MemoryProfileStore)
+        self._checkpoint_due = time.monotonic() + settings.profiles.checkpoint_seconds
+        # Group commit (event-loop thread only): the batch now gathering, and the signal that
+        # it holds something to commit. Made on the loop, at the first commit.
+        self._gathering: asyncio.Future[Landed] | None = None
+        self._wanted: asyncio.Event | None = None
+        # Event ids whose decisions were given up, until decided again: a repeat that found
+        # one in flight must not be answered as committed.
+        self._lost: set[str] = set()
         self._tasks: list[asyncio.Task[None]] = []
         # With profiles in Redis and a model reading terminal risk: the store that carries
         # labels between the processes, and how to stop listening.
@@ -105,6 +129,8 @@ class DecisionService:
             decision = process(event)
             if engine.repeats == repeats:
                 decided(decision.event_kind, decision.action.value, decision.latency_us / 1e6)
+                if self._lost:
+                    self._lost.discard(decision.event_id)
             else:  # its latency is the first decision's, already observed
                 repeated(decision.event_kind)
             out.append(decision)
@@ -146,20 +172,83 @@ class DecisionService:
         profile = self.profiles.get(kind, key)
         return profile if profile.n else None
 
-    # -- recording -----------------------------------------------------------------------------
+    # -- recording ---------------------------------------------------------------------------
+
+    async def commit(self, event_ids: Sequence[str]) -> None:
+        """Return once every decision taken so far is committed; raise :class:`NotCommitted`
+        naming those of ``event_ids`` that were given up instead."""
+        if self._wanted is None:
+            self._start_group_commit()
+        assert self._gathering is not None and self._wanted is not None
+        gathering = self._gathering
+        self._wanted.set()
+        landed = await asyncio.shield(gathering)
+        lost = self._lost
+        failed = [i for i in event_ids if i in landed.failed or i in lost]
+        if failed:
+            raise NotCommitted(failed)
 
     async def sync(self) -> None:
         """Commit every decision taken so far, so reads that follow see them."""
-        self.recorder.flush()
-        last = self.recorder.committed()
-        if last is not None:
-            await asyncio.wrap_future(last)
+        await self.commit(())
 
-    async def _flush_every(self, seconds: float) -> None:
+    def _start_group_commit(self) -> None:
+        loop = asyncio.get_running_loop()
+        self._gathering = loop.create_future()
+        self._wanted = asyncio.Event()
+        self._tasks.append(loop.create_task(self._group_commit()))
+
+    async def _group_commit(self) -> None:
+        """Hand each gathered batch to the writer, one at a time, and settle it as it lands."""
+        assert self._wanted is not None
+        loop = asyncio.get_running_loop()
+        wait = self.settings.api.group_commit_ms / 1000
         while True:
-            await asyncio.sleep(seconds)
-            self.recorder.flush()
+            await self._wanted.wait()
+            if wait:
+                await asyncio.sleep(wait)  # let the decisions of the next moments join
+            self._wanted.clear()
+            batch, self._gathering = self._gathering, loop.create_future()
+            assert batch is not None
+            try:
+                landed = await self._write_batch()
+            except Exception as exc:  # never leave a request waiting for ever
+                log.exception("committing a batch failed")
+                batch.set_exception(exc)
+                continue
+            if landed.failed:
+                self._lost.update(landed.failed)
+            batch.set_result(landed)
             self.metrics.buffered.set(self.recorder.buffered)
+            if landed.failed and self._in_process:
+                await self._recover_after_failure()
+
+    async def _write_batch(self) -> Landed:
+        checkpoint = self._checkpoint() if self._in_process else None
+        if not self.recorder.flush(checkpoint) and checkpoint is None:
+            return Landed(frozenset(), checkpointed=False)
+        handed = self.recorder.committed()
+        assert handed is not None
+        landed = await asyncio.wrap_future(handed)
+        if checkpoint is not None and not landed.checkpointed:
+            self.profiles.unchanged(checkpoint)  # type: ignore[attr-defined]
+        return landed
+
+    def _checkpoint(self) -> list[tuple[str, str, bytes]] | None:
+        """The in-process profiles changed since the last checkpoint, when one is due."""
+        now = time.monotonic()
+        if now < self._checkpoint_due:
+            return None
+        self._checkpoint_due = now + self.settings.profiles.checkpoint_seconds
+        return self.profiles.changed()  # type: ignore[attr-defined]
+
+    async def _recover_after_failure(self) -> None:
+        """In-process profiles include the events whose decisions were given up: commit what
+        was decided since, then rebuild the profiles from the log (the newest checkpoint and
+        every stored event after it). Decisions wait meanwhile; failures are rare."""
+        await self._write_batch()
+        self.recovery = recover(self.engine, self.store)
+        log.warning("profiles rebuilt from the log after a failed commit: %s", self.recovery)
 
     # -- privacy ---------------------------------------------------------------------------
 
@@ -189,18 +278,18 @@ class DecisionService:
                 log.exception("retention purge failed")
 
     def start(self) -> None:
-        """Commit buffered decisions every ``api.flush_interval_ms``, and apply the retention
-        policy every ``privacy.purge_interval_hours`` (0: never). Needs a running loop."""
+        """Start group commits, and apply the retention policy every
+        ``privacy.purge_interval_hours`` (0: never). Needs a running loop."""
         loop = asyncio.get_running_loop()
-        interval = self.settings.api.flush_interval_ms / 1000
-        self._tasks.append(loop.create_task(self._flush_every(interval)))
+        if self._wanted is None:
+            self._start_group_commit()
         hours = self.settings.privacy.purge_interval_hours
         if hours > 0:
             self._tasks.append(loop.create_task(self._purge_every(hours * 3600)))
         self._listen_for_labels()
 
     def close(self) -> dict[str, int | float]:
-        """Stop: commit every decision, snapshot the profiles. Returns what was saved."""
+        """Stop: commit every decision, checkpoint every profile. Returns what was saved."""
         if self._closed:
             return {}
         self._closed = True
@@ -211,7 +300,7 @@ class DecisionService:
         started = time.perf_counter()
         self.recorder.close()
         saved = (
-            self.profiles.snapshot(self.store, {"source": "serve"})
+            self.profiles.snapshot(self.store)
             if isinstance(self.profiles, MemoryProfileStore)
             else len(self.profiles)
         )

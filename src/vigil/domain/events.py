@@ -20,6 +20,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, model_validator
 
 from vigil.domain.types import (
+    ZERO_DECIMAL_CURRENCIES,
     Amount,
     CountryCode,
     CurrencyCode,
@@ -28,6 +29,7 @@ from vigil.domain.types import (
     Longitude,
     Printable,
     UtcDatetime,
+    decimals,
 )
 
 
@@ -114,6 +116,12 @@ class Transaction(BaseModel):
                 object.__setattr__(self, "amount", Decimal(0))
             else:
                 raise ValueError(f"amount: required on a {self.phase.value} {self.type.value}")
+        if (
+            self.amount
+            and self.currency in ZERO_DECIMAL_CURRENCIES
+            and decimals(Decimal(self.amount))
+        ):
+            raise ValueError(f"amount: {self.currency} has no minor unit; got {self.amount}")
         if self.card_id is None and self.account_id is None and self.user_id is None:
             raise ValueError("card_id: a transaction needs a card_id, account_id or user_id")
         if (self.latitude is None) != (self.longitude is None):

@@ -16,6 +16,22 @@ EARLIEST = datetime(1990, 1, 1, tzinfo=UTC)
 LATEST = datetime(2100, 1, 1, tzinfo=UTC)
 
 MAX_AMOUNT = Decimal("1e12")
+# Amounts are stored exactly in NUMERIC(18, 2): at most two decimal places, fewer where the
+# currency's minor unit is smaller (ISO 4217 currencies without one).
+MAX_DECIMALS = 2
+ZERO_DECIMAL_CURRENCIES = frozenset(
+    "BIF CLP DJF GNF ISK JPY KMF KRW PYG RWF UGX UYI VND VUV XAF XOF XPF".split()  # noqa: SIM905
+)
+
+
+def decimals(value: Decimal) -> int:
+    """How many decimal places an amount needs (trailing zeros do not count).
+
+    >>> decimals(Decimal("10.50")), decimals(Decimal("10.001")), decimals(Decimal("1E+3"))
+    (1, 3, 0)
+    """
+    exponent = value.normalize().as_tuple().exponent
+    return max(0, -exponent) if isinstance(exponent, int) else 0
 
 
 def _to_utc(value: datetime) -> datetime:
@@ -34,6 +50,8 @@ def _check_amount(value: Decimal) -> Decimal:
         raise ValueError("amount must not be negative")
     if value > MAX_AMOUNT:
         raise ValueError(f"amount must be at most {MAX_AMOUNT}")
+    if decimals(value) > MAX_DECIMALS:
+        raise ValueError(f"amount {value} has more than {MAX_DECIMALS} decimal places")
     return value
 
 

@@ -102,6 +102,8 @@ class MemoryProfileStore:
     def __init__(self, config: ProfilesConfig | None = None) -> None:
         self.config = config or ProfilesConfig()
         self._profiles: dict[tuple[str, str], Profile] = {}
+        # Written since the last checkpoint (vigil.profiles.recovery): what the next one saves.
+        self._changed: set[Key] = set()
 
     def __len__(self) -> int:
         return len(self._profiles)
@@ -112,6 +114,7 @@ class MemoryProfileStore:
 
     def put(self, kind: str, key: str, profile: Profile) -> None:
         self._profiles[(kind, key)] = profile
+        self._changed.add((kind, key))
 
     # One process owns this store: nobody else can have written in between, and its recorder
     # alone knows which events it decided (so claims are not kept).
@@ -123,9 +126,12 @@ class MemoryProfileStore:
     ) -> bool:
         for key, profile in zip(read.keys, profiles, strict=True):
             self._profiles[key] = profile
+        self._changed.update(read.keys)
         return True
 
     def delete(self, keys: Iterable[Key]) -> int:
+        keys = list(keys)
+        self._changed.difference_update(keys)
         return sum(self._profiles.pop(key, None) is not None for key in keys)
 
     def claim(self, event_id: str) -> bytes | None:
@@ -144,16 +150,36 @@ class MemoryProfileStore:
             top_k=c.top_k, recent_window=c.recent_window_seconds, recent_max=c.recent_max_events
         )
 
-    def snapshot(self, store: Store, state: dict | None = None) -> int:
-        """Write every profile to the SQL store in one transaction; returns how many."""
-        rows = ((kind, key, p.to_bytes()) for kind, key, p in self.items())
-        return store.save_profiles(rows, state)
+    def changed(self) -> list[tuple[str, str, bytes]]:
+        """The profiles written since the last call, serialised, for a checkpoint.
+
+        >>> store = MemoryProfileStore(); store.put("card", "c-1", store.get("card", "c-1"))
+        >>> [(kind, key) for kind, key, _ in store.changed()], store.changed()
+        ([('card', 'c-1')], [])
+        """
+        profiles = self._profiles
+        rows = [(kind, key, profiles[kind, key].to_bytes()) for kind, key in self._changed]
+        self._changed = set()
+        return rows
+
+    def snapshot(self, store: Store) -> int:
+        """Checkpoint every profile (vigil.profiles.recovery.save_checkpoint), not only the
+        changed ones: at a clean stop, once every decision is committed. Returns how many."""
+        from vigil.profiles.recovery import save_checkpoint
+
+        self._changed = set()
+        return save_checkpoint(store, ((k, key, p.to_bytes()) for k, key, p in self.items()))
+
+    def unchanged(self, rows: Iterable[tuple[str, str, bytes]]) -> None:
+        """Mark these profiles written again: their checkpoint did not land."""
+        self._changed.update((kind, key) for kind, key, _ in rows)
 
     def restore(self, store: Store) -> dict | None:
-        """Load the last snapshot; returns the state saved with it (e.g. the watermark)."""
+        """Load the newest checkpoint; returns the state saved with it (its log position)."""
         self._profiles = {
             (kind, key): Profile.from_bytes(data) for kind, key, data in store.load_profiles()
         }
+        self._changed = set()
         return store.load_profile_state()
 
 

@@ -33,6 +33,7 @@ from sqlalchemy import (
     Integer,
     LargeBinary,
     MetaData,
+    Sequence,
     String,
     Table,
     Text,
@@ -42,8 +43,9 @@ from sqlalchemy.dialects.postgresql import BYTEA, JSONB
 from vigil.domain.decisions import Action
 from vigil.storage.columns import Money, UtcDateTime
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 PARTITIONED_TABLES = ("transactions", "logins")
+DECISION_SEQUENCE = "decisions_seq"
 
 DIALECTS = ("sqlite", "postgresql")
 
@@ -225,12 +227,21 @@ def build_tables(dialect: str) -> Tables:
         Column("model_versions", _Json, nullable=False),
         Column("latency_us", Float, nullable=False),
         Column("created_at", UtcDateTime(), nullable=False),
+        # The log position: decisions numbered in the order their events were decided and
+        # applied to the profiles; a profile checkpoint records the last one it includes.
+        # NULL only on rows from before it existed.
+        Column("seq", BigInteger),
         CheckConstraint("score >= 0 AND score <= 1", name="ck_decisions_score"),
         CheckConstraint(f"action IN ({actions})", name="ck_decisions_action"),
         Index("ix_decisions_user_time", "user_id", "event_time"),
         Index("ix_decisions_card_time", "card_id", "event_time"),
         Index("ix_decisions_action", "action"),
+        Index("ux_decisions_seq", "seq", unique=True),
     )
+    if dialect == "postgresql":
+        # Several processes may number decisions at once (Store.record takes a batch's numbers
+        # from it); on SQLite the writer holds the database's write lock and counts on.
+        Sequence(DECISION_SEQUENCE, metadata=md)
     risk_events = Table(
         "risk_events",
         md,

@@ -46,11 +46,12 @@ from vigil.domain.entities import Bank, Card, Terminal, User
 from vigil.domain.events import Feedback, FeedbackLabel, Login, Phase, Transaction
 from vigil.privacy.keys import PrivacyKeys
 from vigil.storage import audit
+from vigil.storage import log as event_log
 from vigil.storage import rows as R
 from vigil.storage.bulk import copy_insert, sqlite_insert
 from vigil.storage.partitions import MonthlyPartitions
 from vigil.storage.reference import ReferenceData
-from vigil.storage.schema import SCHEMA_VERSION, Tables, build_tables
+from vigil.storage.schema import DECISION_SEQUENCE, SCHEMA_VERSION, Tables, build_tables
 
 if TYPE_CHECKING:
     import polars as pl
@@ -87,8 +88,19 @@ def _v1_to_v2(conn: Connection, t: Tables) -> None:
             index.create(conn)
 
 
+def _v2_to_v3(conn: Connection, t: Tables) -> None:
+    """The log position on decisions (vigil.storage.log). Rows from before stay unnumbered:
+    the profile snapshot taken with them already includes them."""
+    conn.exec_driver_sql("ALTER TABLE decisions ADD COLUMN seq BIGINT")
+    if conn.dialect.name == "postgresql":
+        conn.exec_driver_sql(f"CREATE SEQUENCE IF NOT EXISTS {DECISION_SEQUENCE}")
+    for index in t.decisions.indexes:
+        if index.name == "ux_decisions_seq":
+            index.create(conn)
+
+
 # Upgrades from version N to N + 1, keyed by N.
-MIGRATIONS: dict[int, Callable[[Connection, Tables], None]] = {1: _v1_to_v2}
+MIGRATIONS: dict[int, Callable[[Connection, Tables], None]] = {1: _v1_to_v2, 2: _v2_to_v3}
 
 _CHUNK = 5_000
 # decision_frame columns derived from the stored reasons rather than read as they are.
@@ -502,6 +514,9 @@ class Store:
         with self._joined(conn) as c:
             self.insert_transactions(txs, c)
             self.insert_logins(logins, c)
+            positions = event_log.next_positions(c, self, len(decision_rows))
+            for row, seq in zip(decision_rows, positions, strict=True):
+                row["seq"] = seq
             self._insert_all(c, self.tables.decisions, decision_rows)
             audit.chain(c, self.tables.risk_events, risk_rows, self.privacy.pseudonyms)
             self._insert_all(c, self.tables.risk_events, risk_rows)
@@ -833,16 +848,20 @@ class Store:
     # -- profile snapshots ------------------------------------------------------------------------
 
     def save_profiles(
-        self, rows: Iterable[tuple[str, str, bytes]], state: dict | None = None
+        self,
+        rows: Iterable[tuple[str, str, bytes]],
+        state: dict | None = None,
+        conn: Connection | None = None,
     ) -> int:
-        """Upsert ``(kind, key, data)`` rows and the snapshot state in one transaction.
+        """Upsert ``(kind, key, data)`` rows and the snapshot state in one transaction (the
+        caller's, when given).
 
         ``rows`` may be a generator of any length; it is written in chunks. Returns rows written.
         """
         t = self.tables
         written = 0
         now = R.utc_now()
-        with self.transaction() as conn:
+        with self._joined(conn) as conn:
             for chunk in batched(rows, _CHUNK):
                 records = []
                 for kind, key, data in chunk:

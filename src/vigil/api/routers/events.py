@@ -32,10 +32,10 @@ from vigil.api.problems import (
     invalid,
     problem_responses,
 )
-from vigil.api.service import DecisionService
+from vigil.api.service import DecisionService, NotCommitted
 from vigil.domain import Decision, Login, Transaction
 from vigil.domain.decisions import DECISION_EXAMPLE
-from vigil.engine import EventInProgress
+from vigil.engine import EventConflict, EventInProgress
 
 _DECISION: TypeAdapter[Decision] = TypeAdapter(Decision)
 _DECISIONS: TypeAdapter[list[Decision]] = TypeAdapter(list[Decision])
@@ -123,8 +123,9 @@ def _openapi(kind: EventKind, max_batch: int) -> dict[str, Any]:
     }
     decision = {"$ref": "#/components/schemas/Decision"}
     answer = {
-        "description": "The decision (an array of decisions for a batch, in order). A "
-        "repeated event id gets the decision first taken on it, unchanged.",
+        "description": "The decision (an array of decisions for a batch, in order), sent once "
+        "it is committed. A repeated event id gets the decision first taken on it, unchanged, "
+        "if the event is the same (else 409).",
         "content": {
             "application/json": {
                 "schema": {"oneOf": [decision, {"type": "array", "items": decision}]},
@@ -171,6 +172,13 @@ class DecisionRoute:
             decisions = svc.decide(events)
         except EventInProgress as exc:  # a repeat sent while another process decides
             raise ProblemError(409, f"{exc}; send it again") from None
+        except EventConflict as exc:
+            errors = [FieldError(field="event_id", message=str(exc), type="conflict")]
+            raise ProblemError(409, str(exc), errors=errors) from None
+        try:  # acknowledged means committed
+            await svc.commit([d.event_id for d in decisions])
+        except NotCommitted as exc:
+            raise ProblemError(503, f"{exc}; send it again", headers={"Retry-After": "1"}) from None
         content = _DECISIONS.dump_json(decisions) if batch else _DECISION.dump_json(decisions[0])
         svc.metrics.answered(self.path, time.perf_counter() - started)
         return content
@@ -186,7 +194,7 @@ def routes(max_batch: int) -> list[DecisionRoute]:
 def router(decision_routes: list[DecisionRoute]) -> APIRouter:
     # No FastAPI dependencies on this hot path: solving them costs more than deciding. The key
     # is checked by the same function the dependencies use, and documented by hand below.
-    api = APIRouter(tags=["decisions"], responses=problem_responses(401, 403, 409, 413, 422))
+    api = APIRouter(tags=["decisions"], responses=problem_responses(401, 403, 409, 413, 422, 503))
     for route in decision_routes:
         kind = route.kind
         api.add_api_route(

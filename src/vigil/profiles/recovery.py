@@ -1,0 +1,96 @@
+"""Profiles are a cache of the event log: checkpoints, and recovery after a crash.
+
+The stored events and their decisions are the truth (:mod:`vigil.storage.log`). An in-process
+profile store is checkpointed to the database now and then: the profiles changed since the
+last checkpoint, written with the log position they include. On start, :func:`recover` loads
+the newest checkpoint and re-applies every stored event after that position, in log order,
+with the action its stored decision took (nothing is decided again). So a ``kill -9``, an
+interrupted replay or a lost Redis end in the state an uninterrupted run reaches.
+
+A checkpoint only ever includes committed events: the recorder's writer commits a batch before
+the checkpoint taken after it, and leaves the checkpoint out when any of the batch failed.
+
+>>> import tempfile
+>>> from vigil.engine import Engine
+>>> from vigil.recorder import Recorder
+>>> from vigil.storage import Store
+>>> store = Store(f"sqlite:///{tempfile.mkdtemp()}/v.db"); store.init_schema()
+>>> live = Engine(store.load_reference(), MemoryProfileStore(), Recorder(store))
+>>> _ = live.process({"kind": "login", "event_id": "l-1", "user_id": "u-1",
+...                   "timestamp": "2022-01-01T09:00:00Z", "country": "NG"})
+>>> live.recorder.flush()  # committed, never checkpointed: then the process dies
+1
+>>> fresh = Engine(store.load_reference(), MemoryProfileStore(), Recorder(store))
+>>> recover(fresh, store)
+Recovery(checkpoint=0, reapplied=1, rebuilt=False)
+>>> fresh.profiles.get("user", "u-1").n
+1
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from vigil.profiles.store import MemoryProfileStore
+from vigil.storage import log
+
+if TYPE_CHECKING:
+    from vigil.engine import Engine
+    from vigil.storage import Store
+
+Rows = list[tuple[str, str, bytes]]
+
+
+@dataclass(frozen=True)
+class Recovery:
+    """What :func:`recover` did: the checkpoint's log position, how many stored events it
+    re-applied after it, and whether a shared store was rebuilt from the whole log."""
+
+    checkpoint: int
+    reapplied: int
+    rebuilt: bool
+
+
+def save_checkpoint(store: Store, rows: Iterable[tuple[str, str, bytes]]) -> int:
+    """Write changed profiles with the log position they include, in one transaction.
+
+    Called after the batch holding every event they include has been committed (by the one
+    writer that numbers this store's decisions), so the newest position is theirs.
+    """
+    with store.transaction() as conn:
+        position = log.position(conn, store)
+        return store.save_profiles(rows, {"position": position}, conn)
+
+
+def recover(engine: Engine, store: Store) -> Recovery:
+    """Bring the engine's profiles up to the log: in process, the newest checkpoint plus every
+    event after it; a shared store (Redis) found empty while the log is not is rebuilt from
+    the whole log (:func:`rebuild`). Run before the engine decides anything."""
+    profiles = engine.profiles
+    if isinstance(profiles, MemoryProfileStore):
+        state = profiles.restore(store) or {}
+        # A snapshot from before log positions existed includes everything stored then.
+        after = int(state.get("position", 0))
+        return Recovery(after, _reapply(engine, store, after), rebuilt=False)
+    if len(profiles) == 0:
+        reapplied = _reapply(engine, store, 0)
+        return Recovery(0, reapplied, rebuilt=reapplied > 0)
+    return Recovery(0, 0, rebuilt=False)
+
+
+def rebuild(engine: Engine, store: Store) -> Recovery:
+    """Every profile recomputed from the whole log (``vigil profiles rebuild``): the shared
+    store is emptied first, then each stored event re-applied in log order."""
+    profiles = engine.profiles
+    profiles.delete([(kind, key) for kind, key, _ in list(profiles.items())])
+    return Recovery(0, _reapply(engine, store, 0), rebuilt=True)
+
+
+def _reapply(engine: Engine, store: Store, after: int) -> int:
+    n = 0
+    for _, event, action in log.decided_since(store, after):
+        engine.apply(event, action)
+        n += 1
+    return n

@@ -1,0 +1,110 @@
+"""The event log: stored events with their decisions, in the order they were decided.
+
+The event tables and ``decisions`` are the source of truth; profiles are a cache derived from
+them. Each decision carries its log position (``decisions.seq``), numbered as its batch is
+committed, in the order the engine decided (and so applied to the profiles). A profile
+checkpoint records the position it includes; recovery re-applies what comes after it
+(:mod:`vigil.profiles.recovery`).
+
+>>> import tempfile
+>>> from datetime import datetime, UTC
+>>> from vigil.domain import Decision, Login
+>>> from vigil.storage import Store
+>>> store = Store(f"sqlite:///{tempfile.mkdtemp()}/v.db"); store.init_schema()
+>>> logins = [Login(event_id=f"l-{i}", user_id="u", timestamp=datetime(2022, 1, 1, i, tzinfo=UTC))
+...           for i in range(3)]
+>>> store.record(logins[::-1], [Decision(decision_id=f"d-{i}", event_id=f"l-{i}",
+...     event_kind="login", score=0, action="allow") for i in (2, 1, 0)])
+>>> [(seq, event.event_id, action.value) for seq, event, action in decided_since(store, 1)]
+[(2, 'l-1', 'allow'), (3, 'l-0', 'allow')]
+>>> with store.engine.connect() as conn: position(conn, store)
+3
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Callable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import Connection, func, select, text
+
+from vigil.domain import Action, Login, Transaction
+from vigil.storage import rows as R
+from vigil.storage.schema import DECISION_SEQUENCE
+
+if TYPE_CHECKING:
+    from vigil.storage import Store
+
+Event = Transaction | Login
+
+_CHUNK = 5_000
+_IN_CHUNK = 500
+
+
+def next_positions(conn: Connection, store: Store, n: int) -> list[int]:
+    """``n`` new log positions, ascending, for the decisions a transaction is inserting.
+
+    On SQLite the caller holds the database's write lock (``BEGIN IMMEDIATE``), so counting on
+    from the largest stored one is safe; on PostgreSQL several processes may insert at once,
+    so the numbers come from a sequence.
+    """
+    if n == 0:
+        return []
+    if store.dialect == "postgresql":
+        query = text(f"SELECT nextval('{DECISION_SEQUENCE}') FROM generate_series(1, :n)")
+        return sorted(conn.execute(query, {"n": n}).scalars())
+    start = position(conn, store) + 1
+    return list(range(start, start + n))
+
+
+def position(conn: Connection, store: Store) -> int:
+    """The newest committed log position (0 for an empty log)."""
+    seq = store.tables.decisions.c.seq
+    return conn.execute(select(func.coalesce(func.max(seq), 0))).scalar_one()
+
+
+def decided_since(
+    store: Store, after: int, *, batch_size: int = _CHUNK
+) -> Iterator[tuple[int, Event, Action]]:
+    """Every decided event with a log position after ``after``, in log order, with the action
+    it got: what a profile checkpoint at ``after`` does not include yet."""
+    d = store.tables.decisions
+    streams = []
+    with store.engine.connect() as conn:
+        for table, convert in (
+            (store.tables.transactions, R.transaction_from_row),
+            (store.tables.logins, R.login_from_row),
+        ):
+            query = (
+                select(d.c.seq, d.c.action, table)
+                .join(table, table.c.event_id == d.c.event_id)
+                .where(d.c.seq > after)
+                .order_by(d.c.seq)
+                .execution_options(yield_per=batch_size)
+            )
+            streams.append(_numbered(conn.execute(query).mappings(), convert))
+        yield from heapq.merge(*streams, key=lambda item: item[0])
+
+
+def stored_events(store: Store, event_ids: Sequence[str]) -> dict[str, Event]:
+    """The stored transactions and logins with these ids (as stored: pseudonymised)."""
+    out: dict[str, Event] = {}
+    ids = list(dict.fromkeys(event_ids))
+    with store.engine.connect() as conn:
+        for table, convert in (
+            (store.tables.transactions, R.transaction_from_row),
+            (store.tables.logins, R.login_from_row),
+        ):
+            for start in range(0, len(ids), _IN_CHUNK):
+                chunk = ids[start : start + _IN_CHUNK]
+                for row in conn.execute(select(table).where(table.c.event_id.in_(chunk))):
+                    out[row.event_id] = convert(row._mapping)
+    return out
+
+
+def _numbered(
+    rows: Iterator[Any], convert: Callable[[Any], Event]
+) -> Iterator[tuple[int, Event, Action]]:
+    for row in rows:
+        yield row["seq"], convert(row), Action(row["action"])
