@@ -4,7 +4,8 @@ Routes (roles in brackets): ``POST /v1/transactions``, ``POST /v1/logins`` [inge
 ``POST /v1/feedback``, ``GET /v1/decisions/{id}``, ``GET /v1/risk-events``,
 ``GET /v1/profiles/{entity}/{id}`` [analyst]; ``/v1/admin/keys`` and any admin extension
 (:mod:`vigil.api.extensions`: ``/v1/admin/rules``, ``/v1/admin/models``),
-``DELETE /v1/admin/users/{id}`` [admin]; ``GET /health``, ``GET /metrics`` [open].
+``DELETE /v1/admin/users/{id}`` [admin]; ``GET /health``, ``GET /metrics``, and the API's own
+pages ``GET /docs`` and ``GET /redoc``, with their assets served from ``/docs/assets`` [open].
 
 The decision routes are answered at the front door (:class:`VigilAPI`, :mod:`vigil.api.direct`);
 every other request passes one plain ASGI layer of ours, the size check: every layer costs every
@@ -25,8 +26,12 @@ from typing import Any
 
 from argon2 import PasswordHasher
 from fastapi import APIRouter, Depends, FastAPI
+from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
 from fastapi.openapi.utils import get_openapi
+from fastapi.staticfiles import StaticFiles
 from pydantic.json_schema import models_json_schema
+from starlette.requests import Request
+from starlette.responses import HTMLResponse
 from starlette.types import Receive, Scope, Send
 
 from vigil import __version__
@@ -115,7 +120,10 @@ def create_app(
         description=DESCRIPTION,
         openapi_tags=TAGS,
         lifespan=lifespan,
+        docs_url=None,  # FastAPI's pages load their scripts from a CDN: ours, below, do not
+        redoc_url=None,
     )
+    _offline_docs(app)
     app.state.store = store
     app.state.settings = settings
     app.state.metrics = metrics
@@ -160,6 +168,53 @@ def _traced(app: FastAPI) -> bool:
     """Whether FastAPI's own OpenTelemetry instrumentation is on (FastAPI 0.16x and later)."""
     telemetry = getattr(app, "_native_telemetry", None)
     return telemetry is not None and bool(telemetry.enabled())
+
+
+# Where /docs and /redoc load their scripts, styles and icon from: vigil itself.
+DOCS_ASSETS = "/docs/assets"
+# Images from vigil only: ReDoc's footer would fetch Redocly's logo from their CDN (and hide it
+# when that fails); with this the browser does not even try, so a closed network sees nothing.
+DOCS_CSP = "img-src 'self' data:"
+
+
+def _offline_docs(app: FastAPI) -> None:
+    """``/docs`` (Swagger UI) and ``/redoc`` with every script, style and icon served by the app.
+
+    FastAPI's own pages load them from a CDN, so in a closed network (a bank's) they show
+    nothing. The files are the Swagger UI 5 and ReDoc builds the ``fastapi-offline`` package
+    ships (only its files are used), under :data:`DOCS_ASSETS`.
+    """
+    app.mount(
+        DOCS_ASSETS, StaticFiles(packages=[("fastapi_offline", "static")]), name="docs-assets"
+    )
+    openapi_url = app.openapi_url or "/openapi.json"
+
+    @app.get("/docs", include_in_schema=False)
+    async def swagger_ui(request: Request) -> HTMLResponse:
+        root = request.scope.get("root_path", "")
+        page = get_swagger_ui_html(
+            openapi_url=root + openapi_url,
+            title=f"{app.title} - Swagger UI",
+            swagger_js_url=f"{root}{DOCS_ASSETS}/swagger-ui-bundle.js",
+            swagger_css_url=f"{root}{DOCS_ASSETS}/swagger-ui.css",
+            swagger_favicon_url=f"{root}{DOCS_ASSETS}/favicon.png",
+            swagger_ui_parameters=app.swagger_ui_parameters,
+        )
+        page.headers["Content-Security-Policy"] = DOCS_CSP
+        return page
+
+    @app.get("/redoc", include_in_schema=False)
+    async def redoc(request: Request) -> HTMLResponse:
+        root = request.scope.get("root_path", "")
+        page = get_redoc_html(
+            openapi_url=root + openapi_url,
+            title=f"{app.title} - ReDoc",
+            redoc_js_url=f"{root}{DOCS_ASSETS}/redoc.standalone.js",
+            redoc_favicon_url=f"{root}{DOCS_ASSETS}/favicon.png",
+            with_google_fonts=False,
+        )
+        page.headers["Content-Security-Policy"] = DOCS_CSP
+        return page
 
 
 # The settings a `vigil serve --workers N` process builds its app from (JSON, set by serve).
