@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import shutil
 import time
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Annotated
 
@@ -15,7 +16,14 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from vigil.cli_common import DatabaseOpt
+from vigil.cli_common import (
+    DatabaseOpt,
+    ErrorBoundary,
+    progress_display,
+    read_frame,
+    root_options,
+    unreadable,
+)
 from vigil.cli_common import emit as _emit
 from vigil.cli_common import settings as _settings
 from vigil.cli_common import store as _store
@@ -26,7 +34,9 @@ app = typer.Typer(
     help="vigil: behavioural profiling and real-time fraud decisions.",
     no_args_is_help=True,
     pretty_exceptions_show_locals=False,
+    cls=ErrorBoundary,  # an error is one line and an exit code; --debug shows the traceback
 )
+app.callback()(root_options)
 db_app = typer.Typer(help="The database: create or migrate the schema.", no_args_is_help=True)
 import_app = typer.Typer(help="Import reference data and event files.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
@@ -51,14 +61,13 @@ OnErrorOpt = Annotated[
 ]
 
 
-def _progress() -> Progress:
-    return Progress(
+def _progress() -> AbstractContextManager[Progress]:
+    return progress_display(
         TextColumn("[bold]{task.description}"),
         BarColumn(),
         MofNCompleteColumn(),
         TimeElapsedColumn(),
         console=err,
-        transient=False,
     )
 
 
@@ -210,13 +219,17 @@ def _replay(
 
 
 def _count_rows(path: Path) -> int | None:
+    """The file's rows, for the bar; a file missing or not Parquet is refused here, naming it."""
     import polars as pl
 
-    scan = pl.scan_parquet if path.suffix == ".parquet" else pl.scan_csv
+    parquet = path.suffix == ".parquet"
+    scan = pl.scan_parquet if parquet else pl.scan_csv
     try:
         return scan(path).select(pl.len()).collect().item()
-    except Exception:  # the importer reports unreadable files properly; a bar can go without
-        return None
+    except Exception as exc:
+        if parquet or not path.is_file():
+            raise unreadable(path, exc) from exc
+        return None  # the importer reports a bad CSV with its line; a bar can go without
 
 
 def _print_replay(figures: dict) -> None:
@@ -348,14 +361,10 @@ def _evaluate(settings: Settings, labels: Path, events: Path | None, out: Path) 
 
     store = _store(settings)
     decisions = store.decision_frame()
-    label_frame = pl.read_csv(labels, schema_overrides={"transaction_id": pl.Utf8})
+    label_frame = read_frame(labels, schema_overrides={"transaction_id": pl.Utf8})
     event_frame = None
     if events is not None:
-        event_frame = (
-            pl.read_parquet(events)
-            if events.suffix == ".parquet"
-            else pl.read_csv(events, try_parse_dates=True)
-        )
+        event_frame = read_frame(events, try_parse_dates=True)
     reference = store.load_reference()
     terminals = (
         pl.DataFrame(

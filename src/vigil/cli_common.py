@@ -1,5 +1,5 @@
 """What every ``vigil`` command shares: the ``--database`` option, settings, the store, the
-JSON last line.
+JSON last line, and the error boundary (``--debug``, ``--version``).
 
 Kept apart from :mod:`vigil.cli` so the sub-commands (rules, keys and serve, privacy) use the
 same helpers without importing the whole command tree, and light: the store is imported only
@@ -11,18 +11,33 @@ when a command opens one, so ``vigil --help`` stays fast.
 9000
 >>> emit({"rules": 3})
 {"rules": 3}
+>>> error_line(FileNotFoundError(2, "No such file or directory", "tx.csv"))
+'error: tx.csv: No such file or directory'
+>>> error_line(KeyError(2))
+'error: KeyError: 2 (run with --debug for the traceback)'
 """
 
 from __future__ import annotations
 
 import json
+import sys
+import traceback
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
+from typer.core import TyperGroup
 
+import vigil
 from vigil.config import Settings
 
 if TYPE_CHECKING:
+    import polars as pl
+    from rich.console import Console
+    from rich.progress import Progress, ProgressColumn
+
     from vigil.storage import Store
 
 DatabaseOpt = Annotated[
@@ -52,3 +67,152 @@ def store(settings: Settings) -> Store:
 def emit(figures: dict[str, Any]) -> None:
     """The machine-readable last line of every command that produces figures."""
     print(json.dumps(figures, default=str))
+
+
+@contextmanager
+def progress_display(*columns: str | ProgressColumn, console: Console) -> Iterator[Progress]:
+    """A rich progress display that a failure clears: the error's one line stands alone (no
+    bar, nor the blank line rich writes after one)."""
+    from rich.progress import Progress
+
+    display = Progress(*columns, console=console, transient=False)
+    display.start()
+    try:
+        yield display
+    except Exception:
+        display.live.transient = True
+        display.live.stop()
+        raise
+    finally:
+        if display.live.is_started:
+            display.stop()
+
+
+def read_frame(path: Path, **csv_options: Any) -> pl.DataFrame:
+    """A Parquet or CSV file (by its suffix) as a frame; a missing or unreadable one is refused
+    naming it, as the importers refuse theirs."""
+    import polars as pl
+
+    try:
+        if path.suffix.lower() == ".parquet":
+            return pl.read_parquet(path)
+        return pl.read_csv(path, **csv_options)
+    except Exception as exc:
+        raise unreadable(path, exc) from exc
+
+
+def unreadable(path: Path, exc: BaseException) -> Exception:
+    """The importers' ``SourceFileError`` for a file polars could not read: missing, not a
+    file, or not what its suffix says."""
+    from vigil.ingest import SourceFileError
+
+    if not path.exists():
+        return SourceFileError(path, "no such file")
+    if not path.is_file():
+        return SourceFileError(path, "not a file")
+    kind = "Parquet" if path.suffix.lower() == ".parquet" else "CSV"
+    return SourceFileError(path, f"not a readable {kind} file ({_first_line(exc)})")
+
+
+# Exit codes, by convention: 2 for usage and input errors (what the user can fix in the command
+# or its files), 1 for failures.
+INPUT_ERROR = 2
+FAILURE = 1
+_LONGEST = 500  # characters of a message shown; a garbage header must not flood the terminal
+
+
+def exit_code(exc: BaseException) -> int:
+    """2 when ``exc`` says the input is wrong (a missing file, a wrong format, bad SQL, a bad
+    database URL), else 1.
+
+    Libraries are checked only when loaded: an error of theirs means they were.
+
+    >>> exit_code(ValueError("amount: not a number")), exit_code(RuntimeError("disk"))
+    (2, 1)
+    """
+    from vigil.ingest.errors import IngestError
+
+    input_errors: list[type[BaseException]] = [
+        FileNotFoundError,
+        IsADirectoryError,
+        NotADirectoryError,
+        ValueError,  # parsing and validation, pydantic's ValidationError among them
+        IngestError,
+    ]
+    if polars := sys.modules.get("polars"):
+        input_errors.append(polars.exceptions.PolarsError)
+    if duckdb := sys.modules.get("duckdb"):
+        if isinstance(exc, duckdb.InternalError):
+            return FAILURE
+        input_errors.append(duckdb.Error)  # the SQL of vigil query --sql
+    if sqlalchemy_exc := sys.modules.get("sqlalchemy.exc"):
+        input_errors.append(sqlalchemy_exc.ArgumentError)  # a --database that is no URL
+    return INPUT_ERROR if isinstance(exc, tuple(input_errors)) else FAILURE
+
+
+def error_line(exc: BaseException) -> str:
+    """One line that says what is wrong, naming the file, line, field or column it knows.
+
+    >>> error_line(ValueError("Parser Error: syntax error at or near 'selec'\\nLINE 1: selec"))
+    "error: Parser Error: syntax error at or near 'selec'"
+    """
+    from vigil.ingest import ImportRejected
+
+    if isinstance(exc, ImportRejected) and exc.errors:
+        # Its message lists every bad row, one a line: the first says what to fix.
+        more = len(exc.errors) - 1
+        text = str(exc.errors[0]) + (f" (and {more} more error(s))" if more else "")
+    elif isinstance(exc, OSError) and exc.filename and exc.strerror:
+        text = f"{exc.filename}: {exc.strerror}"
+    else:
+        text = _first_line(exc)
+    if exit_code(exc) == FAILURE:
+        return f"error: {type(exc).__name__}: {text} (run with --debug for the traceback)"
+    return f"error: {text or type(exc).__name__}"
+
+
+def _first_line(exc: BaseException) -> str:
+    """The first non-blank line of the message, printable and cut short."""
+    line = next((ln.strip() for ln in str(exc).splitlines() if ln.strip()), "")
+    line = "".join(c if c.isprintable() else "?" for c in line)
+    return line if len(line) <= _LONGEST else f"{line[:_LONGEST]}..."
+
+
+class ErrorBoundary(TyperGroup):
+    """The root ``vigil`` group: any error a command lets through is answered with one line on
+    stderr and an exit code (:func:`exit_code`), or with its traceback under ``--debug``.
+
+    Here rather than around ``app()``, so the console script and ``CliRunner`` behave alike.
+    Typer's own exits and usage errors (``typer.Exit``, ``BadParameter``) pass untouched.
+    """
+
+    def invoke(self, ctx: typer.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except (typer.Exit, typer.Abort, typer.TyperException):
+            raise
+        except Exception as exc:
+            if ctx.params.get("debug"):
+                typer.echo("".join(traceback.format_exception(exc)), err=True, nl=False)
+            typer.echo(error_line(exc), err=True)
+            raise typer.Exit(exit_code(exc)) from exc
+
+
+def _show_version(value: bool) -> None:
+    if value:
+        typer.echo(f"vigil {vigil.__version__}")
+        raise typer.Exit()
+
+
+def root_options(
+    debug: Annotated[
+        bool, typer.Option("--debug", help="On an error, show the full traceback")
+    ] = False,
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_show_version, is_eager=True, help="Print the version and exit"
+        ),
+    ] = False,
+) -> None:
+    """The options of ``vigil`` itself, before the command (read by :class:`ErrorBoundary`)."""
