@@ -93,6 +93,20 @@ def test_import_events_of_a_file_that_is_not_parquet(tmp_path: Path, garbage_par
     assert "events.parquet" in line and "not a readable Parquet file" in line
 
 
+def test_import_events_with_bad_rows_names_each_one_per_line(tmp_path: Path) -> None:
+    path = tmp_path / "e.csv"
+    bad = GOOD_LOGIN.format(n=2).replace("true", "maybe")
+    path.write_text(LOGINS + GOOD_LOGIN.format(n=1) + bad + bad.replace("l-2", "l-3"))
+    result = runner.invoke(app, ["import", "events", str(path), "-d", _db(tmp_path)])
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    head, *rows = result.stderr.splitlines()
+    assert head == f"error: {path}: rejected, 2 bad rows (2 errors); nothing was imported"
+    assert [row.split(": ")[:2] for row in rows] == [
+        ["  e.csv:3", "success"],
+        ["  e.csv:4", "success"],
+    ]
+
+
 # replay
 
 
@@ -207,6 +221,26 @@ def test_query_with_bad_sql(profiles_db: str, sql: str, named: str) -> None:
     result = runner.invoke(app, ["query", "--sql", sql, "-d", profiles_db])
     line = _one_error_line(result, 2)
     assert named in line
+
+
+def test_query_with_no_stored_profiles(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["query", "--sql", "select 1", "-d", _db(tmp_path)])
+    line = _one_error_line(result, 1)
+    assert "no stored profiles" in line and result.stdout == ""
+
+
+# features
+
+
+@pytest.mark.parametrize("name", ["none.parquet", "cols.csv", "events.parquet"])
+def test_features_build_with_a_missing_or_wrong_file(
+    tmp_path: Path, wrong_columns: Path, garbage_parquet: Path, name: str
+) -> None:
+    events = tmp_path / name
+    result = runner.invoke(
+        app, ["features", "build", "--events", str(events), "--out", str(tmp_path / "f.parquet")]
+    )
+    _one_error_line(result, 2)
 
 
 # wrong database URL

@@ -139,7 +139,8 @@ def import_events(
 
 
 def _rejected(exc: Exception | str) -> None:
-    err.print(f"[red]rejected:[/] {exc}")
+    # Plain: each bad row stays on its own line, however long, and a path is not markup.
+    typer.echo(f"error: {exc}", err=True)
     raise typer.Exit(code=2)
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from datetime import timedelta
 from pathlib import Path
 from typing import Annotated
@@ -22,12 +22,12 @@ import typer
 from rich.console import Console
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
+from vigil.cli_common import progress_display
 from vigil.features.history import EVENT_COLUMNS
 from vigil.features.io import read_event_frame, read_feedback_frame, read_labels, read_reference
 from vigil.features.offline import transaction_features
 from vigil.features.snapshots import Snapshots, snapshot_rows
 from vigil.features.spec import FEATURES
-from vigil.ingest import IngestError
 
 app = typer.Typer(
     help="Features: point-in-time training sets and daily snapshots.", no_args_is_help=True
@@ -50,8 +50,8 @@ def _step(progress: Progress, what: str) -> Iterator[None]:
     progress.update(task, description=f"{what} ✓", completed=1, total=1)
 
 
-def _progress() -> Progress:
-    return Progress(
+def _progress() -> AbstractContextManager[Progress]:
+    return progress_display(
         SpinnerColumn(),
         TextColumn("[bold]{task.description}"),
         TimeElapsedColumn(),
@@ -67,12 +67,9 @@ def _write(frame: pl.DataFrame, out: Path) -> None:
 
 
 def _guarded(run: Callable[[], dict]) -> None:
-    try:
-        figures = run()
-    except (ValueError, IngestError) as exc:
-        _err.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(2) from exc
-    print(json.dumps(figures, default=str))
+    """Run and print the figures; an error is answered by vigil's error boundary (one line,
+    exit 2 for a missing or bad input file)."""
+    print(json.dumps(run(), default=str))
 
 
 @app.command()

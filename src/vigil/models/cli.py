@@ -20,7 +20,6 @@ from vigil.ingest import IngestError
 
 models_app = typer.Typer(help="The model registry: list, show, promote.", no_args_is_help=True)
 console = Console()
-err = Console(stderr=True)
 
 TARGETS = ("transaction", "user", "card")
 DatabaseOpt = Annotated[
@@ -62,7 +61,8 @@ def _emit(figures: dict) -> None:
 
 
 def _fail(message: str) -> None:
-    err.print(f"[red]error:[/] {message}")
+    # Plain: a path is not read as markup, and a long message is not wrapped.
+    typer.echo(f"error: {message}", err=True)
     raise typer.Exit(code=2)
 
 

@@ -53,7 +53,7 @@ def query(
     rows = list(store.load_profiles())
     frame = profiles_frame(rows, as_of=when)
     if frame.is_empty():
-        console.print("no stored profiles: run vigil replay first")
+        typer.echo("error: no stored profiles: run vigil replay first", err=True)
         raise typer.Exit(1)
     params = dict(_param(p) for p in param or [])
     try:
