@@ -177,7 +177,7 @@ def _replay(
 ) -> dict:
     from vigil.engine import Engine
     from vigil.ingest import iter_event_file, load_bank_folder, read_feedback
-    from vigil.profiles import MemoryProfileStore
+    from vigil.profiles.recovery import recover
     from vigil.profiles.store import open_profile_store
     from vigil.recorder import Recorder
     from vigil.replay import in_event_time_order, in_time_order
@@ -194,10 +194,9 @@ def _replay(
     if bank is not None:
         load_bank_folder(store, bank)
     profiles = open_profile_store(settings)
-    in_process = isinstance(profiles, MemoryProfileStore)
-    if in_process:
-        profiles.restore(store)
     engine = Engine(store.load_reference(), profiles, Recorder(store), settings=settings)
+    # A replay that was interrupted resumes: profiles brought up to what it committed.
+    recovery = recover(engine, store)
     total = _count_rows(path)
     with _progress() as progress:
         task = progress.add_task("replaying", total=total)
@@ -207,15 +206,9 @@ def _replay(
             in_time_order(iter_event_file(ordered, mapping), labels),
             on_progress=lambda n: progress.advance(task, n),
         )
-        progress.update(task, description="saving profiles")
-        # A shared (Redis) store keeps its profiles itself; only in-process ones are saved.
-        saved = (
-            profiles.snapshot(store, {"replayed": str(path), "events": summary.events})
-            if in_process
-            else len(profiles)
-        )
     figures = summary.as_dict()
-    figures["profiles"] = saved
+    figures["profiles"] = len(profiles)
+    figures["recovered_events"] = recovery.reapplied
     return figures
 
 

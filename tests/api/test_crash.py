@@ -141,7 +141,7 @@ class Load:
                     return
                 event = _event(i)
                 try:
-                    answer = http.post(self.url, json=event)
+                    answer = self._send(http, event)
                 except httpx.TransportError:  # the server was killed under this request
                     return
                 with self._lock:
@@ -149,6 +149,17 @@ class Load:
                         self.answers[event["event_id"]] = answer.json()
                     else:
                         self.refused[event["event_id"]] = answer.status_code
+
+    def _send(self, http: httpx.Client, event: dict[str, Any]) -> httpx.Response:
+        """As a well-behaved client does: an answer with Retry-After (a 503, or a 409 while
+        the killed server's claim on the event lapses) is retried after that pause."""
+        for _ in range(30):
+            answer = http.post(self.url, json=event)
+            retry = answer.headers.get("retry-after")
+            if retry is None or self.stop.is_set():
+                return answer
+            time.sleep(float(retry))
+        return answer
 
 
 @pytest.fixture

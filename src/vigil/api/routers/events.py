@@ -171,7 +171,7 @@ class DecisionRoute:
         try:
             decisions = svc.decide(events)
         except EventInProgress as exc:  # a repeat sent while another process decides
-            raise ProblemError(409, f"{exc}; send it again") from None
+            raise ProblemError(409, f"{exc}; send it again", headers={"Retry-After": "1"}) from None
         except EventConflict as exc:
             errors = [FieldError(field="event_id", message=str(exc), type="conflict")]
             raise ProblemError(409, str(exc), errors=errors) from None
