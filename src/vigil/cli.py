@@ -177,6 +177,7 @@ def _replay(
 ) -> dict:
     from vigil.engine import Engine
     from vigil.ingest import iter_event_file, load_bank_folder, read_feedback
+    from vigil.profiles.holder import refuse_if_held
     from vigil.profiles.recovery import recover
     from vigil.profiles.store import open_profile_store
     from vigil.recorder import Recorder
@@ -194,6 +195,8 @@ def _replay(
     if bank is not None:
         load_bank_folder(store, bank)
     profiles = open_profile_store(settings)
+    if settings.profiles_url is None:
+        refuse_if_held(store, "stop it before replaying into its store")
     engine = Engine(store.load_reference(), profiles, Recorder(store), settings=settings)
     # A replay that was interrupted resumes: profiles brought up to what it committed.
     recovery = recover(engine, store)
@@ -496,9 +499,16 @@ def _register_query() -> None:
     app.command(name="query")(query)
 
 
+def _register_profiles() -> None:
+    from vigil.profiles.cli import app as profiles_app
+
+    app.add_typer(profiles_app, name="profiles")
+
+
 _register_privacy()
 _register_models()
 _register_query()
+_register_profiles()
 
 if __name__ == "__main__":
     app()

@@ -51,7 +51,7 @@ from vigil.domain import Decision, Feedback, Login, Transaction
 from vigil.engine import Engine
 from vigil.privacy.erasure import ErasureReport, forget
 from vigil.privacy.retention import RetentionPolicy, purge
-from vigil.profiles import MemoryProfileStore, ProfileStore
+from vigil.profiles import MemoryProfileStore, ProfileStore, holder
 from vigil.profiles.profile import Profile
 from vigil.profiles.recovery import Recovery, recover
 from vigil.profiles.redis_store import RedisProfileStore
@@ -98,7 +98,8 @@ class DecisionService:
         )
         # Profiles are a cache of the log: brought up to it before the first decision.
         self.recovery: Recovery = recover(self.engine, store)
-        self._in_process = isinstance(self.profiles, MemoryProfileStore)
+        # In-process profiles: checkpointed, and rebuilt after a failed commit.
+        self._memory = self.profiles if isinstance(self.profiles, MemoryProfileStore) else None
         self._checkpoint_due = time.monotonic() + settings.profiles.checkpoint_seconds
         # Group commit (event-loop thread only): the batch now gathering, and the signal that
         # it holds something to commit. Made on the loop, at the first commit.
@@ -220,27 +221,40 @@ class DecisionService:
                 self._lost.update(landed.failed)
             batch.set_result(landed)
             self.metrics.buffered.set(self.recorder.buffered)
-            if landed.failed and self._in_process:
+            if landed.failed and self._memory is not None:
                 await self._recover_after_failure()
 
     async def _write_batch(self) -> Landed:
-        checkpoint = self._checkpoint() if self._in_process else None
+        checkpoint = self._checkpoint()
         if not self.recorder.flush(checkpoint) and checkpoint is None:
             return Landed(frozenset(), checkpointed=False)
         handed = self.recorder.committed()
         assert handed is not None
         landed = await asyncio.wrap_future(handed)
         if checkpoint is not None and not landed.checkpointed:
-            self.profiles.unchanged(checkpoint)  # type: ignore[attr-defined]
+            assert self._memory is not None
+            self._memory.unchanged(checkpoint)
         return landed
 
     def _checkpoint(self) -> list[tuple[str, str, bytes]] | None:
         """The in-process profiles changed since the last checkpoint, when one is due."""
         now = time.monotonic()
-        if now < self._checkpoint_due:
+        if self._memory is None or now < self._checkpoint_due:
             return None
         self._checkpoint_due = now + self.settings.profiles.checkpoint_seconds
-        return self.profiles.changed()  # type: ignore[attr-defined]
+        return self._memory.changed()
+
+    async def _checkpoint_every(self, seconds: float, registered: dict) -> None:
+        """Checkpoint even when no decisions come (a quiet server's last ones included), and
+        renew this server's registration as the profiles' holder."""
+        assert self._wanted is not None
+        while True:
+            await asyncio.sleep(seconds)
+            self._wanted.set()  # the group commit writes the checkpoint that is now due
+            try:
+                await asyncio.to_thread(holder.renew, self.store, registered)
+            except Exception:  # the next renewal tries again
+                log.exception("renewing the profile holder registration failed")
 
     async def _recover_after_failure(self) -> None:
         """In-process profiles include the events whose decisions were given up: commit what
@@ -283,6 +297,10 @@ class DecisionService:
         loop = asyncio.get_running_loop()
         if self._wanted is None:
             self._start_group_commit()
+        if self._memory is not None:
+            every = self.settings.profiles.checkpoint_seconds
+            registered = holder.register(self.store, every_seconds=every)
+            self._tasks.append(loop.create_task(self._checkpoint_every(every, registered)))
         hours = self.settings.privacy.purge_interval_hours
         if hours > 0:
             self._tasks.append(loop.create_task(self._purge_every(hours * 3600)))
@@ -299,11 +317,11 @@ class DecisionService:
             self._stop_labels()
         started = time.perf_counter()
         self.recorder.close()
-        saved = (
-            self.profiles.snapshot(self.store)
-            if isinstance(self.profiles, MemoryProfileStore)
-            else len(self.profiles)
-        )
+        if self._memory is not None:
+            saved = self._memory.snapshot(self.store)
+            holder.release(self.store)
+        else:
+            saved = len(self.profiles)
         return {
             "profiles": saved,
             "unrecorded": self.recorder.unrecorded,

@@ -26,13 +26,18 @@ def forget_command(
 ) -> None:
     """Erase a person's events, decisions, profiles and personal data; audit trail pseudonymised."""
     from vigil.privacy.erasure import forget
+    from vigil.profiles.holder import refuse_if_held
     from vigil.profiles.store import open_profile_store
 
     settings = _settings(database)
     store = _store(settings)
-    # An in-process store lives inside `serve`; from the command line only a shared one is
-    # reachable (the SQL snapshot is erased either way).
+    # A shared (Redis) store is reachable from here. An in-process one lives inside `serve`,
+    # whose next checkpoint would write the person back: erase through it while it runs.
     live = open_profile_store(settings) if settings.profiles_url else None
+    if live is None:
+        refuse_if_held(
+            store, f"erase through it (DELETE /v1/admin/users/{user_id}, an admin key) or stop it"
+        )
     report = forget(store, user_id, profiles=live)
     console.print(f"forgot [bold]{user_id}[/]; in the audit trail now {report.pseudonym}")
     _emit(report.as_dict())

@@ -887,11 +887,22 @@ class Store:
             for kind, key, data in conn.execute(query.execution_options(yield_per=_CHUNK)):
                 yield kind, key, bytes(data)
 
-    def load_profile_state(self) -> dict | None:
-        """The state saved with the last snapshot (e.g. its event-time watermark), if any."""
+    def load_profile_state(self, name: str = "snapshot") -> dict | None:
+        """A named profile state: by default the one saved with the newest checkpoint (its
+        log position); ``"holder"``, the server keeping profiles in process, if any."""
         t = self.tables.profile_state
         with self.engine.connect() as conn:
-            return conn.execute(select(t.c.value).where(t.c.name == "snapshot")).scalar()
+            return conn.execute(select(t.c.value).where(t.c.name == name)).scalar()
+
+    def save_profile_state(self, name: str, value: dict | None) -> None:
+        """Set a named profile state (None removes it)."""
+        t = self.tables.profile_state
+        with self.transaction() as conn:
+            if value is None:
+                conn.execute(t.delete().where(t.c.name == name))
+            else:
+                row = {"name": name, "value": value, "updated_at": R.utc_now()}
+                self._upsert(conn, t, [row])
 
     def counts(self) -> dict[str, int]:
         """Rows per table."""

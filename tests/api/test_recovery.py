@@ -1,0 +1,121 @@
+"""Profiles are a cache of the log: periodic checkpoints, recovery after them, a lost Redis
+rebuilt, ``vigil profiles rebuild``, and no erasure undone by a running server."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from fastapi.testclient import TestClient
+from typer.testing import CliRunner
+
+from tests.api.conftest import CHEAP_HASHER, make_app, seed, settings_for, tx
+from vigil.api import create_app
+from vigil.api.service import DecisionService
+from vigil.cli import app as cli
+from vigil.profiles import MemoryProfileStore
+from vigil.profiles.redis_store import RedisProfileStore
+from vigil.storage import Store
+
+on_sqlite = pytest.mark.parametrize("store", ["sqlite"], indirect=True)
+
+
+def _post(client: TestClient, key: str, *events: dict) -> None:
+    for event in events:
+        answer = client.post("/v1/transactions", json=event, headers={"X-API-Key": key})
+        assert answer.status_code == 200, answer.text
+
+
+def _checkpointed(store: Store) -> tuple[int, MemoryProfileStore]:
+    profiles = MemoryProfileStore()
+    state = profiles.restore(store) or {}
+    return state.get("position", 0), profiles
+
+
+@on_sqlite
+def test_profiles_are_checkpointed_as_the_server_runs_and_recovered_after_it(
+    store: Store,
+) -> None:
+    seed(store)
+    settings = settings_for(store)
+    settings.profiles.checkpoint_seconds = 0.2
+    app = create_app(settings, store=store, hasher=CHEAP_HASHER)
+    key = app.state.keys.create("ingest", ["ingest"])[0]
+    with TestClient(app) as client:
+        _post(client, key, *(tx(f"c-{i}", minute=i) for i in range(5)))
+        deadline = time.monotonic() + 5
+        while _checkpointed(store)[0] < 5 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        position, saved = _checkpointed(store)
+        assert position == 5 and saved.get("card", "c-1").n == 5  # while it runs
+        _post(client, key, *(tx(f"c-{i}", minute=i) for i in range(5, 8)))
+        # As if the server died now: a new one recovers from the checkpoint and the log.
+        crashed = DecisionService(app.state.settings, Store(store.url))
+        assert crashed.recovery.checkpoint >= 5
+        assert crashed.recovery.checkpoint + crashed.recovery.reapplied == 8
+        assert crashed.profiles.get("card", "c-1").n == 8
+        assert crashed.profiles.get("card", "c-1").to_bytes() == (
+            app.state.service.profiles.get("card", "c-1").to_bytes()
+        )
+
+
+@on_sqlite
+def test_a_cli_erasure_is_refused_while_a_server_holds_the_profiles(store: Store) -> None:
+    seed(store)
+    app = make_app(store)
+    key = app.state.keys.create("ingest", ["ingest"])[0]
+    runner = CliRunner()
+    with TestClient(app) as client:
+        _post(client, key, tx("f-1"))
+        refused = runner.invoke(cli, ["forget", "u-1", "--database", store.url])
+        assert refused.exit_code == 1
+        assert "DELETE /v1/admin/users/u-1" in refused.stderr
+        assert store.get_decision("f-1") is not None  # nothing erased
+        replay = runner.invoke(cli, ["replay", "nowhere.parquet", "--database", store.url])
+        assert replay.exit_code != 0
+    erased = runner.invoke(cli, ["forget", "u-1", "--database", store.url])
+    assert erased.exit_code == 0, erased.output
+    assert store.get_decision("f-1") is None
+    assert _checkpointed(store)[1].get("card", "c-1").n == 0
+
+
+@on_sqlite
+def test_vigil_profiles_rebuild_recomputes_what_the_server_had(store: Store) -> None:
+    seed(store)
+    app = make_app(store)
+    key = app.state.keys.create("ingest", ["ingest"])[0]
+    with TestClient(app) as client:
+        _post(
+            client, key, *(tx(f"r-{i}", minute=i, terminal_id=f"ATM-{1 + i % 2}") for i in range(6))
+        )
+    _, served = _checkpointed(store)
+    rebuilt = CliRunner().invoke(cli, ["profiles", "rebuild", "--database", store.url])
+    assert rebuilt.exit_code == 0, rebuilt.output
+    _, again = _checkpointed(store)
+    assert {(k, key) for k, key, _ in again.items()} == {(k, key) for k, key, _ in served.items()}
+    assert all(p.to_bytes() == served.get(k, key).to_bytes() for k, key, p in again.items())
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("store", ["postgresql"], indirect=True)
+def test_a_flushed_redis_is_rebuilt_from_the_log_when_a_server_starts(
+    store: Store, redis_client
+) -> None:
+    import uuid
+
+    seed(store)
+    shared = RedisProfileStore(redis_client, prefix=f"vigil-rebuild:{uuid.uuid4().hex[:12]}:")
+    try:
+        app = make_app(store, shared)
+        key = app.state.keys.create("ingest", ["ingest"])[0]
+        with TestClient(app) as client:
+            _post(client, key, *(tx(f"x-{i}", minute=i) for i in range(4)))
+        before = shared.get("card", "c-1").to_bytes()
+        shared.clear()
+        assert len(shared) == 0
+        restarted = make_app(store, shared)
+        with TestClient(restarted):
+            assert restarted.state.service.recovery.rebuilt
+            assert shared.get("card", "c-1").to_bytes() == before
+    finally:
+        shared.clear()
