@@ -22,7 +22,6 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -30,8 +29,8 @@ import pytest
 import redis
 
 from tests.conftest import REDIS_URL
+from tests.processes import descendants, survivors
 from vigil.api.keys import KeyRing
-from vigil.api.lifeline import alive
 from vigil.domain import Card, Terminal, User
 from vigil.profiles import MemoryProfileStore
 from vigil.profiles.redis_store import RedisProfileStore
@@ -92,25 +91,6 @@ def _start(env: dict[str, str], port: int) -> subprocess.Popen[bytes]:
             time.sleep(0.1)
     server.kill()
     pytest.fail(f"vigil serve did not start: {server.communicate()[0].decode()}")
-
-
-def _descendants(pid: int) -> set[int]:
-    """Every process started by ``pid``, at any depth (from /proc)."""
-    children: dict[int, list[int]] = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                stat = (entry / "stat").read_bytes()
-            except OSError:
-                continue
-            parent = int(stat.rpartition(b")")[2].split()[1])
-            children.setdefault(parent, []).append(int(entry.name))
-    found, todo = set(), [pid]
-    while todo:
-        for child in children.get(todo.pop(), []):
-            found.add(child)
-            todo.append(child)
-    return found
 
 
 class Load:
@@ -202,7 +182,7 @@ def test_kill_9_under_load_loses_nothing_and_applies_each_event_once(
     deadline = time.monotonic() + 120
     while len(load.answers) < KILL_AFTER and time.monotonic() < deadline and sender.is_alive():
         time.sleep(0.002)
-    helpers = _descendants(server.pid)
+    helpers = descendants(server.pid)
     os.kill(server.pid, signal.SIGKILL)
     server.wait(timeout=30)
     load.stop.set()
@@ -210,10 +190,7 @@ def test_kill_9_under_load_loses_nothing_and_applies_each_event_once(
     first = dict(load.answers)
     assert KILL_AFTER <= len(first) < EVENTS, "the kill came mid-load"
     assert helpers, "the server had started its writer"
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline and any(alive(pid) for pid in helpers):
-        time.sleep(0.1)
-    assert not [pid for pid in helpers if alive(pid)], "helpers outlived the killed server"
+    assert not survivors(helpers), "helpers outlived the killed server"
 
     # Acknowledged means committed: every answer given is in the store.
     stored = store.get_decisions(list(first))

@@ -21,6 +21,7 @@ from typer.testing import CliRunner
 
 from tests.api.conftest import seed, tx
 from tests.conftest import REDIS_URL
+from tests.processes import descendants, survivors
 from vigil.api.keys import KeyRing
 from vigil.cli import app
 from vigil.profiles.redis_store import RedisProfileStore
@@ -114,3 +115,27 @@ def test_two_processes_share_profiles_decisions_and_metrics(
     assert {d.decision_id for d in stored.values()} == {d["decision_id"] for d in first}
     card = RedisProfileStore.from_url(profiles_url).get("card", "c-1")
     assert card.n == 40  # each event applied once, whichever process took it
+
+
+@pytest.mark.parametrize("store", ["postgresql"], indirect=True)
+def test_workers_and_their_writers_die_with_a_killed_server(
+    store: Store, profiles_url: str
+) -> None:
+    seed(store)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {**os.environ, "VIGIL_DATABASE_URL": store.url, "VIGIL_PROFILES_URL": profiles_url}
+    server = subprocess.Popen(
+        [*VIGIL, "serve", "--port", str(port), "--workers", "2"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    _started(port, server)
+    time.sleep(1)  # both workers up, each with its writer
+    helpers = descendants(server.pid)
+    assert len(helpers) >= 4
+    server.kill()
+    server.wait(timeout=30)
+    assert not survivors(helpers), "worker or writer processes outlived the killed server"

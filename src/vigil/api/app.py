@@ -35,7 +35,7 @@ from starlette.responses import HTMLResponse
 from starlette.types import Receive, Scope, Send
 
 from vigil import __version__
-from vigil.api import problems
+from vigil.api import lifeline, problems
 from vigil.api.deps import require
 from vigil.api.direct import DirectRoutes
 from vigil.api.extensions import admin_routers
@@ -222,7 +222,9 @@ SETTINGS_ENV = "VIGIL_SERVE_SETTINGS"
 
 
 def worker_app() -> FastAPI:
-    """The app of one of several server processes (uvicorn's factory, in each worker)."""
+    """The app of one of several server processes (uvicorn's factory, in each worker). A
+    worker exits when the supervising ``vigil serve`` is gone, killed or not."""
+    lifeline.watch(os.getppid())
     return create_app(Settings.model_validate_json(os.environ[SETTINGS_ENV]), tune_gc=True)
 
 
