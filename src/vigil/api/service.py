@@ -197,7 +197,7 @@ class DecisionService:
         loop = asyncio.get_running_loop()
         self._gathering = loop.create_future()
         self._wanted = asyncio.Event()
-        self._tasks.append(loop.create_task(self._group_commit()))
+        self._tasks.append(loop.create_task(self._group_commit(), name="vigil-group-commit"))
 
     async def _group_commit(self) -> None:
         """Hand each gathered batch to the writer, one at a time, and settle it as it lands."""
@@ -300,10 +300,14 @@ class DecisionService:
         if self._memory is not None:
             every = self.settings.profiles.checkpoint_seconds
             registered = holder.register(self.store, every_seconds=every)
-            self._tasks.append(loop.create_task(self._checkpoint_every(every, registered)))
+            self._tasks.append(
+                loop.create_task(self._checkpoint_every(every, registered), name="vigil-checkpoint")
+            )
         hours = self.settings.privacy.purge_interval_hours
         if hours > 0:
-            self._tasks.append(loop.create_task(self._purge_every(hours * 3600)))
+            self._tasks.append(
+                loop.create_task(self._purge_every(hours * 3600), name="vigil-purge")
+            )
         self._listen_for_labels()
 
     def close(self) -> dict[str, int | float]:
