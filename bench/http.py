@@ -9,7 +9,7 @@
    a later timestamp (``--spacing`` event-time seconds apart: by default each card is used
    about once an hour, a busy but lawful customer; a tiny spacing over few cards measures
    the worst case instead, every card a velocity burst); single events, then batches;
-4. stops the server (SIGINT: it commits every decision and snapshots the profiles) and counts
+4. stops the server (SIGINT: it commits every decision and checkpoints the profiles) and counts
    the decisions in the database: every decision answered must be there (``lost`` is those
    that are not).
 
@@ -24,6 +24,7 @@ client sees at that load.
 
     python bench/http.py --seconds 60                    # single events, then batches of 50
     python bench/http.py --modes batch --seconds 20 --batch 100
+    python bench/http.py --modes single --rate 2000 --connections 32   # latency at a set load
     python bench/http.py --database postgresql://postgres@127.0.0.1:5432/test \
         --profiles redis://127.0.0.1:6379/7      # production backends (both are wiped first)
 
@@ -72,6 +73,7 @@ local base = %(base)d
 local run = "%(run)s"
 local key = "%(key)s"
 local types = {%(types)s}
+local pause = %(pause)d
 local counter = 0
 local threads = {}
 tid = 0
@@ -109,6 +111,10 @@ function request()
   end
   return wrk.format("POST", "/v1/transactions",
     {["Content-Type"] = "application/json", ["X-API-Key"] = key}, body)
+end
+
+function delay()
+  return pause
 end
 
 function done(summary, latency, requests)
@@ -352,7 +358,7 @@ def warm_up(port: int, key: str, workers: int) -> None:
 
 
 def stop(server: subprocess.Popen[bytes]) -> None:
-    server.send_signal(signal.SIGINT)  # graceful: commit decisions, snapshot profiles
+    server.send_signal(signal.SIGINT)  # graceful: commit decisions, checkpoint profiles
     try:
         server.wait(timeout=120)
     except subprocess.TimeoutExpired:
@@ -375,6 +381,9 @@ def run_mode(
             "low": AMOUNT_HUNDREDS[0],
             "high": AMOUNT_HUNDREDS[1],
             "batch": batch,
+            # Each connection waits this long (ms) before its next request: about ``rate``
+            # decisions/s over all connections, less what the answers take.
+            "pause": round(1000 * args.connections * batch / args.rate) if args.rate else 0,
             "spacing": args.spacing if args.spacing is not None else 3600 / args.cards,
             "base": int(workload.start.timestamp()) + epoch,
             "run": run_id,
@@ -467,6 +476,12 @@ def main() -> None:
     parser.add_argument("--modes", default="single,batch", help="single, batch or both")
     parser.add_argument("--batch", type=int, default=50, help="events per batch request")
     parser.add_argument("--connections", type=int, default=8)
+    parser.add_argument(
+        "--rate",
+        type=float,
+        help="offered decisions/s (each connection pauses between requests; the achieved "
+        "rate is printed) instead of as fast as the server answers",
+    )
     parser.add_argument(
         "--workers", type=int, default=1, help="vigil serve processes (more need --profiles)"
     )
