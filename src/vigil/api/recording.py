@@ -52,15 +52,13 @@ from concurrent.futures import (
     ThreadPoolExecutor,
 )
 from dataclasses import dataclass
-from multiprocessing.reduction import ForkingPickler
 from typing import Any, Literal
 
-from pydantic import BaseModel
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DataError, IntegrityError
 
 from vigil.api import lifeline
-from vigil.domain import Decision, Login, Reason, Transaction
+from vigil.domain import Decision, Login, Transaction
 from vigil.privacy.keys import PrivacyKeys
 from vigil.profiles.recovery import Rows, save_checkpoint
 from vigil.recorder import Recorder
@@ -191,29 +189,6 @@ class BackgroundRecorder(Recorder):
             if self._on_error is not None:
                 self._on_error(len(outcome.failed))
         landed.set_result(outcome)
-
-
-def _sent(model: BaseModel) -> tuple[Callable[..., BaseModel], tuple[Any, ...]]:
-    """How a model crosses to the writer process: its class and field values."""
-    return _received, (type(model), model.__dict__)
-
-
-def _received(cls: type[BaseModel], fields: dict[str, Any]) -> BaseModel:
-    """The model :func:`_sent` sent, as it was (every field counts as set)."""
-    model = cls.__new__(cls)
-    model.__setstate__(
-        {
-            "__dict__": fields,
-            "__pydantic_fields_set__": set(fields),
-            "__pydantic_extra__": None,
-            "__pydantic_private__": None,
-        }
-    )
-    return model
-
-
-for _model in (Transaction, Login, Decision, Reason):
-    ForkingPickler.register(_model, _sent)
 
 
 def _opened_by_others(store: Store) -> bool:
