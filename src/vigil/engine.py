@@ -180,6 +180,10 @@ class Engine:
             if stored is not None:
                 self._check_same(event)
                 return stored
+        # The claim keeps the decision, not the event: what the decision names must match.
+        if (claimed.event_kind, claimed.event_time) != (event.kind, event.timestamp):
+            raise EventConflict(event.event_id)
+        if self.recorder.store is not None:
             self.recorder.add(event, claimed)
         return claimed
 

@@ -108,6 +108,9 @@ class DecisionService:
         # Event ids whose decisions were given up, until decided again: a repeat that found
         # one in flight must not be answered as committed.
         self._lost: set[str] = set()
+        # In-process profiles that count events the log lacks (a commit failed): rebuilt
+        # before anything else is committed, and never checkpointed meanwhile.
+        self._stale = False
         self._tasks: list[asyncio.Task[None]] = []
         # With profiles in Redis and a model reading terminal risk: the store that carries
         # labels between the processes, and how to stop listening.
@@ -217,12 +220,13 @@ class DecisionService:
                 log.exception("committing a batch failed")
                 batch.set_exception(exc)
                 continue
-            if landed.failed:
-                self._lost.update(landed.failed)
+            self._lost.update(landed.failed)
             batch.set_result(landed)
             self.metrics.buffered.set(self.recorder.buffered)
             if landed.failed and self._memory is not None:
-                await self._recover_after_failure()
+                self._stale = True
+            if self._stale:
+                await self._recover()
 
     async def _write_batch(self) -> Landed:
         checkpoint = self._checkpoint()
@@ -239,7 +243,7 @@ class DecisionService:
     def _checkpoint(self) -> list[tuple[str, str, bytes]] | None:
         """The in-process profiles changed since the last checkpoint, when one is due."""
         now = time.monotonic()
-        if self._memory is None or now < self._checkpoint_due:
+        if self._memory is None or self._stale or now < self._checkpoint_due:
             return None
         self._checkpoint_due = now + self.settings.profiles.checkpoint_seconds
         return self._memory.changed()
@@ -256,12 +260,19 @@ class DecisionService:
             except Exception:  # the next renewal tries again
                 log.exception("renewing the profile holder registration failed")
 
-    async def _recover_after_failure(self) -> None:
+    async def _recover(self) -> None:
         """In-process profiles include the events whose decisions were given up: commit what
         was decided since, then rebuild the profiles from the log (the newest checkpoint and
-        every stored event after it). Decisions wait meanwhile; failures are rare."""
-        await self._write_batch()
-        self.recovery = recover(self.engine, self.store)
+        every stored event after it). Decisions wait meanwhile; failures are rare. While the
+        database cannot be read the profiles stay stale (never checkpointed), and recovery is
+        tried again after the next batch."""
+        try:
+            self._lost.update((await self._write_batch()).failed)
+            self.recovery = recover(self.engine, self.store)
+        except Exception:
+            log.exception("rebuilding the profiles from the log failed; trying again later")
+            return
+        self._stale = False
         log.warning("profiles rebuilt from the log after a failed commit: %s", self.recovery)
 
     # -- privacy ---------------------------------------------------------------------------
