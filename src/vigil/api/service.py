@@ -22,6 +22,7 @@ client retries); in-process profiles, which already include it, are then rebuilt
 log, so a retry is applied exactly once.
 
 >>> import asyncio
+import concurrent.futures
 >>> from vigil.storage import Store
 >>> import tempfile
 >>> store = Store(f"sqlite:///{tempfile.mkdtemp()}/v.db"); store.init_schema()
@@ -38,6 +39,7 @@ log, so a retry is applied exactly once.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -63,6 +65,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 Event = Transaction | Login
+# Batches the writer holds at once: one it commits, one waiting its turn.
+_IN_FLIGHT = 2
 
 
 class NotCommitted(RuntimeError):
@@ -111,6 +115,8 @@ class DecisionService:
         # In-process profiles that count events the log lacks (a commit failed): rebuilt
         # before anything else is committed, and never checkpointed meanwhile.
         self._stale = False
+        # Batches handed to the writer and not yet landed (event-loop thread only).
+        self._in_flight: set[asyncio.Task[None]] = set()
         self._tasks: list[asyncio.Task[None]] = []
         # With profiles in Redis and a model reading terminal risk: the store that carries
         # labels between the processes, and how to stop listening.
@@ -203,49 +209,86 @@ class DecisionService:
         self._tasks.append(loop.create_task(self._group_commit(), name="vigil-group-commit"))
 
     async def _group_commit(self) -> None:
-        """Hand each gathered batch to the writer, one at a time, and settle it as it lands."""
+        """Hand each gathered batch to the writer as soon as it has room, and settle each as
+        it lands (in order: the writer commits one batch after another).
+
+        The writer holds at most ``_IN_FLIGHT`` batches: one being committed, the next waiting
+        its turn, so a batch's decisions wait for little more than their own commit. While
+        both places are taken, decisions gather: the busier the server, the larger the
+        batches, the cheaper each decision's share of a commit."""
         assert self._wanted is not None
-        loop = asyncio.get_running_loop()
         wait = self.settings.api.group_commit_ms / 1000
         while True:
             await self._wanted.wait()
             if wait:
                 await asyncio.sleep(wait)  # let the decisions of the next moments join
+            while len(self._in_flight) >= _IN_FLIGHT:
+                await asyncio.wait(self._in_flight, return_when=asyncio.FIRST_COMPLETED)
             self._wanted.clear()
-            batch, self._gathering = self._gathering, loop.create_future()
-            assert batch is not None
-            try:
-                landed = await self._write_batch()
-            except Exception as exc:  # never leave a request waiting for ever
-                log.exception("committing a batch failed")
-                batch.set_exception(exc)
-                continue
-            self._lost.update(landed.failed)
-            batch.set_result(landed)
-            self.metrics.buffered.set(self.recorder.buffered)
-            if landed.failed and self._memory is not None:
-                self._stale = True
             if self._stale:
                 await self._recover()
+            try:
+                await self._hand_over()
+            except Exception:  # never leave a request waiting for ever
+                log.exception("handing a batch to the writer failed")
 
-    async def _write_batch(self) -> Landed:
+    async def _hand_over(self) -> None:
+        """The gathered batch (with a checkpoint, when one is due) to the writer."""
+        loop = asyncio.get_running_loop()
+        if self._checkpoint_is_due():
+            await self._drain()  # a checkpoint must not include a batch still in doubt
         checkpoint = self._checkpoint()
-        if not self.recorder.flush(checkpoint) and checkpoint is None:
-            return Landed(frozenset(), checkpointed=False)
+        batch, self._gathering = self._gathering, loop.create_future()
+        assert batch is not None
+        try:
+            n = self.recorder.flush(checkpoint)
+        except Exception as exc:
+            batch.set_exception(exc)
+            raise
         handed = self.recorder.committed()
-        assert handed is not None
+        if (not n and checkpoint is None) or handed is None:
+            batch.set_result(Landed(frozenset(), checkpointed=False))
+            return
+        settling = loop.create_task(self._settle(handed, batch, checkpoint))
+        self._in_flight.add(settling)
+        settling.add_done_callback(self._in_flight.discard)
+
+    async def _settle(
+        self,
+        handed: concurrent.futures.Future[Landed],
+        batch: asyncio.Future[Landed],
+        checkpoint: list[tuple[str, str, bytes]] | None,
+    ) -> None:
         landed = await asyncio.wrap_future(handed)
         if checkpoint is not None and not landed.checkpointed:
             assert self._memory is not None
             self._memory.unchanged(checkpoint)
-        return landed
+        self._lost.update(landed.failed)
+        batch.set_result(landed)
+        self.metrics.buffered.set(self.recorder.buffered)
+        if landed.failed and self._memory is not None:
+            self._stale = True
+            assert self._wanted is not None
+            self._wanted.set()  # rebuild the profiles before anything more is committed
+
+    async def _drain(self) -> None:
+        """Wait until every batch handed over has landed."""
+        while self._in_flight:
+            await asyncio.wait(self._in_flight)
+
+    def _checkpoint_is_due(self) -> bool:
+        return (
+            self._memory is not None
+            and not self._stale
+            and time.monotonic() >= self._checkpoint_due
+        )
 
     def _checkpoint(self) -> list[tuple[str, str, bytes]] | None:
         """The in-process profiles changed since the last checkpoint, when one is due."""
-        now = time.monotonic()
-        if self._memory is None or self._stale or now < self._checkpoint_due:
+        if not self._checkpoint_is_due():
             return None
-        self._checkpoint_due = now + self.settings.profiles.checkpoint_seconds
+        assert self._memory is not None
+        self._checkpoint_due = time.monotonic() + self.settings.profiles.checkpoint_seconds
         return self._memory.changed()
 
     async def _checkpoint_every(self, seconds: float, registered: dict) -> None:
@@ -267,7 +310,9 @@ class DecisionService:
         database cannot be read the profiles stay stale (never checkpointed), and recovery is
         tried again after the next batch."""
         try:
-            self._lost.update((await self._write_batch()).failed)
+            await self._drain()
+            await self._hand_over()  # what was decided since, on the stale profiles
+            await self._drain()
             self.recovery = recover(self.engine, self.store)
         except Exception:
             log.exception("rebuilding the profiles from the log failed; trying again later")
