@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -72,7 +73,13 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
         yield sqlite_store
         sqlite_store.close()
         return
-    admin: Engine = request.getfixturevalue("postgres_admin")
+    with postgres_store(request.getfixturevalue("postgres_admin")) as pg_store:
+        yield pg_store
+
+
+@contextmanager
+def postgres_store(admin: Engine) -> Iterator[Store]:
+    """An initialised Store in a fresh PostgreSQL schema of its own, dropped afterwards."""
     schema = f"vigil_test_{uuid.uuid4().hex[:12]}"
     with admin.begin() as conn:
         conn.execute(text(f'CREATE SCHEMA "{schema}"'))
@@ -85,6 +92,13 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
         pg_store.close()
         with admin.begin() as conn:
             conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+
+
+@pytest.fixture
+def other_postgres_store(postgres_admin: Engine) -> Iterator[Store]:
+    """A second PostgreSQL store, beside ``store``, for comparing two runs."""
+    with postgres_store(postgres_admin) as pg_store:
+        yield pg_store
 
 
 def table_dump(store: Store) -> str:

@@ -2,7 +2,9 @@
 uninterrupted replay ends: the same decisions on every event, byte-identical profiles.
 
 A real ``vigil replay`` process over a generated bank (about 11,800 events); the kill comes
-once its first chunk is committed, while it decides the next one.
+once its first chunk is committed, while it decides the next one. On the embedded default
+(SQLite, profiles in process) and on PostgreSQL with profiles in Redis, where profiles are
+written as each event is decided, before its chunk is committed.
 """
 
 from __future__ import annotations
@@ -10,16 +12,22 @@ from __future__ import annotations
 import json
 import os
 import signal
-import sqlite3
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+import redis
+from sqlalchemy import select
+from sqlalchemy.exc import OperationalError
 
+from tests.conftest import REDIS_URL
 from vigil.cli import app
+from vigil.profiles.redis_store import RedisProfileStore
+from vigil.storage import Store
 
 VIGIL = [sys.executable, "-c", "from vigil.cli import app; app()"]
 
@@ -36,8 +44,10 @@ def bank(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
-def _replay(bank: Path, db: Path) -> subprocess.Popen[bytes]:
+def _replay(bank: Path, url: str, profiles: str | None = None) -> subprocess.Popen[bytes]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("VIGIL_")}
+    if profiles is not None:
+        env["VIGIL_PROFILES_URL"] = profiles
     return subprocess.Popen(
         [
             *VIGIL,
@@ -48,7 +58,7 @@ def _replay(bank: Path, db: Path) -> subprocess.Popen[bytes]:
             "--feedback",
             str(bank / "feedback.csv"),
             "--database",
-            f"sqlite:///{db}",
+            url,
         ],
         env=env,
         stdout=subprocess.PIPE,
@@ -62,50 +72,76 @@ def _finished(process: subprocess.Popen[bytes]) -> dict[str, Any]:
     return json.loads(output.strip().splitlines()[-1])
 
 
-def _decisions(db: Path) -> int:
+def _decided(store: Store) -> int:
     try:
-        with sqlite3.connect(db, timeout=1) as conn:
-            return conn.execute("SELECT count(*) FROM decisions").fetchone()[0]
-    except sqlite3.OperationalError:  # not created yet, or busy
+        return store.counts()["decisions"]
+    except OperationalError:  # SQLite busy, or the schema not there yet
         return 0
 
 
-def _state(db: Path) -> tuple[dict[str, tuple[Any, ...]], dict[tuple[str, str], bytes]]:
-    with sqlite3.connect(db) as conn:
-        decisions = {
-            row[0]: row[1:]
-            for row in conn.execute("SELECT event_id, action, score, reasons FROM decisions")
-        }
-        profiles = {
-            (kind, key): data
-            for kind, key, data in conn.execute("SELECT kind, key, data FROM profiles")
-        }
-    return decisions, profiles
+def _decisions(store: Store) -> dict[str, tuple[Any, ...]]:
+    d = store.tables.decisions
+    with store.engine.connect() as conn:
+        rows = conn.execute(select(d.c.event_id, d.c.action, d.c.score, d.c.reasons))
+        return {event_id: (action, score, reasons) for event_id, action, score, reasons in rows}
 
 
+def _profiles(store: Store, profiles_url: str | None) -> dict[tuple[str, str], bytes]:
+    if profiles_url is None:
+        t = store.tables.profiles
+        with store.engine.connect() as conn:
+            rows = conn.execute(select(t.c.kind, t.c.key, t.c.data))
+            return {(kind, key): bytes(data) for kind, key, data in rows}
+    shared = RedisProfileStore.from_url(profiles_url)
+    return {(kind, key): profile.to_bytes() for kind, key, profile in shared.items()}
+
+
+@pytest.fixture
+def redis_dbs(redis_client: redis.Redis) -> Iterator[tuple[str, str]]:
+    """Two Redis databases of this test's own, empty: one per replay."""
+    urls = tuple(REDIS_URL.rsplit("/", 1)[0] + f"/{db}" for db in (11, 12))
+    for url in urls:
+        RedisProfileStore.from_url(url).client.flushdb()
+    yield urls
+    for url in urls:
+        RedisProfileStore.from_url(url).client.flushdb()
+
+
+@pytest.fixture
+def second_store(request: pytest.FixtureRequest, store: Store, tmp_path: Path) -> Store:
+    """Another empty store on the same backend, for the uninterrupted run."""
+    if store.dialect == "sqlite":
+        other = Store(f"sqlite:///{tmp_path / 'whole.db'}")
+        other.init_schema()
+        return other
+    return request.getfixturevalue("other_postgres_store")
+
+
+@pytest.mark.parametrize(
+    "store", ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)], indirect=True
+)
 def test_a_replay_killed_mid_run_and_run_again_ends_as_an_uninterrupted_one(
-    bank: Path, tmp_path: Path
+    bank: Path, store: Store, second_store: Store, request: pytest.FixtureRequest
 ) -> None:
-    whole = _finished(_replay(bank, tmp_path / "whole.db"))
+    shared = request.getfixturevalue("redis_dbs") if store.dialect != "sqlite" else (None, None)
+    whole = _finished(_replay(bank, second_store.url, shared[0]))
 
-    interrupted = tmp_path / "interrupted.db"
-    first = _replay(bank, interrupted)
+    first = _replay(bank, store.url, shared[1])
     deadline = time.monotonic() + 300
-    while _decisions(interrupted) < 5_000 and first.poll() is None and time.monotonic() < deadline:
+    while _decided(store) < 5_000 and first.poll() is None and time.monotonic() < deadline:
         time.sleep(0.05)
     assert first.poll() is None, "the replay ended before it could be killed"
     os.kill(first.pid, signal.SIGKILL)
     first.wait(timeout=30)
-    done_before = _decisions(interrupted)
+    done_before = _decided(store)
     assert 0 < done_before < whole["events"]
 
-    rerun = _finished(_replay(bank, interrupted))
+    rerun = _finished(_replay(bank, store.url, shared[1]))
     assert rerun["duplicates"] == done_before
     assert rerun["events"] + done_before == whole["events"]
 
-    decisions, profiles = _state(tmp_path / "whole.db")
-    again, again_profiles = _state(interrupted)
-    assert again == decisions
-    assert again_profiles.keys() == profiles.keys()
-    differing = [key for key in profiles if again_profiles[key] != profiles[key]]
+    assert _decisions(store) == _decisions(second_store)
+    profiles, again = _profiles(second_store, shared[0]), _profiles(store, shared[1])
+    assert again.keys() == profiles.keys()
+    differing = [key for key in profiles if again[key] != profiles[key]]
     assert not differing, f"{len(differing)} of {len(profiles)} profiles differ"

@@ -22,10 +22,12 @@ import numpy as np
 import polars as pl
 
 from vigil.domain import Decision, Feedback, Login, Transaction
-from vigil.engine import Engine
+from vigil.engine import Engine, EventInProgress
 from vigil.profiles import MemoryProfileStore
 
 CHUNK = 5000
+# Longer than a claim in progress lasts when its process dies (vigil.profiles.redis_store).
+_CLAIM_LAPSE_SECONDS = 30.0
 
 
 @dataclass
@@ -108,6 +110,19 @@ def _chunks(items: Iterable[Any]) -> Iterator[list[Any]]:
         yield chunk
 
 
+def _decide(engine: Engine, event: Transaction | Login, *, claim: bool) -> Decision:
+    """Decide; an event still claimed by a replay that was killed mid-decision is waited for
+    until that claim lapses (seconds), then decided."""
+    deadline = time.monotonic() + _CLAIM_LAPSE_SECONDS
+    while True:
+        try:
+            return engine.decide(event, claim=claim)
+        except EventInProgress:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)
+
+
 def replay(
     engine: Engine,
     events: Iterable[Transaction | Login | Feedback],
@@ -124,6 +139,9 @@ def replay(
     recorder = engine.recorder
     profiles = engine.profiles
     in_process = isinstance(profiles, MemoryProfileStore) and recorder.store is not None
+    # Shared (Redis) profiles are written as each event is decided, before its chunk is
+    # committed: claims let a rerun after a crash record what they already hold, once.
+    shared = not isinstance(profiles, MemoryProfileStore)
     feedback: list[Feedback] = []
     for chunk in _chunks(events):
         recorder.prefetch([e.event_id for e in chunk if not isinstance(e, Feedback)])
@@ -136,7 +154,7 @@ def replay(
                 summary.duplicates += 1
                 continue
             summary.events += 1
-            summary.add(engine.decide(event))
+            summary.add(_decide(engine, event, claim=shared))
         recorder.flush(profiles.changed() if in_process else None)
         if on_progress is not None:
             on_progress(sum(not isinstance(e, Feedback) for e in chunk))
