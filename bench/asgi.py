@@ -6,9 +6,8 @@ ATMs about once an hour), starts the app in this process and decides the same st
 single events two ways, in alternating rounds:
 
 - ``engine``: :meth:`vigil.engine.Engine.process` on events validated beforehand;
-- ``app``: the whole ASGI app, request to answer (FastAPI's layers, key, body, parsing, the
-  engine, the wait for the commit, the JSON answer, metrics), called directly with no socket
-  and no HTTP server.
+- ``app``: the whole ASGI app, front door to answer (key, body, parsing, the engine, the JSON
+  answer, metrics), called directly with no socket and no HTTP server.
 
 It prints the process CPU per decision of each (every thread of the process: the hand-off to
 the writer process counts) and their difference, what the app adds to the engine. What

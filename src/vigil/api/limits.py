@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from vigil.api.problems import ProblemError, error_response
@@ -22,7 +23,7 @@ def too_large(size: int, limit: int) -> ProblemError:
     return ProblemError(413, f"body: {size:,} bytes or more; at most {limit:,} are accepted")
 
 
-def _check_declared(headers: Iterable[tuple[bytes, bytes]], limit: int) -> None:
+def check_declared(headers: Iterable[tuple[bytes, bytes]], limit: int) -> None:
     """A 413 problem when the request's ``Content-Length`` passes ``limit`` (a missing or
     unreadable one passes: the body is counted as it arrives)."""
     for name, value in headers:
@@ -34,6 +35,23 @@ def _check_declared(headers: Iterable[tuple[bytes, bytes]], limit: int) -> None:
             if declared > limit:
                 raise too_large(declared, limit)
             return
+
+
+async def read_body(receive: Receive, limit: int) -> bytes:
+    """The whole request body; a 413 problem as soon as it passes ``limit`` bytes."""
+    chunks = []
+    received = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise ClientDisconnect()
+        chunk = message.get("body", b"")
+        received += len(chunk)
+        if received > limit:
+            raise too_large(received, limit)
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            return b"".join(chunks)
 
 
 class BodySizeLimit:
@@ -54,7 +72,7 @@ class BodySizeLimit:
             return
         limit = self.max_bytes
         try:
-            _check_declared(scope["headers"], limit)
+            check_declared(scope["headers"], limit)
         except ProblemError as exc:
             await error_response(exc, scope["path"], self.on_error)(scope, receive, send)
             return

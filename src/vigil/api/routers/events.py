@@ -148,7 +148,11 @@ def _openapi(kind: EventKind, max_batch: int) -> dict[str, Any]:
 
 @dataclass(frozen=True)
 class DecisionRoute:
-    """One decision route's work, from API key and body bytes to the answer's bytes."""
+    """One decision route's work, from API key and body bytes to the answer's bytes.
+
+    The FastAPI route (:func:`router`, which documents it) and the front door that answers it
+    before FastAPI's layers (:class:`vigil.api.direct.DirectRoutes`) both call :meth:`answer`.
+    """
 
     path: str
     kind: EventKind
