@@ -91,6 +91,35 @@ def db_init(database: DatabaseOpt = None) -> None:
     console.print(f"schema ready on [bold]{store.dialect}[/] ({_safe_url(settings.database_url)})")
 
 
+@db_app.command("upgrade")
+def db_upgrade(
+    database: DatabaseOpt = None,
+    to: Annotated[
+        str, typer.Option("--to", help="Revision to stop at (default: this vigil's newest)")
+    ] = "head",
+) -> None:
+    """Bring the schema to this vigil's version, in one transaction. Back the database up first:
+    vigil never downgrades a schema."""
+    from vigil.privacy import PrivacyKeys
+    from vigil.storage import Store
+    from vigil.storage.migrations import upgrade
+
+    settings = _settings(database)
+    with Store(settings.database_url, privacy=PrivacyKeys.from_settings(settings)) as store:
+        done = upgrade(store, to)
+    where = f"[bold]{store.dialect}[/] ({_safe_url(settings.database_url)})"
+    if done.created:
+        console.print(f"schema created at revision {done.after} on {where}")
+    elif done.applied:
+        console.print(
+            f"schema upgraded from revision {done.before or '(none)'} to {done.after} on {where}"
+            f" ({', '.join(done.applied)} applied)"
+        )
+    else:
+        console.print(f"schema already at revision {done.after} on {where}")
+    _emit({"dialect": store.dialect, **done.as_dict()})
+
+
 @import_app.command("bank")
 def import_bank(
     folder: Annotated[Path, typer.Argument(help="Folder in the ATM bank CSV layout")],

@@ -43,6 +43,7 @@ from sqlalchemy.dialects.postgresql import BYTEA, JSONB
 from vigil.domain.decisions import Action
 from vigil.storage.columns import Money, UtcDateTime
 
+# The newest Alembic revision's number (vigil.storage.migrations): a new revision raises it.
 SCHEMA_VERSION = 3
 PARTITIONED_TABLES = ("transactions", "logins")
 DECISION_SEQUENCE = "decisions_seq"

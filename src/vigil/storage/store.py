@@ -51,7 +51,7 @@ from vigil.storage import rows as R
 from vigil.storage.bulk import copy_insert, sqlite_insert
 from vigil.storage.partitions import MonthlyPartitions
 from vigil.storage.reference import ReferenceData
-from vigil.storage.schema import DECISION_SEQUENCE, SCHEMA_VERSION, Tables, build_tables
+from vigil.storage.schema import build_tables
 
 if TYPE_CHECKING:
     import polars as pl
@@ -72,35 +72,6 @@ def _shadow_rows(decision: Decision) -> list[dict[str, Any]]:
         for hit in decision.shadow
     ]
 
-
-def _v1_to_v2(conn: Connection, t: Tables) -> None:
-    """Hash-chain columns on risk_events (existing rows chained in id order, under the
-    configured privacy key) and contact columns wide enough for ciphertext."""
-    chain_columns = (("seq", "BIGINT"), ("prev_hash", "VARCHAR(64)"), ("hash", "VARCHAR(64)"))
-    for name, sql_type in chain_columns:
-        conn.exec_driver_sql(f"ALTER TABLE risk_events ADD COLUMN {name} {sql_type}")
-    if conn.dialect.name == "postgresql":
-        for name in ("email", "phone", "address"):
-            conn.exec_driver_sql(f"ALTER TABLE users ALTER COLUMN {name} TYPE TEXT")
-    audit.chain_existing(conn, t.risk_events, PrivacyKeys.from_settings().pseudonyms)
-    for index in t.risk_events.indexes:
-        if index.name == "ux_risk_events_seq":
-            index.create(conn)
-
-
-def _v2_to_v3(conn: Connection, t: Tables) -> None:
-    """The log position on decisions (vigil.storage.log). Rows from before stay unnumbered:
-    the profile snapshot taken with them already includes them."""
-    conn.exec_driver_sql("ALTER TABLE decisions ADD COLUMN seq BIGINT")
-    if conn.dialect.name == "postgresql":
-        conn.exec_driver_sql(f"CREATE SEQUENCE IF NOT EXISTS {DECISION_SEQUENCE}")
-    for index in t.decisions.indexes:
-        if index.name == "ux_decisions_seq":
-            index.create(conn)
-
-
-# Upgrades from version N to N + 1, keyed by N.
-MIGRATIONS: dict[int, Callable[[Connection, Tables], None]] = {1: _v1_to_v2, 2: _v2_to_v3}
 
 _CHUNK = 5_000
 # decision_frame columns derived from the stored reasons rather than read as they are.
@@ -258,27 +229,15 @@ class Store:
     # -- schema ------------------------------------------------------------------------------
 
     def init_schema(self) -> None:
-        """Create missing tables and indexes and bring the schema to this version; idempotent."""
-        t = self.tables
-        with self.transaction() as conn:
-            t.metadata.create_all(conn, checkfirst=True)
-            version = conn.execute(select(func.max(t.schema_version.c.version))).scalar()
-            if version is None:
-                conn.execute(
-                    t.schema_version.insert(),
-                    {"version": SCHEMA_VERSION, "applied_at": R.utc_now()},
-                )
-                return
-            if version > SCHEMA_VERSION:
-                raise RuntimeError(
-                    f"schema_version: database is at version {version}, newer than this "
-                    f"vigil's {SCHEMA_VERSION}; upgrade vigil"
-                )
-            for v in range(version, SCHEMA_VERSION):
-                MIGRATIONS[v](conn, t)
-                conn.execute(
-                    t.schema_version.insert(), {"version": v + 1, "applied_at": R.utc_now()}
-                )
+        """Create the schema, or bring the database's to this vigil's version; idempotent.
+
+        Schema changes are Alembic revisions (:mod:`vigil.storage.migrations`, which
+        ``vigil db upgrade`` runs too): an empty database gets today's tables at once, an older
+        one its missing revisions, all in one transaction.
+        """
+        from vigil.storage import migrations
+
+        migrations.upgrade(self)
 
     def checkpoint_wal(self) -> None:
         """Copy what SQLite's write-ahead log holds into the database file, as far as readers
@@ -288,9 +247,13 @@ class Store:
                 conn.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)")
 
     def drop_all(self) -> None:
-        """Drop every vigil table (partitions go with their parent). For tests and resets."""
+        """Drop every vigil table (partitions go with their parent) and Alembic's record of the
+        schema. For tests and resets."""
+        from vigil.storage.migrations import VERSION_TABLE
+
         with self.transaction() as conn:
             self.tables.metadata.drop_all(conn, checkfirst=True)
+            conn.exec_driver_sql(f"DROP TABLE IF EXISTS {VERSION_TABLE}")
         if self._partitions is not None:
             self._partitions.forget()
 
