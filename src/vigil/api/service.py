@@ -22,7 +22,6 @@ client retries); in-process profiles, which already include it, are then rebuilt
 log, so a retry is applied exactly once.
 
 >>> import asyncio
-import concurrent.futures
 >>> from vigil.storage import Store
 >>> import tempfile
 >>> store = Store(f"sqlite:///{tempfile.mkdtemp()}/v.db"); store.init_schema()
@@ -42,12 +41,14 @@ import asyncio
 import concurrent.futures
 import logging
 import time
+import uuid
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from vigil.api.metrics import ApiMetrics
 from vigil.api.recording import BackgroundRecorder, Landed
+from vigil.api.schemas import FeedbackIn, FeedbackOut
 from vigil.config import Settings
 from vigil.domain import Decision, Feedback, Login, Transaction
 from vigil.engine import Engine
@@ -145,6 +146,46 @@ class DecisionService:
                 repeated(decision.event_kind)
             out.append(decision)
         return out
+
+    async def label(self, body: FeedbackIn) -> FeedbackOut:
+        """Store a label on an earlier event (named by its event id or decision id) and teach
+        the engine with it: ``POST /v1/feedback`` and the stream's feedback subject alike.
+        Idempotent by the label's own event id (``created`` is False the second time);
+        :class:`LookupError` naming the field when no decision matches."""
+        await self.sync()
+        store = self.store
+
+        def find() -> Decision | None:
+            if body.decision_id is not None:
+                return store.get_decision_by_id(body.decision_id)
+            assert body.target_event_id is not None
+            return store.get_decision(body.target_event_id)
+
+        decision = await asyncio.to_thread(find)
+        if decision is None:
+            named = "decision_id" if body.decision_id is not None else "target_event_id"
+            raise LookupError(
+                f"{named}: no decision on {body.decision_id or body.target_event_id!r}"
+            )
+        item = Feedback(
+            event_id=body.event_id or f"fb-{uuid.uuid4().hex}",
+            target_event_id=decision.event_id,
+            label=body.label,
+            timestamp=body.timestamp or datetime.now(UTC),
+            source=body.source,
+            pattern=body.pattern,
+            note=body.note,
+        )
+        created = await asyncio.to_thread(store.insert_feedback, [item]) == 1
+        if created:
+            self.learn(item)  # back on the loop thread, the engine's only thread
+        return FeedbackOut(
+            event_id=item.event_id,
+            target_event_id=item.target_event_id,
+            decision_id=decision.decision_id,
+            label=item.label,
+            created=created,
+        )
 
     def learn(self, feedback: Feedback) -> None:
         """A new label, counted by the engine's label-fed state (terminal risk) from now on.
