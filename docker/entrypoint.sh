@@ -3,10 +3,9 @@
 #
 # Before a long-running command (`serve`, `consume`) it
 #   1. refuses the development privacy keys, published in vigil's source, unless VIGIL_DEV=1;
-#   2. brings the schema up to date (`vigil db upgrade`, or `vigil db init` where there is no
-#      upgrade), waiting for PostgreSQL: a container starts before its database accepts
-#      connections, so a PostgreSQL URL is tried VIGIL_DB_ATTEMPTS times (30), every
-#      VIGIL_DB_PAUSE seconds (2).
+#   2. brings the schema up to date (`vigil db upgrade`), waiting for PostgreSQL: a container
+#      starts before its database accepts connections, so a PostgreSQL URL is tried
+#      VIGIL_DB_ATTEMPTS times (30), every VIGIL_DB_PAUSE seconds (2).
 # Then it execs vigil, so vigil is the container's main process and gets its signals (a
 # `docker stop` is vigil's SIGTERM: it stops taking requests and saves its profiles).
 # Any other command (`keys create ...`, `db --help`, `--version`) goes straight to vigil.
@@ -63,27 +62,15 @@ EOF
   exit 78  # EX_CONFIG
 }
 
-# `vigil db upgrade` (it creates a schema, or migrates an older one) where this vigil has it, else
-# `vigil db init` (creates a missing schema). The probe looks for the migrations package that
-# upgrade runs (asking `vigil db upgrade --help` would load the whole CLI, two seconds); it can
-# go once every vigil this image is built from has upgrade.
-schema_command() {
-  if "$python" -c 'import importlib.util as u, sys; sys.exit(u.find_spec("vigil.storage.migrations") is None)' \
-    2>/dev/null; then
-    echo upgrade
-  else
-    echo init
-  fi
-}
-
+# `vigil db upgrade` creates a missing schema or migrates an older one (idempotent; servers
+# starting at once on PostgreSQL upgrade it once, under an advisory lock).
 prepare_schema() {
-  step=$(schema_command)
   case ${VIGIL_DATABASE_URL:-} in
     postgres://* | postgresql://* | postgresql+*://*) ;;
-    *) vigil db "$step"; return ;;  # SQLite (or a URL from vigil.toml): no server to wait for
+    *) vigil db upgrade; return ;;  # SQLite (or a URL from vigil.toml): no server to wait for
   esac
   try=1
-  until vigil db "$step"; do
+  until vigil db upgrade; do
     if [ "$try" -ge "$attempts" ]; then
       echo "vigil-entrypoint: the database did not answer after $attempts attempts" >&2
       exit 1
