@@ -528,6 +528,12 @@ def _register_query() -> None:
     app.command(name="query")(query)
 
 
+def _register_stream() -> None:
+    from vigil.stream.cli import consume
+
+    app.command(name="consume")(consume)
+
+
 def _register_profiles() -> None:
     from vigil.profiles.cli import app as profiles_app
 
@@ -538,6 +544,7 @@ _register_privacy()
 _register_models()
 _register_query()
 _register_profiles()
+_register_stream()
 
 if __name__ == "__main__":
     app()

@@ -292,6 +292,26 @@ class ApiConfig(BaseModel):
     writer: Literal["process", "thread"] = "process"
 
 
+class StreamConfig(BaseModel):
+    """``vigil consume``: events from NATS JetStream (vigil.stream)."""
+
+    nats_url: str = "nats://127.0.0.1:4222"
+    # Partitions of the event subjects: with more than one, publishers append the partition
+    # of the event's key (vigil.stream.subjects.partition_of) to the subject, and workers
+    # share the partitions, one owner each at a time.
+    partitions: int = Field(1, ge=1, le=1024)
+    # Messages fetched (and decided) at once by one partition's consumer: bounds the work in
+    # flight.
+    batch: int = Field(256, ge=1, le=10_000)
+    # A worker that stops renewing its partition leases loses them after this long; another
+    # worker then takes them over and resumes from the last acknowledged message.
+    lease_seconds: float = Field(5.0, gt=0.5)
+    # Unacknowledged messages are delivered again after this long.
+    ack_wait_seconds: float = Field(30.0, gt=0)
+    # /metrics of a worker (lag, decided, rejected, redelivered); 0: none.
+    metrics_port: int = Field(9464, ge=0, le=65535)
+
+
 class StandinConfig(BaseModel):
     """StandIn decisions (models/standin.py): thresholds chosen on validation to meet a target."""
 
@@ -341,6 +361,7 @@ class Settings(BaseSettings):
     models: ModelsConfig = Field(default_factory=ModelsConfig)
     api: ApiConfig = Field(default_factory=ApiConfig)
     privacy: PrivacyConfig = Field(default_factory=PrivacyConfig)
+    stream: StreamConfig = Field(default_factory=StreamConfig)
 
     @classmethod
     def settings_customise_sources(

@@ -1,0 +1,328 @@
+"""A ``vigil consume`` worker: decides events from NATS JetStream, exactly once in effect.
+
+For each partition it owns (:mod:`vigil.stream.leases`) the worker reads each kind of event
+from a durable pull consumer of its own (``vigil-<kind>-<partition>``), a batch at a time and
+in order, and for each batch:
+
+1. validates every message: one that fails goes to ``vigil.events.rejected`` with the error
+   naming the field, and is acknowledged, so it never blocks its partition;
+2. decides the events with the same engine and service as ``vigil serve``
+   (:class:`vigil.api.service.DecisionService`);
+3. waits until the decisions are committed (group commit), then publishes each to
+   ``vigil.decisions.<kind>`` (deduplicated by event id in the stream), then acknowledges.
+
+A message redelivered after a crash (its ack never came) is decided again: it is a repeat, so
+it gets its first decision, changes nothing, and its decision, published again, is dropped as
+a duplicate. A commit that fails leaves its message and every later one of the batch
+unacknowledged (``nak``): they come back, in order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import socket
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import nats
+from nats.errors import TimeoutError as FetchTimeout
+from nats.js import JetStreamContext
+from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy, StreamConfig
+from nats.js.errors import NotFoundError
+from prometheus_client import CollectorRegistry, Counter, Gauge, start_http_server
+from pydantic import BaseModel, ValidationError
+
+from vigil.api.problems import from_validation_error
+from vigil.api.schemas import FeedbackIn
+from vigil.api.service import DecisionService, NotCommitted
+from vigil.domain import Login, Transaction
+from vigil.engine import EventConflict, EventInProgress
+from vigil.stream.leases import Leases, lease_bucket
+from vigil.stream.subjects import (
+    DECISIONS_STREAM,
+    DEDUP_SECONDS,
+    EVENTS_STREAM,
+    KINDS,
+    REJECTED,
+    decisions_subject,
+    subject,
+)
+
+if TYPE_CHECKING:
+    from nats.aio.msg import Msg
+
+    from vigil.config import Settings
+    from vigil.config import StreamConfig as StreamSettings
+    from vigil.storage import Store
+
+log = logging.getLogger(__name__)
+
+_MODELS: dict[str, type[BaseModel]] = {
+    "transactions": Transaction,
+    "logins": Login,
+    "feedback": FeedbackIn,
+}
+
+
+class WorkerMetrics:
+    """What ``/metrics`` of a worker shows."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.decided = Counter(
+            "vigil_stream_decided",
+            "Events decided and acknowledged",
+            ["kind"],
+            registry=self.registry,
+        )
+        self.rejected = Counter(
+            "vigil_stream_rejected",
+            "Messages refused (sent to vigil.events.rejected)",
+            ["kind"],
+            registry=self.registry,
+        )
+        self.redelivered = Counter(
+            "vigil_stream_redelivered",
+            "Messages delivered more than once",
+            ["kind"],
+            registry=self.registry,
+        )
+        self.lag = Gauge(
+            "vigil_stream_lag",
+            "Messages of owned partitions not yet delivered",
+            registry=self.registry,
+        )
+        self.partitions = Gauge(
+            "vigil_stream_partitions", "Partitions this worker owns", registry=self.registry
+        )
+
+
+@dataclass
+class Worker:
+    """One worker process; :meth:`run` until ``stop`` is set, then drains and returns."""
+
+    settings: Settings
+    store: Store
+    owner: str = field(default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}")
+    metrics: WorkerMetrics = field(default_factory=WorkerMetrics)
+    service: DecisionService | None = None
+    decided: int = 0
+    rejected: int = 0
+
+    async def run(self, stop: asyncio.Event) -> dict[str, Any]:
+        config = self.settings.stream
+        if config.metrics_port:
+            start_http_server(config.metrics_port, registry=self.metrics.registry)
+        nc = await nats.connect(config.nats_url, name=f"vigil-consume {self.owner}")
+        js = nc.jetstream()
+        await ensure_streams(js)
+        leases = Leases(await lease_bucket(js, config.lease_seconds), self.owner)
+        owned: dict[int, tuple[asyncio.Event, list[asyncio.Task[None]]]] = {}
+        try:
+            while not stop.is_set():
+                for partition in await leases.renew():
+                    await _stop(owned.pop(partition))
+                for partition in range(config.partitions):
+                    if partition not in leases.held and await leases.take(partition):
+                        owned[partition] = await self._own(js, partition)
+                self.metrics.partitions.set(len(owned))
+                await self._measure_lag(js, owned)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), config.lease_seconds / 3)
+        finally:
+            for partition in list(owned):
+                await _stop(owned.pop(partition))
+            if self.service is not None:
+                self.service.close()
+            await leases.release()
+            await nc.drain()
+        return {"owner": self.owner, "decided": self.decided, "rejected": self.rejected}
+
+    async def _own(
+        self, js: JetStreamContext, partition: int
+    ) -> tuple[asyncio.Event, list[asyncio.Task[None]]]:
+        """Start deciding a partition just taken: one task per kind of event."""
+        if self.service is None:
+            # Made once this worker owns a partition: in-process profiles are then recovered
+            # from the log as it stands when the previous owner stopped writing to it.
+            self.service = DecisionService(self.settings, self.store)
+            self.service.start()
+        leaving = asyncio.Event()
+        tasks = [
+            asyncio.create_task(
+                self._consume(js, kind, partition, leaving), name=f"{kind}-{partition}"
+            )
+            for kind in KINDS
+        ]
+        return leaving, tasks
+
+    async def _consume(
+        self, js: JetStreamContext, kind: str, partition: int, leaving: asyncio.Event
+    ) -> None:
+        config = self.settings.stream
+        durable = f"vigil-{kind}-{partition}"
+        sub = await js.pull_subscribe(
+            subject(kind, partition, config.partitions),
+            durable=durable,
+            stream=EVENTS_STREAM,
+            config=await _resume_from_ack_floor(js, durable, config),
+        )
+        while not leaving.is_set():
+            try:
+                messages = await sub.fetch(config.batch, timeout=0.5)
+            except FetchTimeout:
+                continue
+            try:
+                await self._handle(js, kind, messages)
+            except Exception:  # the batch is redelivered; the worker goes on
+                log.exception("a batch of %s failed; it will be delivered again", kind)
+                await asyncio.gather(*(m.nak(delay=1) for m in messages), return_exceptions=True)
+
+    async def _handle(self, js: JetStreamContext, kind: str, messages: list[Msg]) -> None:
+        assert self.service is not None
+        service = self.service
+        model = _MODELS[kind]
+        decided: list[tuple[Msg, Any]] = []
+        later: list[Msg] = []  # not decided now: delivered again, in order
+        for i, message in enumerate(messages):
+            if message.metadata.num_delivered > 1:
+                self.metrics.redelivered.labels(kind).inc()
+            try:
+                item = model.model_validate_json(message.data)
+            except ValidationError as exc:
+                problem = from_validation_error(exc)
+                errors = [e.model_dump() for e in problem.errors or []]
+                await self._reject(js, kind, message, problem.detail, errors)
+                continue
+            if isinstance(item, FeedbackIn):
+                try:
+                    await service.label(item)
+                except LookupError as exc:
+                    await self._reject(js, kind, message, str(exc), [])
+                    continue
+                decided.append((message, None))
+                continue
+            try:
+                decision = service.decide([item])[0]
+            except EventConflict as exc:
+                await self._reject(js, kind, message, str(exc), [{"field": "event_id"}])
+                continue
+            except EventInProgress:  # a dead worker's claim, lapsing: later, in order
+                later = messages[i:]
+                break
+            decided.append((message, decision))
+        try:
+            await service.commit([d.event_id for _, d in decided if d is not None])
+        except NotCommitted as exc:
+            failed = set(exc.event_ids)
+            first = next(i for i, (_, d) in enumerate(decided) if d and d.event_id in failed)
+            later = [m for m, _ in decided[first:]] + later
+            decided = decided[:first]
+        await asyncio.gather(
+            *(
+                js.publish(
+                    decisions_subject(kind),
+                    decision.model_dump_json().encode(),
+                    stream=DECISIONS_STREAM,
+                    headers={"Nats-Msg-Id": f"{kind}:{decision.event_id}"},
+                )
+                for _, decision in decided
+                if decision is not None
+            )
+        )
+        await asyncio.gather(*(message.ack() for message, _ in decided))
+        await asyncio.gather(*(message.nak(delay=1) for message in later))
+        self.decided += len(decided)
+        self.metrics.decided.labels(kind).inc(len(decided))
+
+    async def _reject(
+        self, js: JetStreamContext, kind: str, message: Msg, error: str, errors: list[Any]
+    ) -> None:
+        sequence = message.metadata.sequence.stream
+        body = {
+            "subject": message.subject,
+            "stream_sequence": sequence,
+            "error": error,
+            "errors": errors,
+            "data": message.data.decode("utf-8", errors="replace"),
+        }
+        await js.publish(
+            REJECTED,
+            json.dumps(body).encode(),
+            stream=EVENTS_STREAM,
+            headers={"Nats-Msg-Id": f"rejected:{sequence}"},
+        )
+        await message.ack()
+        self.rejected += 1
+        self.metrics.rejected.labels(kind).inc()
+
+    async def _measure_lag(
+        self, js: JetStreamContext, owned: dict[int, tuple[asyncio.Event, list[asyncio.Task[None]]]]
+    ) -> None:
+        pending = 0
+        for partition in owned:
+            for kind in KINDS:
+                try:
+                    info = await js.consumer_info(EVENTS_STREAM, f"vigil-{kind}-{partition}")
+                except NotFoundError:
+                    continue
+                pending += info.num_pending or 0
+        self.metrics.lag.set(pending)
+
+
+async def _resume_from_ack_floor(
+    js: JetStreamContext, durable: str, config: StreamSettings
+) -> ConsumerConfig:
+    """The partition consumer's settings for its new owner: from the first message not yet
+    acknowledged. What the last owner fetched but never acknowledged would otherwise come back
+    only after the ack wait, behind later messages of the same card; so the consumer is made
+    afresh at its acknowledgement floor, and every message after it comes in order (those
+    already decided as repeats)."""
+    start = None
+    try:
+        info = await js.consumer_info(EVENTS_STREAM, durable)
+        start = info.ack_floor.stream_seq + 1 if info.ack_floor else None
+        await js.delete_consumer(EVENTS_STREAM, durable)
+    except NotFoundError:
+        pass
+    return ConsumerConfig(
+        ack_policy=AckPolicy.EXPLICIT,
+        deliver_policy=DeliverPolicy.BY_START_SEQUENCE if start else DeliverPolicy.ALL,
+        opt_start_seq=start,
+        ack_wait=config.ack_wait_seconds,
+        max_ack_pending=config.batch * 2,
+    )
+
+
+async def ensure_streams(js: JetStreamContext) -> None:
+    """The events and decisions streams, created if missing."""
+    for name, subjects in (
+        (EVENTS_STREAM, ["vigil.events.>"]),
+        (DECISIONS_STREAM, ["vigil.decisions.>"]),
+    ):
+        try:
+            await js.stream_info(name)
+        except NotFoundError:
+            await js.add_stream(
+                StreamConfig(name=name, subjects=subjects, duplicate_window=DEDUP_SECONDS)
+            )
+
+
+async def _stop(owned: tuple[asyncio.Event, list[asyncio.Task[None]]]) -> None:
+    """Let a partition's tasks finish their batch, then end them."""
+    leaving, tasks = owned
+    leaving.set()
+    await asyncio.gather(*tasks, return_exceptions=True)
+
+
+def check_profiles(settings: Settings) -> None:
+    """In-process profiles serve one partition's owner: several partitions need shared ones."""
+    if settings.stream.partitions > 1 and settings.profiles_url is None:
+        raise ValueError(
+            "stream.partitions: more than one partition needs shared profiles (profiles_url, "
+            "Redis): a card's terminal and device are seen from every partition"
+        )
