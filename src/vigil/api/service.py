@@ -79,6 +79,20 @@ class NotCommitted(RuntimeError):
         self.event_ids = event_ids
 
 
+def _log_decision(what: str, decision: Decision) -> None:
+    log.debug(
+        what,
+        extra={
+            "decision_id": decision.decision_id,
+            "event_id": decision.event_id,
+            "event_kind": decision.event_kind,
+            "action": decision.action.value,
+            "score": decision.score,
+            "latency_us": decision.latency_us,
+        },
+    )
+
+
 class DecisionService:
     def __init__(
         self,
@@ -130,20 +144,31 @@ class DecisionService:
     # -- deciding (event-loop thread only) --------------------------------------------------
 
     def decide(self, events: Sequence[Event]) -> list[Decision]:
-        """Decide on validated events in order; a repeated event id gets its first decision."""
+        """Decide on validated events in order; a repeated event id gets its first decision.
+
+        Each is counted (:class:`ApiMetrics`: by action, its reasons, its rules' hits) and, at
+        debug level only, logged: one line per decision, ``decided`` or ``repeated``, with its
+        ids, kind, action, score and the engine's latency."""
         engine = self.engine
         process = engine.process
-        decided, repeated = self.metrics.decided, self.metrics.repeated
+        metrics = self.metrics
+        decided, repeated, explained = metrics.decided, metrics.repeated, metrics.explained
+        debug = log.isEnabledFor(logging.DEBUG)  # the hot path: off, a line costs nothing
         out = []
         for event in events:
             repeats = engine.repeats
             decision = process(event)
             if engine.repeats == repeats:
                 decided(decision.event_kind, decision.action.value, decision.latency_us / 1e6)
+                explained(decision.reasons, decision.shadow)
                 if self._lost:
                     self._lost.discard(decision.event_id)
+                if debug:
+                    _log_decision("decided", decision)
             else:  # its latency is the first decision's, already observed
                 repeated(decision.event_kind)
+                if debug:
+                    _log_decision("repeated", decision)
             out.append(decision)
         return out
 
@@ -261,7 +286,7 @@ class DecisionService:
         wait = self.settings.api.group_commit_ms / 1000
         while True:
             await self._wanted.wait()
-            if wait:
+            if wait and not self._stale:
                 await asyncio.sleep(wait)  # let the decisions of the next moments join
             while len(self._in_flight) >= _IN_FLIGHT:
                 await asyncio.wait(self._in_flight, return_when=asyncio.FIRST_COMPLETED)
@@ -354,6 +379,13 @@ class DecisionService:
             await self._drain()
             await self._hand_over()  # what was decided since, on the stale profiles
             await self._drain()
+        except Exception:
+            log.exception("committing before rebuilding the profiles failed; trying again later")
+            return
+        self._rebuild_now()
+
+    def _rebuild_now(self) -> None:
+        try:
             self.recovery = recover(self.engine, self.store)
         except Exception:
             log.exception("rebuilding the profiles from the log failed; trying again later")
@@ -419,7 +451,11 @@ class DecisionService:
         started = time.perf_counter()
         self.recorder.close()
         if self._memory is not None:
-            saved = self._memory.snapshot(self.store)
+            if self._stale:  # a commit failed and the profiles were not rebuilt yet
+                self._rebuild_now()
+            # Stale profiles are never saved: the last checkpoint and the log give the right
+            # ones at the next start.
+            saved = 0 if self._stale else self._memory.snapshot(self.store)
             holder.release(self.store)
         else:
             saved = len(self.profiles)
