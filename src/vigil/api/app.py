@@ -9,7 +9,8 @@ pages ``GET /docs`` and ``GET /redoc``, with their assets served from ``/docs/as
 
 The decision routes are answered at the front door (:class:`VigilAPI`, :mod:`vigil.api.direct`):
 it serves a quarter more single-event decisions a second than FastAPI's layers (docs/service.md,
-measured back to back). Every other request passes one plain ASGI layer of ours, the size check.
+measured back to back). Every other request passes two plain ASGI layers of ours, the request
+id (:mod:`vigil.api.request_id`, which the front door does itself too) and the size check.
 
 >>> app = create_app(Settings(database_url="sqlite://"))
 >>> sorted(p for p in app.openapi()["paths"])[:3]
@@ -34,7 +35,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse
 from starlette.types import Receive, Scope, Send
 
-from vigil import __version__
+from vigil import __version__, logs
 from vigil.api import lifeline, problems
 from vigil.api.deps import require
 from vigil.api.direct import DirectRoutes
@@ -42,6 +43,7 @@ from vigil.api.extensions import admin_routers
 from vigil.api.keys import KeyRing, Role
 from vigil.api.limits import BodySizeLimit
 from vigil.api.metrics import ApiMetrics
+from vigil.api.request_id import RequestId
 from vigil.api.routers import (
     decisions,
     events,
@@ -135,6 +137,7 @@ def create_app(
         decision_routes, max_bytes=settings.api.max_body_bytes, on_error=metrics.error
     )
     app.add_middleware(BodySizeLimit, max_bytes=settings.api.max_body_bytes, on_error=metrics.error)
+    app.add_middleware(RequestId)  # added last, so outermost: a 413 has its request id too
     app.include_router(feedback.router())
     app.include_router(decisions.router())
     app.include_router(risk_events.router())
@@ -225,6 +228,7 @@ def worker_app() -> FastAPI:
     """The app of one of several server processes (uvicorn's factory, in each worker). A
     worker exits when the supervising ``vigil serve`` is gone, killed or not."""
     lifeline.watch(os.getppid())
+    logs.configure_from_env()  # the log settings vigil serve was given
     return create_app(Settings.model_validate_json(os.environ[SETTINGS_ENV]), tune_gc=True)
 
 

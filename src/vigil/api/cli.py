@@ -34,13 +34,26 @@ def serve(
             "(profiles_url: Redis) and PostgreSQL",
         ),
     ] = 1,
-    log_level: Annotated[str, typer.Option(help="uvicorn log level")] = "warning",
+    log_level: Annotated[
+        str,
+        typer.Option(
+            help="Log level of vigil and uvicorn: critical, error, warning, info, debug (a line "
+            "per decision), trace; JSON lines unless stderr is a terminal (docs/operations.md)"
+        ),
+    ] = "warning",
 ) -> None:
     """Serve decisions over HTTP (by default one process, the profiles living in it)."""
+    import os
+
     import uvicorn
 
+    from vigil import logs
     from vigil.api.app import SETTINGS_ENV, create_app
 
+    try:
+        logs.configure(log_level)  # left in logs.ENV for the worker and writer processes
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--log-level") from None
     settings = _settings(database, host=host, port=port)
     if workers > 1:
         _check_shareable(settings)
@@ -49,17 +62,18 @@ def serve(
         f"({workers} process{'es' if workers > 1 else ''}; OpenAPI at /docs); "
         "Ctrl-C stops and saves profiles"
     )
-    # No access log: one log line per decision would cost more than the decision.
+    # No access log: one log line per decision would cost more than the decision. No log
+    # configuration of uvicorn's own: its records go to the root logger, so through vigil.logs.
     options = {
         "host": settings.api.host,
         "port": settings.api.port,
-        "log_level": log_level,
+        "log_level": log_level.lower(),
+        "log_config": None,
         "access_log": False,
     }
     if workers == 1:
         uvicorn.run(create_app(settings, tune_gc=True), **options)
         return
-    import os
     import tempfile
 
     # Each worker process builds its app from these settings, and counts its metrics in files

@@ -58,6 +58,7 @@ from typing import Any, Literal
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DataError, IntegrityError
 
+from vigil import logs
 from vigil.api import lifeline
 from vigil.domain import Decision, Login, Transaction
 from vigil.privacy.keys import PrivacyKeys
@@ -220,6 +221,7 @@ def _open_store(url: str, privacy: PrivacyKeys, server: int) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     lifeline.watch(server)
+    logs.configure_from_env()  # as the server logs, when it configured its logs
     _store = Store(url, privacy=privacy, inline_checkpoints=False)
     if _store.dialect == "sqlite":
         threading.Thread(target=_checkpoints, args=(_store,), name="vigil-wal", daemon=True).start()

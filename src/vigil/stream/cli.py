@@ -32,10 +32,22 @@ def consume(
     metrics_port: Annotated[
         int | None, typer.Option(help="Port of /metrics (0: none; default: stream.metrics_port)")
     ] = None,
+    log_level: Annotated[
+        str,
+        typer.Option(
+            help="Log level: critical, error, warning, info, debug (a line per decision); "
+            "JSON lines unless stderr is a terminal (docs/operations.md)"
+        ),
+    ] = "info",
 ) -> None:
     """Decide events from NATS JetStream, publishing each decision once it is committed."""
+    from vigil import logs
     from vigil.stream.worker import Worker, check_profiles
 
+    try:
+        logs.configure(log_level)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--log-level") from None
     settings = _settings(database)
     changes = {
         name: value

@@ -33,7 +33,15 @@ from nats.errors import TimeoutError as FetchTimeout
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy, StreamConfig
 from nats.js.errors import NotFoundError
-from prometheus_client import CollectorRegistry, Counter, Gauge, start_http_server
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    GCCollector,
+    PlatformCollector,
+    ProcessCollector,
+    start_http_server,
+)
 from pydantic import BaseModel, ValidationError
 
 from vigil.api.problems import from_validation_error
@@ -99,6 +107,10 @@ class WorkerMetrics:
         self.partitions = Gauge(
             "vigil_stream_partitions", "Partitions this worker owns", registry=self.registry
         )
+        # The process's CPU, memory and open files; Python's collections and version.
+        ProcessCollector(registry=self.registry)
+        PlatformCollector(registry=self.registry)
+        GCCollector(registry=self.registry)
 
 
 @dataclass
