@@ -4,6 +4,13 @@ Detection reads the profiles as they were *before* the event; the update comes l
 decision is reproducible from the event and the state it saw. The HTTP API, stream workers and
 ``vigil replay`` all call :meth:`Engine.process`.
 
+With OpenTelemetry tracing set up (a tracer provider installed before the engine is built),
+each event is a span, ``vigil.event``, holding one span per stage in the order above
+(``vigil.validate`` … ``vigil.update``; pseudonymising is part of ``vigil.enrich``), each
+with the event id (``vigil.event_id``); the event's span also has its kind, action, score and
+decision id, and whether it was a repeat. Without tracing, the engine creates no span, and
+pays one ``is None`` test per stage.
+
 >>> from datetime import datetime, UTC
 >>> engine = Engine.in_memory()
 >>> d = engine.process({"kind": "login", "event_id": "l-1", "user_id": "u-1",
@@ -24,6 +31,10 @@ from collections.abc import Mapping
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
+from opentelemetry import context as otel_context
+from opentelemetry import trace
+
+from vigil import __version__
 from vigil.config import Settings
 from vigil.detect import Context, Detector, Policy, default_detectors
 from vigil.domain import Action, Decision, Feedback, Login, Phase, Transaction, parse_event
@@ -39,6 +50,8 @@ from vigil.rules.live import Rules, engine_rules
 from vigil.storage.reference import ReferenceData
 
 if TYPE_CHECKING:
+    from opentelemetry.trace import Span, Tracer, TracerProvider
+
     from vigil.features.risk import TerminalRisk
     from vigil.storage import Store
 
@@ -54,6 +67,20 @@ _CLAIM_POLL_SECONDS = 0.002
 # which code seeding the module's global generator (tests, notebooks) cannot make repeat.
 _DECISION_IDS = random.Random()
 os.register_at_fork(after_in_child=_DECISION_IDS.seed)
+
+
+# The stages, as their spans are named (vigil.<stage>), in the order an event goes through them.
+STAGES = ("validate", "enrich", "read", "detect", "decide", "record", "update")
+# Span attributes.
+EVENT_ID = "vigil.event_id"
+
+
+def tracing_configured(provider: TracerProvider | None = None) -> bool:
+    """Whether ``provider`` (the global tracer provider by default) records spans: set up by
+    an SDK or a vendor's distribution, rather than the API's placeholder (no provider set yet)
+    or its no-op one."""
+    provider = provider if provider is not None else trace.get_tracer_provider()
+    return not isinstance(provider, trace.ProxyTracerProvider | trace.NoOpTracerProvider)
 
 
 class EventInProgress(RuntimeError):
@@ -85,6 +112,7 @@ class Engine:
         settings: Settings | None = None,
         detectors: list[Detector] | None = None,
         rules: Rules | None = None,
+        tracer_provider: TracerProvider | None = None,
     ) -> None:
         self.settings = settings or Settings()
         self.pseudonyms = PrivacyKeys.from_config(self.settings.privacy).pseudonyms
@@ -113,6 +141,17 @@ class Engine:
             if rules is not None
             else engine_rules(self.settings.rules, self.detectors, recorder.store)
         )
+        # Tracing is looked at once, here: with a provider that records (``tracer_provider``,
+        # else the global one), process and decide are answered by their traced versions;
+        # without, the untraced path runs as it always did, creating no span, its only cost
+        # an ``is None`` test per stage (``_stages``: the spans of the event in hand).
+        self._stages: _Stages | None = None
+        provider = tracer_provider if tracer_provider is not None else trace.get_tracer_provider()
+        self._tracer: Tracer | None = None
+        if tracing_configured(provider):
+            self._tracer = provider.get_tracer(__name__, __version__)
+            self.process = self._process_traced  # type: ignore[method-assign]
+            self.decide = self._decide_traced  # type: ignore[method-assign]
 
     @classmethod
     def in_memory(cls, reference: ReferenceData | None = None, **kwargs: Any) -> Engine:
@@ -124,9 +163,14 @@ class Engine:
         whichever process sharing the profiles took it."""
         started = time.perf_counter_ns()
         # validate
+        stages = self._stages
+        if stages is not None:
+            stages.enter("validate")
         event = raw if isinstance(raw, Transaction | Login) else parse_event(raw)
         if not isinstance(event, Transaction | Login):
             raise TypeError(f"kind: {event.kind} events are feedback, not decided on")
+        if stages is not None:
+            stages.identify(event.event_id)
         known = self.recorder.decided(event)
         if known is not None:
             self._check_same(event)
@@ -151,12 +195,17 @@ class Engine:
         """
         if started is None:
             started = time.perf_counter_ns()
+        stages = self._stages
+        if stages is not None:
+            stages.enter("enrich")
         # pseudonymise: no raw IP or device fingerprint goes further (profiles, storage)
         event = self.pseudonyms.event(event)
         # enrich
         ctx = self.enricher.enrich(event)
         # read profiles, as of the event's time
         keys = entity_keys(event, ctx.user)
+        if stages is not None:
+            stages.enter("read")
         read = self.profiles.read(keys, claim=event.event_id if claim else None)
         if read.earlier is not None:
             if (earlier := self._decided_elsewhere(event.event_id, read.earlier)) is not None:
@@ -210,12 +259,17 @@ class Engine:
         settle: bool,
     ) -> Decision:
         event = ctx.event
+        stages = self._stages
+        if stages is not None:
+            stages.enter("detect")
         _use(ctx, read)
         _pair_with_start(ctx)
         # detect
         reasons = [reason for detector in self.detectors for reason in detector.detect(ctx)]
         ruled = self.rules.judge(ctx, reasons)
         # decide
+        if stages is not None:
+            stages.enter("decide")
         score, action, reasons = self.policy.decide(ruled.reasons, ruled.action)
         # Built from the engine's own checked values: constructed, not validated again.
         decision = Decision.model_construct(
@@ -233,12 +287,49 @@ class Engine:
             shadow=ruled.shadow,
         )
         # record
+        if stages is not None:
+            stages.enter("record")
         self.recorder.add(event, decision)
         if self.terminal_risk is not None:
             self.terminal_risk.observe(event)
         # update profiles
+        if stages is not None:
+            stages.enter("update")
         self._update(ctx, keys, read, action, decision if settle else None)
         return decision
+
+    # -- traced (only with a recording tracer provider: see __init__) -----------------------
+
+    def _process_traced(self, raw: Event | Mapping[str, Any] | str | bytes) -> Decision:
+        return self._traced(Engine.process, raw)
+
+    def _decide_traced(
+        self, event: Event, started: int | None = None, *, claim: bool = False
+    ) -> Decision:
+        if self._stages is None:  # called on its own (vigil replay): the event's span is here
+            return self._traced(Engine.decide, event, started, claim=claim, event_id=event.event_id)
+        return Engine.decide(self, event, started, claim=claim)
+
+    def _traced(
+        self, call: Any, *args: Any, event_id: str | None = None, **kwargs: Any
+    ) -> Decision:
+        """``call`` (the untraced method) inside the event's span, its stages in theirs."""
+        assert self._tracer is not None
+        stages = self._stages = _Stages(self._tracer)
+        if event_id is not None:
+            stages.identify(event_id)
+        repeats = self.repeats
+        error: BaseException | None = None
+        try:
+            decision = call(self, *args, **kwargs)
+            stages.decided(decision, repeat=self.repeats != repeats)
+            return decision
+        except BaseException as exc:
+            error = exc
+            raise
+        finally:
+            self._stages = None
+            stages.end(error)
 
     def apply(self, event: Event, action: Action) -> None:
         """The update stage alone, for an event decided earlier with ``action``: how recovery
@@ -285,6 +376,70 @@ class Engine:
         stream, :func:`vigil.models.labels.run`): what the models' label-fed state (terminal
         risk) counts from then on. True when it counted."""
         return self.terminal_risk is not None and self.terminal_risk.learn(feedback)
+
+
+class _Stages:
+    """The spans of the event being decided: its own (``vigil.event``, current meanwhile) and
+    the stage now running (``vigil.<stage>``, its child, current in turn), which ends as the
+    next begins. Each stage span is current while it runs, so what a stage calls that is
+    traced itself (a database or Redis client) shows inside it."""
+
+    __slots__ = ("_root", "_root_token", "_span", "_token", "_tracer", "event_id")
+
+    def __init__(self, tracer: Tracer) -> None:
+        self._tracer = tracer
+        self._root = tracer.start_span("vigil.event")
+        self._root_token = otel_context.attach(trace.set_span_in_context(self._root))
+        self._span: Span | None = None
+        self._token: object = None
+        self.event_id: str | None = None
+
+    def enter(self, stage: str) -> None:
+        self._leave(None)
+        span = self._span = self._tracer.start_span(f"vigil.{stage}")
+        if self.event_id is not None:
+            span.set_attribute(EVENT_ID, self.event_id)
+        self._token = otel_context.attach(trace.set_span_in_context(span))
+
+    def identify(self, event_id: str) -> None:
+        """The event's id, once known: on its span, the running stage's and the next ones'."""
+        self.event_id = event_id
+        self._root.set_attribute(EVENT_ID, event_id)
+        if self._span is not None:
+            self._span.set_attribute(EVENT_ID, event_id)
+
+    def decided(self, decision: Decision, *, repeat: bool) -> None:
+        self._root.set_attributes(
+            {
+                "vigil.event_kind": decision.event_kind,
+                "vigil.decision_id": decision.decision_id,
+                "vigil.action": decision.action.value,
+                "vigil.score": decision.score,
+                "vigil.repeat": repeat,
+            }
+        )
+
+    def end(self, error: BaseException | None) -> None:
+        self._leave(error)
+        otel_context.detach(self._root_token)
+        if error is not None:
+            _failed(self._root, error)
+        self._root.end()
+
+    def _leave(self, error: BaseException | None) -> None:
+        span = self._span
+        if span is None:
+            return
+        otel_context.detach(self._token)  # type: ignore[arg-type]
+        if error is not None:
+            _failed(span, error)
+        span.end()
+        self._span = None
+
+
+def _failed(span: Span, error: BaseException) -> None:
+    span.record_exception(error)
+    span.set_status(trace.Status(trace.StatusCode.ERROR, f"{type(error).__name__}: {error}"))
 
 
 def _restore_terminal_risk(risk: TerminalRisk, store: Store) -> None:
