@@ -1,6 +1,7 @@
 """What operators see of a running API: request ids (at the front door and through FastAPI),
 structured log lines carrying them, one debug line per decision, Prometheus counters per reason
-code and per rule (shadow rules included), the process collectors."""
+code and per rule (shadow rules included), the process collectors, and the Grafana dashboard
+asking only for metrics that exist (docs/operations.md)."""
 
 from __future__ import annotations
 
@@ -8,12 +9,14 @@ import io
 import json
 import logging
 import re
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from prometheus_client.metrics_core import Metric
+from prometheus_client.parser import text_string_to_metric_families
 
 from tests.api.conftest import CHEAP_HASHER, seed, tx
 from vigil import logs
@@ -21,7 +24,10 @@ from vigil.api import create_app
 from vigil.api.request_id import MAX_LENGTH, new_request_id
 from vigil.config import Settings
 from vigil.storage import Store
+from vigil.stream.worker import WorkerMetrics
 
+ROOT = Path(__file__).resolve().parents[2]
+DASHBOARD = ROOT / "docs" / "grafana" / "vigil.json"
 RULES = """rules:
   - {name: big, condition: amount > 1000, score: 0.3}
   - {name: trial, condition: amount > 500, score: 0.9, shadow: true}
@@ -162,3 +168,63 @@ def test_metrics_count_reasons_rule_hits_and_the_process(served) -> None:
     assert 'vigil_reasons_total{code="rule:trial"}' not in text  # a shadow hit is no reason
     for name in ("process_cpu_seconds_total", "python_gc_collections_total", "python_info"):
         assert re.search(rf"^{name}[{{ ]", text, re.M), name
+
+
+# -- the Grafana dashboard ------------------------------------------------------------------
+
+_SELECTED = re.compile(r"([A-Za-z_:][A-Za-z0-9_:]*)\s*\{")
+_SUFFIXES = {
+    "counter": ("_total", "_created"),
+    "gauge": ("",),
+    "histogram": ("_bucket", "_count", "_sum", "_created"),
+    "summary": ("", "_count", "_sum", "_created"),
+    "info": ("_info",),
+}
+
+
+def _exposed(families: Iterable[Metric]) -> set[str]:
+    """Every series name the families can show, whether or not they have samples yet."""
+    names: set[str] = set()
+    for family in families:
+        names.update(family.name + suffix for suffix in _SUFFIXES.get(family.type, ("",)))
+        names.update(sample.name for sample in family.samples)
+    return names
+
+
+def _queried(dashboard: dict[str, Any]) -> list[tuple[str, str]]:
+    """(panel title, expression) of every target of every panel."""
+    found = []
+    for panel in dashboard["panels"]:
+        for inner in [panel, *panel.get("panels", [])]:
+            for target in inner.get("targets", []):
+                found.append((inner["title"], target["expr"]))
+    return found
+
+
+def test_every_metric_the_dashboard_queries_exists(served) -> None:
+    client, key = served
+    _decide_with_reasons(client, key)
+    exposed = _exposed(text_string_to_metric_families(client.get("/metrics").text))
+    exposed |= _exposed(WorkerMetrics().registry.collect())
+    dashboard = json.loads(DASHBOARD.read_text())
+    queried = _queried(dashboard)
+    assert len(queried) >= 15
+    wanted = {
+        "vigil_decisions_total",
+        "vigil_decision_latency_seconds_bucket",
+        "vigil_http_errors_total",
+        "vigil_reasons_total",
+        "vigil_rule_hits_total",
+        "vigil_unrecorded_decisions_total",
+        "vigil_stream_lag",
+        "vigil_stream_decided_total",
+        "vigil_stream_rejected_total",
+    }
+    names = set()
+    for title, expr in queried:
+        used = set(_SELECTED.findall(expr))
+        assert used, f"{title}: {expr} selects no metric with {{...}}"
+        assert used <= exposed, f"{title}: {sorted(used - exposed)} not in /metrics"
+        names |= used
+    assert wanted <= names
+    assert {p["id"] for p in dashboard["panels"]} == set(range(1, len(dashboard["panels"]) + 1))
