@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -62,6 +62,23 @@ def redis_client() -> Iterator[redis.Redis]:
         _unreachable(f"Redis at {REDIS_URL} is unreachable (set VIGIL_TEST_REDIS_URL): {exc}")
     yield client
     client.close()
+
+
+@pytest.fixture
+def redis_database(redis_client: redis.Redis) -> Iterator[Callable[[int], str]]:
+    """Redis databases of a test's own, by number, emptied before it uses them and after: for
+    processes the test starts, which use vigil's default key prefix."""
+    used: list[str] = []
+
+    def url(number: int) -> str:
+        database = REDIS_URL.rsplit("/", 1)[0] + f"/{number}"
+        redis.Redis.from_url(database).flushdb()
+        used.append(database)
+        return database
+
+    yield url
+    for database in used:
+        redis.Redis.from_url(database).flushdb()
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])

@@ -15,16 +15,14 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
-import redis
 from sqlalchemy import select
 from sqlalchemy.exc import OperationalError
 
-from tests.conftest import REDIS_URL
 from vigil.cli import app
 from vigil.profiles.redis_store import RedisProfileStore
 from vigil.storage import Store
@@ -97,14 +95,9 @@ def _profiles(store: Store, profiles_url: str | None) -> dict[tuple[str, str], b
 
 
 @pytest.fixture
-def redis_dbs(redis_client: redis.Redis) -> Iterator[tuple[str, str]]:
+def redis_dbs(redis_database: Callable[[int], str]) -> tuple[str, str]:
     """Two Redis databases of this test's own, empty: one per replay."""
-    urls = tuple(REDIS_URL.rsplit("/", 1)[0] + f"/{db}" for db in (11, 12))
-    for url in urls:
-        RedisProfileStore.from_url(url).client.flushdb()
-    yield urls
-    for url in urls:
-        RedisProfileStore.from_url(url).client.flushdb()
+    return redis_database(11), redis_database(12)
 
 
 @pytest.fixture

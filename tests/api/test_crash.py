@@ -21,52 +21,22 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
-import redis
 
-from tests.conftest import REDIS_URL
+from tests.bank40 import CARDS, seed, withdrawal
 from tests.processes import descendants, survivors
 from vigil.api.keys import KeyRing
-from vigil.domain import Card, Terminal, User
 from vigil.profiles import MemoryProfileStore
 from vigil.profiles.redis_store import RedisProfileStore
 from vigil.storage import Store
 
 VIGIL = [sys.executable, "-c", "from vigil.cli import app; app()"]
-CARDS = 40
 EVENTS = 2_000
 CLIENTS = 8
 KILL_AFTER = 600
-
-
-def _seed(store: Store) -> None:
-    store.upsert_terminals(
-        [Terminal(terminal_id=f"ATM-{i}", latitude=6.4 + i / 100, longitude=3.4) for i in range(5)]
-    )
-    store.upsert_users([User(user_id=f"u-{i}", country="NG") for i in range(CARDS)])
-    store.upsert_cards(
-        [Card(card_id=f"c-{i}", user_id=f"u-{i}", extract_limit=200_000) for i in range(CARDS)]
-    )
-
-
-def _event(i: int) -> dict[str, Any]:
-    card = i % CARDS
-    seconds = i * 97  # one card's events are 40 apart: a little over an hour
-    return {
-        "event_id": f"w-{i}",
-        "transaction_id": f"t-{i}",
-        "timestamp": f"2024-05-{1 + seconds // 86400:02d}T{seconds // 3600 % 24:02d}:"
-        f"{seconds // 60 % 60:02d}:{seconds % 60:02d}Z",
-        "type": "withdrawal",
-        "amount": f"{1000 + (i * 37) % 5000}.{i % 100:02d}",
-        "card_id": f"c-{card}",
-        "user_id": f"u-{card}",
-        "terminal_id": f"ATM-{card % 5}",
-    }
 
 
 def _free_port() -> int:
@@ -119,7 +89,7 @@ class Load:
             for i in mine:
                 if self.stop.is_set():
                     return
-                event = _event(i)
+                event = withdrawal(i)
                 try:
                     answer = self._send(http, event)
                 except httpx.TransportError:  # the server was killed under this request
@@ -142,15 +112,6 @@ class Load:
         return answer
 
 
-@pytest.fixture
-def profiles_url(redis_client: redis.Redis) -> Iterator[str]:
-    url = REDIS_URL.rsplit("/", 1)[0] + "/13"
-    store = RedisProfileStore.from_url(url)
-    store.client.flushdb()
-    yield url
-    store.client.flushdb()
-
-
 def _card_events(store: Store, profiles_url: str | None) -> int:
     if profiles_url is None:
         profiles = MemoryProfileStore()
@@ -166,8 +127,10 @@ def _card_events(store: Store, profiles_url: str | None) -> int:
 def test_kill_9_under_load_loses_nothing_and_applies_each_event_once(
     store: Store, request: pytest.FixtureRequest
 ) -> None:
-    profiles_url = request.getfixturevalue("profiles_url") if store.dialect != "sqlite" else None
-    _seed(store)
+    profiles_url = None
+    if store.dialect != "sqlite":
+        profiles_url = request.getfixturevalue("redis_database")(13)
+    seed(store)
     key = KeyRing(store).create("crash", ["ingest"])[0]
     port = _free_port()
     env = {**os.environ, "VIGIL_DATABASE_URL": store.url}

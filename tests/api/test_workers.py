@@ -12,15 +12,13 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
-import redis
 from typer.testing import CliRunner
 
 from tests.api.conftest import seed, tx
-from tests.conftest import REDIS_URL
 from tests.processes import descendants, survivors
 from vigil.api.keys import KeyRing
 from vigil.cli import app
@@ -42,13 +40,9 @@ def test_more_than_one_process_needs_shared_profiles_and_postgresql(monkeypatch)
 
 
 @pytest.fixture
-def profiles_url(redis_client: redis.Redis) -> Iterator[str]:
+def profiles_url(redis_database: Callable[[int], str]) -> str:
     """A Redis database of this test's own (the server uses the default key prefix)."""
-    url = REDIS_URL.rsplit("/", 1)[0] + "/14"
-    store = RedisProfileStore.from_url(url)
-    store.client.flushdb()
-    yield url
-    store.client.flushdb()
+    return redis_database(14)
 
 
 def _post(port: int, key: str, body: Any) -> dict[str, Any]:
