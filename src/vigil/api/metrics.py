@@ -57,6 +57,13 @@ _ENGINE_BUCKETS = (25e-6, 50e-6, 100e-6, 250e-6, 500e-6, 1e-3, 2.5e-3, 5e-3, 10e
 _REQUEST_BUCKETS = (250e-6, 500e-6, 1e-3, 2.5e-3, 5e-3, 10e-3, 25e-3, 50e-3, 100e-3, 1.0)
 
 
+def add_process_collectors(registry: CollectorRegistry) -> None:
+    """This process's CPU, memory and open files; Python's collections and version."""
+    ProcessCollector(registry=registry)
+    PlatformCollector(registry=registry)
+    GCCollector(registry=registry)
+
+
 class ApiMetrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
@@ -117,10 +124,7 @@ class ApiMetrics:
             registry=self.registry,
         )
         if "PROMETHEUS_MULTIPROC_DIR" not in os.environ:
-            # This process's CPU, memory and open files; Python's collections and version.
-            ProcessCollector(registry=self.registry)
-            PlatformCollector(registry=self.registry)
-            GCCollector(registry=self.registry)
+            add_process_collectors(self.registry)
         # Label lookups cost a lock and a dict walk; the hot path reuses the children.
         self._decided: dict[tuple[str, str], Counter] = {}
         self._latency: dict[str, Histogram] = {}

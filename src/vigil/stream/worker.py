@@ -37,13 +37,11 @@ from prometheus_client import (
     CollectorRegistry,
     Counter,
     Gauge,
-    GCCollector,
-    PlatformCollector,
-    ProcessCollector,
     start_http_server,
 )
 from pydantic import BaseModel, ValidationError
 
+from vigil.api.metrics import add_process_collectors
 from vigil.api.problems import from_validation_error
 from vigil.api.schemas import FeedbackIn
 from vigil.api.service import DecisionService, NotCommitted
@@ -107,10 +105,7 @@ class WorkerMetrics:
         self.partitions = Gauge(
             "vigil_stream_partitions", "Partitions this worker owns", registry=self.registry
         )
-        # The process's CPU, memory and open files; Python's collections and version.
-        ProcessCollector(registry=self.registry)
-        PlatformCollector(registry=self.registry)
-        GCCollector(registry=self.registry)
+        add_process_collectors(self.registry)
 
 
 @dataclass
