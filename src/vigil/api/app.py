@@ -65,8 +65,9 @@ DESCRIPTION = """Real-time fraud decisions on logins and card transactions.
 Authenticate with an API key in the `X-API-Key` header (`vigil keys create`). Roles:
 `ingest` sends events, `analyst` reads decisions and profiles and gives feedback, `admin`
 manages keys, rules and models. Errors are RFC 9457 problem details
-(`application/problem+json`) naming the field at fault. Decisions are idempotent by event id:
-re-sending an event, even after a restart, returns the decision first taken on it."""
+(`application/problem+json`) naming the field at fault. A decision is answered once it is
+committed. Decisions are idempotent by event id: re-sending the same event, even after a
+restart, returns the decision first taken on it; another event under a used id is a 409."""
 
 TAGS = [
     {"name": "decisions", "description": "Send events, get decisions (`ingest`)"},
