@@ -24,6 +24,7 @@ from vigil.models.standin import StandinPolicy, standin_policy_path
 from vigil.profiles import ProfileStore
 from vigil.storage import Store
 
+NO_RULES = "rules: []\nempty: true\n"
 BIG = "rules:\n  - name: big\n    condition: amount > 1000\n    score: 0.3\n    action: review\n"
 BROKEN = (
     "rules:\n  - name: ok\n    condition: amount > 1\n    score: 0.1\n"
@@ -36,7 +37,7 @@ def _settings(store: Store, tmp_path: Path, **privacy: Any) -> Settings:
     """Rules from an (empty) file of the test's own, models in a registry of its own."""
     rules = tmp_path / "rules.yaml"
     if not rules.exists():
-        rules.write_text("rules: []\n")
+        rules.write_text(NO_RULES)
     settings = Settings(
         database_url=store.url,
         rules={"path": tmp_path / "rules.yaml", "poll_seconds": 3600},
@@ -120,7 +121,7 @@ def test_a_broken_rule_file_is_refused_naming_each_error_and_changes_nothing(
         errors = [(e["rule"], e["line"], e["field"]) for e in problem["errors"]]
         assert errors == [("typo", 6, "condition"), ("nothing", 8, "rules")], problem
         assert "withdrawal" in problem["errors"][0]["message"]  # the did-you-mean
-    assert (tmp_path / "rules.yaml").read_text() == "rules: []\n"
+    assert (tmp_path / "rules.yaml").read_text() == NO_RULES
     assert [v["version"] for v in admin.store.rule_versions()] == [1]
     assert admin.app.state.service.engine.rules.book.rules == ()
     assert_problem(_yaml(admin, "PUT", "/v1/admin/rules", "rules: [\n"), 422, "body")
@@ -131,7 +132,7 @@ def test_a_broken_rule_file_is_refused_naming_each_error_and_changes_nothing(
 def test_a_valid_file_checks_without_changing_anything(admin: Api, tmp_path: Path) -> None:
     checked = _yaml(admin, "POST", "/v1/admin/rules/check", BIG)
     assert checked.status_code == 200 and checked.json()["rules"] == 1
-    assert (tmp_path / "rules.yaml").read_text() == "rules: []\n"
+    assert (tmp_path / "rules.yaml").read_text() == NO_RULES
 
 
 def test_the_packaged_default_rule_file_is_not_overwritten(
@@ -279,3 +280,17 @@ def test_a_zero_purge_interval_schedules_no_purge(store: Store, tmp_path: Path) 
     with api.client:
         running = {task.get_name() for task in api.app.state.service._tasks}
         assert running == {"vigil-group-commit", "vigil-checkpoint"}  # no purge
+
+
+def test_an_empty_upload_is_refused_and_changes_nothing(admin: Api, tmp_path: Path) -> None:
+    assert _yaml(admin, "PUT", "/v1/admin/rules", BIG).status_code == 200
+    for method, path in (("POST", "/v1/admin/rules/check"), ("PUT", "/v1/admin/rules")):
+        for text in ("", "rules: []\n", "rules:\n"):
+            problem = assert_problem(_yaml(admin, method, path, text), 422, "rules")
+            assert "empty: true" in problem["errors"][0]["message"]
+    assert (tmp_path / "rules.yaml").read_text() == BIG
+    assert [r.name for r in admin.app.state.service.engine.rules.book.rules] == ["big"]
+    # Switching every rule off is still possible, as an explicit act.
+    off = _yaml(admin, "PUT", "/v1/admin/rules", "rules: []\nempty: true\n")
+    assert off.status_code == 200 and off.json()["rules"] == 0
+    assert admin.app.state.service.engine.rules.book.rules == ()

@@ -127,7 +127,7 @@ def test_polling_costs_one_stat_per_interval(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     path = tmp_path / "rules.yaml"
-    path.write_text("rules: []\n")
+    path.write_text("rules: []\nempty: true\n")
     now = [0.0]
     live = LiveRules(path, poll_seconds=5, clock=lambda: now[0])
     calls = []

@@ -94,8 +94,8 @@ def test_duplicate_names_and_file_shape() -> None:
     assert problems("rules: [\n") == [
         "r.yaml:2: not YAML: expected the node content, but found '<stream end>'"
     ]
-    assert problems("rules: []\nrulez: []\n") == [
-        "r.yaml:2: rulez: unknown setting (expected rules, version, description)"
+    assert problems("rules: []\nempty: true\nrulez: []\n") == [
+        "r.yaml:3: rulez: unknown setting (expected rules, version, description, empty)"
     ]
     assert problems("rules:\n  - {name: a, condition: standin, score: 1, shadow: maybe}\n") == [
         "r.yaml:2: rule 'a': shadow: 'maybe' must be true or false"
@@ -126,3 +126,19 @@ def test_the_default_rule_file_loads_and_starts_in_shadow_mode() -> None:
     assert all(r.shadow and r.enabled for r in rules)
     assert any(r.condition.startswith('type == "withdrawal" and amount > 3 * card.withdrawal.p95')
                for r in rules)  # fmt: skip
+
+
+def test_no_rules_is_refused_unless_the_file_says_so() -> None:
+    # An empty upload or a truncated file must never switch every rule off by accident.
+    hint = "write `empty: true` beside `rules: []` to switch every rule off on purpose"
+    assert problems("") == [f"r.yaml:1: rules: the file is empty; {hint}"]
+    assert problems("  \n\n") == [f"r.yaml:1: rules: the file is empty; {hint}"]
+    assert problems("rules: []\n") == [f"r.yaml:1: rules: no rules; {hint}"]
+    assert problems("rules:\n") == [f"r.yaml:1: rules: no rules; {hint}"]
+    assert load_rules("rules: []\nempty: true\n") == []
+    assert problems("rules:\n  - {name: a, condition: standin, score: 1}\nempty: true\n") == [
+        "r.yaml:3: empty: true, but the file has 1 rule(s)"
+    ]
+    assert problems("rules: []\nempty: yes please\n") == [
+        "r.yaml:2: empty: 'yes please' must be true or false"
+    ]

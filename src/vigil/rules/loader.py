@@ -16,6 +16,9 @@ A rule file is a mapping with a ``rules`` list; each rule has:
                 decision's ``shadow`` list, but it changes neither score nor action
 ``description`` optional free text
 
+A file with no rules is refused unless it also says ``empty: true``: switching every rule off
+is an explicit act, never the result of an empty upload or a truncated file.
+
 A rule needs ``score`` or ``action`` (or both). Loading checks everything and reports every
 problem at once, each naming the rule, its line in the file and the field.
 
@@ -54,7 +57,8 @@ _NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}$")
 _RULE_KEYS = (
     "name", "condition", "score", "action", "reason", "values", "enabled", "shadow", "description",
 )  # fmt: skip
-_FILE_KEYS = ("rules", "version", "description")
+_FILE_KEYS = ("rules", "version", "description", "empty")
+_NO_RULES_HINT = "write `empty: true` beside `rules: []` to switch every rule off on purpose"
 _LINE = "__line__"
 _LINES = "__lines__"
 _MISSING_TEXT = "n/a"
@@ -165,7 +169,8 @@ def load_rules(
         problem = Problem(source, line, None, None, f"not YAML: {reason}")
         raise RuleFileError(source, [problem]) from None
     if document is None:
-        document = {"rules": []}
+        problem = Problem(source, 1, None, "rules", f"the file is empty; {_NO_RULES_HINT}")
+        raise RuleFileError(source, [problem])
     if not isinstance(document, dict) or "rules" not in document:
         raise RuleFileError(
             source, [Problem(source, 1, None, None, "expected a mapping with a 'rules' list")]
@@ -186,6 +191,7 @@ def load_rules(
     if not isinstance(items, list):
         problems.append(Problem(source, lines.get("rules"), None, "rules", "must be a list"))
         raise RuleFileError(source, problems)
+    _check_empty(document, len(items), source, lines, problems)
     rules: list[Rule] = []
     seen: dict[str, int | None] = {}
     for index, item in enumerate(items):
@@ -208,6 +214,23 @@ def load_rules(
     if problems:
         raise RuleFileError(source, problems)
     return rules
+
+
+def _check_empty(
+    document: dict, count: int, source: str, lines: dict[str, int], problems: list[Problem]
+) -> None:
+    """No rules only with ``empty: true``, and ``empty: true`` only with no rules."""
+    empty = document.get("empty", False)
+    if not isinstance(empty, bool):
+        problems.append(
+            Problem(source, lines.get("empty"), None, "empty", f"{empty!r} must be true or false")
+        )
+    elif count == 0 and not empty:
+        line = lines.get("rules", 1)
+        problems.append(Problem(source, line, None, "rules", f"no rules; {_NO_RULES_HINT}"))
+    elif count and empty:
+        message = f"true, but the file has {count} rule(s)"
+        problems.append(Problem(source, lines.get("empty"), None, "empty", message))
 
 
 def _user_keys(mapping: dict) -> list[str]:
