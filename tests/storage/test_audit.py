@@ -176,6 +176,17 @@ def drop_log_positions(conn) -> None:
         conn.execute(text("DROP SEQUENCE decisions_seq"))
 
 
+def drop_case_workflow(conn) -> None:
+    """What a database from before version 4 lacks: the case journal and the risk events'
+    assignee and closing time."""
+    from sqlalchemy import text
+
+    conn.execute(text("DROP TABLE case_journal"))
+    conn.execute(text("DROP INDEX ix_risk_events_status_time"))
+    for column in ("assignee", "closed_at"):
+        conn.execute(text(f"ALTER TABLE risk_events DROP COLUMN {column}"))
+
+
 def test_v1_databases_are_upgraded_and_their_risk_events_chained(store: Store, make) -> None:
     from sqlalchemy import text
 
@@ -188,6 +199,7 @@ def test_v1_databases_are_upgraded_and_their_risk_events_chained(store: Store, m
         if store.dialect == "postgresql":
             conn.execute(text("ALTER TABLE users ALTER COLUMN address TYPE VARCHAR(500)"))
         drop_log_positions(conn)
+        drop_case_workflow(conn)
         conn.execute(text("DROP TABLE alembic_version"))  # it came with Alembic, after version 3
         conn.execute(text("DELETE FROM schema_version"))
         conn.execute(text("INSERT INTO schema_version VALUES (1, '2022-01-01 00:00:00')"))

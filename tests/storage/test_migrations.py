@@ -22,6 +22,7 @@ from vigil.storage.schema import SCHEMA_VERSION, build_tables
 
 runner = CliRunner()
 PREVIOUS = migrations.revision_of(SCHEMA_VERSION - 1)
+ALL = tuple(migrations.revision_of(v) for v in range(1, SCHEMA_VERSION + 1))
 
 
 def _versions(store: Store) -> list[int]:
@@ -51,9 +52,9 @@ def _batch(make, start: int, n: int) -> tuple[list[Transaction], list[Decision]]
     return events, decisions
 
 
-def _record_as_version_2(store: Store, events: list[Transaction], decisions: list[Decision]):
-    """Write a batch as the previous release did: a decision has no log position yet (version 2
-    has no decisions.seq), a flagged one's risk event is chained."""
+def _record_as_before(store: Store, events: list[Transaction], decisions: list[Decision]):
+    """Write a batch as a release from before the log position did: a decision has no log
+    position (seq stays NULL), a flagged one's risk event is chained."""
     now = R.utc_now()
     pseudonymise = store.privacy.pseudonyms.row
     by_id = {e.event_id: e for e in events}
@@ -81,10 +82,10 @@ def _at_previous_release(store: Store, make) -> tuple[list[Transaction], list[De
     """The store's database emptied, built again by the revisions up to the previous release's,
     and given a batch written as that release wrote it."""
     store.drop_all()
-    assert migrations.upgrade(store, PREVIOUS).applied == ("0001", PREVIOUS)
-    assert "seq" not in _columns(store, "decisions")
+    assert migrations.upgrade(store, PREVIOUS).applied == ALL[:-1]
+    assert "case_journal" not in inspect(store.engine).get_table_names()
     events, decisions = _batch(make, 0, 6)
-    _record_as_version_2(store, events, decisions)
+    _record_as_before(store, events, decisions)
     return events, decisions
 
 
@@ -160,7 +161,8 @@ def test_a_database_of_the_previous_release_is_upgraded_by_vigil_db_upgrade(
     }
     assert _revision(store) == migrations.head()
     assert "seq" in _columns(store, "decisions")
-    assert _versions(store) == [1, 2, 3]
+    assert {"assignee", "closed_at"} <= _columns(store, "risk_events")
+    assert _versions(store) == list(range(1, SCHEMA_VERSION + 1))
     _rows_intact(store, make, events, decisions)
     again, last = _upgrade_command(store)
     assert again.exit_code == 0 and "already at revision" in again.output
@@ -177,10 +179,13 @@ def test_a_database_from_before_alembic_is_stamped_then_upgraded(
         conn.execute(text("DELETE FROM schema_version"))
         conn.execute(text(f"INSERT INTO schema_version VALUES ({version}, '2024-01-01 00:00:00')"))
         if version == SCHEMA_VERSION:  # what that vigil's own migration had added
-            conn.execute(text("ALTER TABLE decisions ADD COLUMN seq BIGINT"))
-            conn.execute(text("CREATE UNIQUE INDEX ux_decisions_seq ON decisions (seq)"))
-            if store.dialect == "postgresql":
-                conn.execute(text("CREATE SEQUENCE decisions_seq"))
+            conn.execute(text("ALTER TABLE risk_events ADD COLUMN assignee VARCHAR(200)"))
+            stamp = "TIMESTAMP WITH TIME ZONE" if store.dialect == "postgresql" else "DATETIME"
+            conn.execute(text(f"ALTER TABLE risk_events ADD COLUMN closed_at {stamp}"))
+            conn.execute(
+                text("CREATE INDEX ix_risk_events_status_time ON risk_events (status, event_time)")
+            )
+            build_tables(store.dialect).case_journal.create(conn)
     store.engine.dispose()
     done = migrations.upgrade(store)
     assert done.before == migrations.revision_of(version)
@@ -257,7 +262,7 @@ def test_replaying_every_revision_gives_the_schema_build_tables_declares(store: 
     created = _shape(store)  # the fixture's empty database: build_tables' tables, stamped
     store.drop_all()
     done = migrations.upgrade(store, replay=True)
-    assert done.applied == ("0001", "0002", "0003") and not done.created
+    assert done.applied == ALL and not done.created
     replayed = _shape(store)
     declared = {
         table.name: {c.name for c in table.columns}
@@ -268,7 +273,7 @@ def test_replaying_every_revision_gives_the_schema_build_tables_declares(store: 
     for name in created:
         assert replayed[name] == created[name], name
     assert replayed.keys() == created.keys()
-    assert _versions(store) == [1, 2, 3]
+    assert _versions(store) == list(range(1, SCHEMA_VERSION + 1))
 
 
 def test_servers_starting_at_once_on_an_empty_database_create_it_once(store: Store) -> None:

@@ -44,7 +44,7 @@ from vigil.domain.decisions import Action
 from vigil.storage.columns import Money, UtcDateTime
 
 # The newest Alembic revision's number (vigil.storage.migrations): a new revision raises it.
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 PARTITIONED_TABLES = ("transactions", "logins")
 DECISION_SEQUENCE = "decisions_seq"
 
@@ -89,6 +89,7 @@ class Tables:
     rule_shadow_hits: Table
     user_aggregated_features: Table
     card_aggregated_features: Table
+    case_journal: Table
 
 
 def _event_key(partitioned: bool) -> tuple[Column, Column]:
@@ -269,11 +270,16 @@ def build_tables(dialect: str) -> Tables:
         Column("seq", BigInteger),
         Column("prev_hash", String(64)),
         Column("hash", String(64)),
+        # The case workflow (vigil.storage.cases), outside the chain like status and label.
+        Column("assignee", String(200)),
+        Column("closed_at", UtcDateTime()),
         Index("ux_risk_events_seq", "seq", unique=True),
         Index("ix_risk_events_user_time", "user_id", "event_time"),
         Index("ix_risk_events_card_time", "card_id", "event_time"),
         Index("ix_risk_events_time", "event_time"),
+        Index("ix_risk_events_status_time", "status", "event_time"),
     )
+    case_journal = case_journal_table(md)
     profiles = Table(
         "profiles",
         md,
@@ -408,4 +414,31 @@ def build_tables(dialect: str) -> Tables:
         rule_shadow_hits=rule_shadow_hits,
         user_aggregated_features=user_aggregated_features,
         card_aggregated_features=card_aggregated_features,
+        case_journal=case_journal,
+    )
+
+
+def case_journal_table(md: MetaData) -> Table:
+    """The append-only case journal: one row per analyst action on a risk event (who, when,
+    and what they set: status, assignee, label, note). Rows are only ever inserted."""
+    return Table(
+        "case_journal",
+        md,
+        Column("entry_id", _Serial, primary_key=True, autoincrement=True),
+        Column(
+            "risk_event_id",
+            _Serial,
+            ForeignKey("risk_events.risk_event_id", name="fk_case_journal_risk_event"),
+            nullable=False,
+        ),
+        Column("at", UtcDateTime(), nullable=False),
+        Column("actor_key_id", String(_ID), nullable=False),
+        Column("actor", String(200), nullable=False),
+        Column("action", String(32), nullable=False),
+        Column("status", String(16)),
+        Column("assignee", String(200)),
+        Column("label", String(32)),
+        Column("feedback_event_id", String(_ID)),
+        Column("note", Text),
+        Index("ix_case_journal_risk_event", "risk_event_id", "entry_id"),
     )
