@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import zlib
+from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 
 import polars as pl
 import pytest
 
-from vigil.config import PolicyConfig, Settings
+from vigil.config import Settings
 from vigil.detect import Context, default_detectors
-from vigil.domain import Phase, Reason, Transaction
+from vigil.domain import Action, Phase, Reason, Transaction
 from vigil.engine import Engine
 from vigil.features import TerminalRisk, online_features
 from vigil.features.io import read_event_frame, read_feedback_frame, read_labels, read_reference
@@ -36,8 +37,10 @@ class Bank:
 @dataclass
 class Replayed:
     online: dict[str, dict[str, float]]  # event_id → features read at decision time
-    blocked: int
     learnt: int  # fraud labels the engine counted
+    # action → the completed transactions whose card's previous one was decided so: what
+    # they read of the card's profile is what that action left there
+    after: dict[Action, list[str]] = field(default_factory=dict)
 
 
 class _Capture:
@@ -54,6 +57,21 @@ class _Capture:
         if isinstance(event, Transaction) and event.phase is not Phase.START:
             self.seen[event.event_id] = online_features(ctx, risk=self.risk)
         return []
+
+
+class _Forced:
+    """A detector that spreads the actions over the completed transactions, by their event id,
+    so the features after each action are compared (the policy's thresholds: 0.5, 0.7, 0.9)."""
+
+    codes = ("forced",)
+    _SCORES = (None, 0.55, 0.75, 0.95)  # allow (unless a real detector says more) … block
+
+    def detect(self, ctx: Context) -> list[Reason]:
+        event = ctx.event
+        if not isinstance(event, Transaction) or event.phase is Phase.START:
+            return []
+        score = self._SCORES[zlib.crc32(event.event_id.encode()) % 4]
+        return [] if score is None else [Reason(code="forced", score=score)]
 
 
 @pytest.fixture(scope="session")
@@ -83,21 +101,29 @@ ARRIVALS = (
 def replay_with_feedback(bank: Bank, feedback: pl.DataFrame) -> Replayed:
     """Replay the events and the fraud feedback in one event-time stream through the engine
     (feedback through ``Engine.learn``, after the events of its instant), with every default
-    detector but a policy that never blocks: a blocked transaction moves no money, which the
-    offline history (all allowed) does not model."""
+    detector and the default policy, the transactions' actions spread over all four: the
+    offline builder knows nothing of them, so what each leaves in the profiles must not
+    depend on it."""
     risk = TerminalRisk(LABEL_DELAY.total_seconds())
     capture = _Capture(risk)
-    settings = Settings(policy=PolicyConfig(block_at=1.01))
+    settings = Settings()
     engine = Engine.in_memory(
         bank.reference,
         settings=settings,
-        detectors=[*default_detectors(settings.detectors), capture],
+        detectors=[*default_detectors(settings.detectors), _Forced(), capture],
     )
     assert engine.terminal_risk is risk  # the engine owns and feeds what the capture reads
     events = iter_event_file(bank.folder / "events.parquet")
     decisions, learnt = run(engine, in_time_order(events, feedback_items(feedback)))
-    blocked = sum(d.action.value == "block" for d in decisions)
-    return Replayed(capture.seen, blocked, learnt)
+    replayed = Replayed(capture.seen, learnt)
+    previous: dict[str, Action] = {}
+    for d in decisions:
+        if d.card_id is None or d.event_id not in capture.seen:
+            continue  # start events: their update holds no amount
+        if d.card_id in previous:
+            replayed.after.setdefault(previous[d.card_id], []).append(d.event_id)
+        previous[d.card_id] = d.action
+    return replayed
 
 
 @pytest.fixture(scope="session")

@@ -51,7 +51,7 @@ class ExtractLimit:
         if profile is None:
             return []
         daily_limit = limit * self.config.daily_ratio
-        today = profile.windows.total(_DAY, _WITHDRAWAL) / 100 + amount
+        today = profile.moved(_DAY, _WITHDRAWAL, ctx.end) / 100 + amount
         if today <= daily_limit:
             return []
         count = profile.windows.count(_DAY, _WITHDRAWAL) + 1

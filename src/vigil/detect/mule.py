@@ -103,9 +103,9 @@ class MoneyMule:
         payee = getattr(ctx.event, "counterparty_account", None)
         if payee is not None and account.has_seen("counterparty", payee):
             return []
-        inflow = account.windows.total(_DAY, _IN)
+        inflow = account.moved(_DAY, _IN, ctx.end)
         # What has left today counts too: mules split the forwarding into a few transfers.
-        sent = account.windows.total(_DAY, _OUT) + (ctx.amount_cents or 0)
+        sent = account.moved(_DAY, _OUT, ctx.end) + (ctx.amount_cents or 0)
         share = sent / inflow if inflow else 0.0
         if share < cfg.pass_through_share:
             return []

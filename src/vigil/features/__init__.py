@@ -39,9 +39,9 @@ Public API (stable; the models package builds on it)::
     snapshot_rows(frame) -> list[dict]    # NaN → None, for Store.save_aggregated_features
     read_event_frame(path), read_labels(path), read_feedback_frame(path), read_reference(folder)
 
-Online cost: about 10 µs per event for all features. Offline, blocked transactions are not
-modelled (every event counts as allowed); the online/offline parity holds for an engine whose
-policy never blocks.
+Online cost: about 10 µs per event for all features. Features are a function of the events
+alone: the engine's profiles count every event whatever it decided (a blocked transaction's
+attempted amount included), so online and offline agree for every action.
 
 Inputs: ``events`` is a frame in the engine's own event layout (what ``vigil generate`` writes
 to events.parquet: kind, event_id, transaction_id, timestamp, type, phase, started_at, amount,

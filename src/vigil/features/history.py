@@ -4,8 +4,9 @@ Mirrors the engine: events in event-time order with ties kept in file order, a r
 event_id decided once, start events only opening a transaction, the end (or single) event
 completing it at its timestamp (``end``) with its start taken from ``started_at`` or else the
 start event; the place from the terminal's reference location, else the event's own; amounts
-in integer cents; logins touch only the user. Every decided event counts as allowed (nothing
-blocked): to compare with an engine, replay it with a policy that never blocks.
+in integer cents; logins touch only the user. No decision is needed: the engine's profiles
+count every event whatever its action (a blocked transaction's amount included), so a replay
+with any policy agrees.
 
 >>> from datetime import datetime, UTC
 >>> import polars as pl

@@ -34,7 +34,7 @@ from vigil.profiles.recent import RecentEvent, RecentEvents
 from vigil.profiles.running import RunningStats
 from vigil.profiles.seen import SeenValues
 from vigil.profiles.sketch import QuantileSketch
-from vigil.profiles.windows import CATEGORY_INDEX, SlidingWindows
+from vigil.profiles.windows import CATEGORY_INDEX, WINDOWS, SlidingWindows
 
 LOGIN = CATEGORY_INDEX["login"]
 LOGIN_FAILED = CATEGORY_INDEX["login_failed"]
@@ -107,6 +107,15 @@ class Profile:
         sketch = self.quantiles.get(category)
         return sketch.quantile(q) if sketch else float("nan")
 
+    def moved(self, window: int, category: int, now: float) -> int:
+        """The money (minor units) of ``category`` that moved in ``window`` up to ``now``: the
+        window's total less the blocked attempts among the recent events. A blocked attempt
+        the recent events no longer hold (more than ``recent_max`` events, or older than
+        their window) counts as moved, so a limit errs towards flagging."""
+        edge = now - WINDOWS[window][1]
+        declined = sum(e.amount_cents for e in self.recent.since(edge, (category,)) if e.declined)
+        return self.windows.total(window, category) - declined
+
     def has_seen(self, dimension: str, value: str) -> bool:
         values = self.seen.get(dimension)
         return values is not None and value in values
@@ -146,27 +155,37 @@ class Profile:
     ) -> None:
         """Record a completed transaction (a single event, or the end of a two-phase one).
 
-        A ``declined`` (blocked) transaction moved no money: it counts as an attempt in the
-        windows but adds nothing to amount sums or amount statistics.
+        Windows and amount statistics count every transaction with its amount, whatever the
+        engine decided: they describe what the entity attempted, a function of the events
+        alone, which the offline feature builder computes without knowing any decision. A
+        ``declined`` (blocked) transaction moved no money, which the recent events remember
+        (:meth:`moved`).
         """
         if transaction_id is not None:
             self.open.pop(transaction_id, None)
         self._touch(start, end)
-        self.windows.add(end, category, 0 if declined else amount_cents)
-        if not declined:
-            amount = amount_cents / 100
-            stats = self.stats.get(category)
-            if stats is None:
-                stats = self.stats[category] = RunningStats()
-                self.quantiles[category] = QuantileSketch()
-            stats.add(amount)
-            self.quantiles[category].add(amount)
+        self.windows.add(end, category, amount_cents)
+        amount = amount_cents / 100
+        stats = self.stats.get(category)
+        if stats is None:
+            stats = self.stats[category] = RunningStats()
+            self.quantiles[category] = QuantileSketch()
+        stats.add(amount)
+        self.quantiles[category].add(amount)
         self._remember(attributes, end)
         self.hours[int(start // 3600) % 24] += 1
         self._locate(place, latitude, longitude, end)
         self.recent.add(
             RecentEvent(
-                start, end, place, latitude, longitude, amount_cents, category, transaction_id
+                start,
+                end,
+                place,
+                latitude,
+                longitude,
+                amount_cents,
+                category,
+                transaction_id,
+                declined,
             )
         )
 

@@ -21,6 +21,8 @@ class RecentEvent(NamedTuple):
     amount_cents: int
     category: int = -1
     transaction_id: str | None = None
+    # Blocked by the engine: attempted, but no money moved.
+    declined: bool = False
 
 
 class RecentEvents:

@@ -121,10 +121,11 @@ def update_profiles(
 ) -> None:
     """Apply the event to every profile in ``ctx.profiles`` (already advanced to its time).
 
-    An event that was not allowed (``familiar=False``) still counts in windows and statistics,
-    but its country, device, network and counterparties are not learned as familiar: an
-    attacker's first login must not make the transfers that follow it look usual. A
-    ``declined`` (blocked) transaction counts as an attempt but moved no money.
+    Windows and statistics count every event whatever the action, as the offline feature
+    builder does. An event that was not allowed (``familiar=False``) is not learned as
+    familiar (its country, device, network and counterparties): an attacker's first login
+    must not make the transfers that follow it look usual. A ``declined`` (blocked)
+    transaction moved no money (:meth:`Profile.moved`) and adds nothing to a flow genome.
     """
     event = ctx.event
     attrs = _attributes(event) if familiar else ()
