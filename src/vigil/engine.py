@@ -280,7 +280,7 @@ class Engine:
             action=action,
             reasons=reasons,
             event_time=event.timestamp,
-            user_id=event.user_id,
+            user_id=ctx.user_id,
             card_id=event.__dict__.get("card_id"),
             model_versions=self.model_versions,
             latency_us=(time.perf_counter_ns() - started) / 1000,

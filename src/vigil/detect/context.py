@@ -43,6 +43,15 @@ class Context:
         return None if self.amount_cents is None else self.amount_cents / 100
 
     @property
+    def user_id(self) -> str | None:
+        """The event's user: its own ``user_id``, else the card's owner in the reference data
+        (a card payment file names the card, the bank knows whose it is)."""
+        user_id = self.event.user_id
+        if user_id is None and self.card is not None:
+            return self.card.user_id
+        return user_id
+
+    @property
     def begins(self) -> bool:
         """True when this event begins a transaction (single or start), or is a login."""
         phase = self.event.__dict__.get("phase")  # none on a login
