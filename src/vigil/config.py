@@ -308,6 +308,9 @@ class StreamConfig(BaseModel):
     lease_seconds: float = Field(5.0, gt=0.5)
     # Unacknowledged messages are delivered again after this long.
     ack_wait_seconds: float = Field(30.0, gt=0)
+    # A message that cannot be decided yet (another process's claim on its event, a failed
+    # commit) is tried again, in place, this often; its partition waits meanwhile.
+    retry_seconds: float = Field(0.5, gt=0, le=60)
     # /metrics of a worker (lag, decided, rejected, redelivered); 0: none.
     metrics_port: int = Field(9464, ge=0, le=65535)
 

@@ -17,7 +17,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import nats
@@ -121,6 +121,22 @@ def _worker(env: dict[str, str], port: int, host: Host | None = None) -> subproc
     )
 
 
+def _env(
+    store: Store, nats_server: str, partitions: int, profiles_url: str | None
+) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("VIGIL_")}
+    env |= {
+        "VIGIL_DATABASE_URL": store.url,
+        "VIGIL_STREAM__NATS_URL": nats_server,
+        "VIGIL_STREAM__PARTITIONS": str(partitions),
+        "VIGIL_STREAM__LEASE_SECONDS": "3",
+        "VIGIL_STREAM__BATCH": "50",
+    }
+    if profiles_url is not None:
+        env["VIGIL_PROFILES_URL"] = profiles_url
+    return env
+
+
 def _wait(condition, seconds: float, what) -> None:  # type: ignore[no-untyped-def]
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
@@ -174,16 +190,7 @@ def _run_workers(
     if store.dialect != "sqlite":
         profiles_url = request.getfixturevalue("redis_database")(10)
     seed(store)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("VIGIL_")}
-    env |= {
-        "VIGIL_DATABASE_URL": store.url,
-        "VIGIL_STREAM__NATS_URL": nats_server,
-        "VIGIL_STREAM__PARTITIONS": str(partitions),
-        "VIGIL_STREAM__LEASE_SECONDS": "3",
-        "VIGIL_STREAM__BATCH": "50",
-    }
-    if profiles_url is not None:
-        env["VIGIL_PROFILES_URL"] = profiles_url
+    env = _env(store, nats_server, partitions, profiles_url)
     bad = b'{"event_id": "bad-1", "type": "withdrawal", "amount": "12.345"}'
     events = [withdrawal(i, "s") for i in range(EVENTS)]
     asyncio.run(_publish(partitions, [*events[:100], bad, *events[100:]]))
@@ -230,7 +237,11 @@ def _run_workers(
         profiles = RedisProfileStore.from_url(profiles_url)
     assert sum(profiles.get("card", f"c-{i}").n for i in range(CARDS)) == EVENTS
 
-    # In order: each card's decisions were committed in the order its events were published.
+    _assert_in_order(store)
+
+
+def _assert_in_order(store: Store) -> None:
+    """Each card's decisions were committed in the order its events were published."""
     d = store.tables.decisions
     with store.engine.connect() as conn:
         rows = conn.execute(d.select().with_only_columns(d.c.event_id, d.c.card_id, d.c.seq))
@@ -240,3 +251,30 @@ def _run_workers(
     for card, decided in by_card.items():
         published_order = [i for _, i in sorted(decided)]
         assert published_order == sorted(published_order), card
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("store", ["postgresql"], indirect=True)
+def test_an_event_a_dead_worker_claimed_holds_up_its_card_until_the_claim_lapses(
+    store: Store, nats_server: str, redis_database: Callable[[int], str]
+) -> None:
+    """A worker killed mid-decision leaves its claim on the event in the shared profiles until
+    the claim lapses (10 s). The next owner must wait for it without letting the card's later
+    events, or the rest of the batch, overtake it."""
+    profiles_url = redis_database(11)
+    seed(store)
+    events = [withdrawal(i, "h") for i in range(400)]
+    asyncio.run(_publish(1, events))
+    held = events[45]  # card c-5's second event, in the first batch
+    assert RedisProfileStore.from_url(profiles_url).claim(held["event_id"]) is None
+
+    worker = _worker(_env(store, nats_server, 1, profiles_url), 19480)
+    try:
+        _wait(lambda: store.counts()["decisions"] >= len(events), 60, "every event decided")
+    finally:
+        worker.send_signal(signal.SIGTERM)
+        output = worker.communicate(timeout=60)[0].decode()
+        print(output[-3000:])
+    assert worker.returncode == 0
+    assert store.counts()["decisions"] == len(events)
+    _assert_in_order(store)

@@ -13,8 +13,10 @@ in order, and for each batch:
 
 A message redelivered after a crash (its ack never came) is decided again: it is a repeat, so
 it gets its first decision, changes nothing, and its decision, published again, is dropped as
-a duplicate. A commit that fails leaves its message and every later one of the batch
-unacknowledged (``nak``): they come back, in order.
+a duplicate. A message that cannot be decided now (a dead worker's claim on its event has not
+lapsed yet, or its commit failed) holds up its partition: it and every later message of the
+batch are tried again, in place, before anything else is fetched; a ``nak`` would let later
+messages of the same card overtake it.
 """
 
 from __future__ import annotations
@@ -129,18 +131,20 @@ class Worker:
         await ensure_streams(js)
         leases = Leases(await lease_bucket(js, config.lease_seconds), self.owner)
         owned: dict[int, tuple[asyncio.Event, list[asyncio.Task[None]]]] = {}
+        keeper = asyncio.create_task(self._keep(leases, owned, stop), name="vigil-leases")
         try:
             while not stop.is_set():
-                for partition in await leases.renew():
-                    await _stop(owned.pop(partition))
                 for partition in range(config.partitions):
                     if partition not in leases.held and await leases.take(partition):
                         owned[partition] = await self._own(js, partition)
+                        if partition not in leases.held:  # lost while taking it over
+                            await _stop(owned.pop(partition))
                 self.metrics.partitions.set(len(owned))
                 await self._measure_lag(js, owned)
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), config.lease_seconds / 3)
+                await _sleep(stop, config.lease_seconds / 3)
         finally:
+            keeper.cancel()
+            await asyncio.gather(keeper, return_exceptions=True)
             for partition in list(owned):
                 await _stop(owned.pop(partition))
             if self.service is not None:
@@ -149,14 +153,29 @@ class Worker:
             await nc.drain()
         return {"owner": self.owner, "decided": self.decided, "rejected": self.rejected}
 
+    async def _keep(
+        self,
+        leases: Leases,
+        owned: dict[int, tuple[asyncio.Event, list[asyncio.Task[None]]]],
+        stop: asyncio.Event,
+    ) -> None:
+        """Renew the leases, in a task of its own so that taking a partition over (which may
+        recover profiles for seconds) never delays a renewal; stop deciding a lost one."""
+        while not stop.is_set():
+            for partition in await leases.renew():
+                if partition in owned:
+                    await _stop(owned.pop(partition))
+            await _sleep(stop, self.settings.stream.lease_seconds / 3)
+
     async def _own(
         self, js: JetStreamContext, partition: int
     ) -> tuple[asyncio.Event, list[asyncio.Task[None]]]:
         """Start deciding a partition just taken: one task per kind of event."""
         if self.service is None:
             # Made once this worker owns a partition: in-process profiles are then recovered
-            # from the log as it stands when the previous owner stopped writing to it.
-            self.service = DecisionService(self.settings, self.store)
+            # from the log as it stands when the previous owner stopped writing to it. In a
+            # thread: loading and recovering take seconds, and the leases are renewed meanwhile.
+            self.service = await asyncio.to_thread(DecisionService, self.settings, self.store)
             self.service.start()
         leaving = asyncio.Event()
         tasks = [
@@ -178,18 +197,29 @@ class Worker:
             stream=EVENTS_STREAM,
             config=await _resume_from_ack_floor(js, durable, config),
         )
+        waiting: list[Msg] = []  # not decided yet: they go first, before anything later
         while not leaving.is_set():
+            if waiting:
+                # In place, not nak'd: a nak'd message comes back behind later ones of its card.
+                await asyncio.gather(*(m.in_progress() for m in waiting), return_exceptions=True)
+                await asyncio.sleep(config.retry_seconds)
+                messages, waiting = waiting, []
+            else:
+                try:
+                    messages = await sub.fetch(config.batch, timeout=0.5)
+                except FetchTimeout:
+                    continue
             try:
-                messages = await sub.fetch(config.batch, timeout=0.5)
-            except FetchTimeout:
-                continue
-            try:
-                await self._handle(js, kind, messages)
-            except Exception:  # the batch is redelivered; the worker goes on
-                log.exception("a batch of %s failed; it will be delivered again", kind)
-                await asyncio.gather(*(m.nak(delay=1) for m in messages), return_exceptions=True)
+                waiting = await self._handle(js, kind, messages)
+            except Exception:  # decided again, in place; the worker goes on
+                log.exception("a batch of %s failed; it will be decided again", kind)
+                waiting = messages
+        # What was fetched and not acknowledged goes to the next owner, from the ack floor.
+        await sub.unsubscribe()
 
-    async def _handle(self, js: JetStreamContext, kind: str, messages: list[Msg]) -> None:
+    async def _handle(self, js: JetStreamContext, kind: str, messages: list[Msg]) -> list[Msg]:
+        """Decide, commit, publish and acknowledge a batch in order; returns the messages from
+        the first one that could not be decided or committed now, to be tried again first."""
         assert self.service is not None
         service = self.service
         model = _MODELS[kind]
@@ -242,9 +272,9 @@ class Worker:
             )
         )
         await asyncio.gather(*(message.ack() for message, _ in decided))
-        await asyncio.gather(*(message.nak(delay=1) for message in later))
         self.decided += len(decided)
         self.metrics.decided.labels(kind).inc(len(decided))
+        return later
 
     async def _reject(
         self, js: JetStreamContext, kind: str, message: Msg, error: str, errors: list[Any]
@@ -317,6 +347,12 @@ async def ensure_streams(js: JetStreamContext) -> None:
             await js.add_stream(
                 StreamConfig(name=name, subjects=subjects, duplicate_window=DEDUP_SECONDS)
             )
+
+
+async def _sleep(stop: asyncio.Event, seconds: float) -> None:
+    """Sleep, waking early when the worker is told to stop."""
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(stop.wait(), seconds)
 
 
 async def _stop(owned: tuple[asyncio.Event, list[asyncio.Task[None]]]) -> None:
