@@ -1,8 +1,9 @@
 """Request dependencies: who is calling (API key → roles), and the service behind the app.
 
 Keys travel in the ``X-API-Key`` header. A missing or invalid key is 401, a valid key without
-the route's role 403. The hot path is a dict lookup: the argon2 check runs once per key (in a
-worker thread, so the event loop keeps deciding meanwhile) and its verdict is cached.
+the route's role 403, a key id or client address with too many failed checks lately 429. The
+hot path is a dict lookup: the argon2 check runs once per key (in a worker thread, so the event
+loop keeps deciding meanwhile) and its verdict is cached.
 
 >>> require(Role.ANALYST).__name__
 'require_analyst'
@@ -17,6 +18,7 @@ from fastapi import Depends, Request, Security
 from fastapi.security import APIKeyHeader
 from starlette.concurrency import run_in_threadpool
 
+from vigil.api.attempts import KeyThrottled
 from vigil.api.keys import KeyRing, Principal, Role
 from vigil.api.problems import ProblemError
 from vigil.api.service import DecisionService
@@ -36,15 +38,25 @@ async def authorize(request: Request, role: Role, key: str | None = None) -> Pri
     """The caller's principal if its key holds ``role``; else a 401 or 403 problem."""
     if key is None:
         key = request.headers.get(API_KEY_HEADER)
-    return await check_key(request.app.state.keys, key, role)
+    client = request.client.host if request.client is not None else None
+    return await check_key(request.app.state.keys, key, role, client)
 
 
-async def check_key(ring: KeyRing, key: str | None, role: Role) -> Principal:
-    """The principal of ``key`` if it holds ``role``; else a 401 or 403 problem."""
+async def check_key(
+    ring: KeyRing, key: str | None, role: Role, client: str | None = None
+) -> Principal:
+    """The principal of ``key`` if it holds ``role``; else a 401, 403 or 429 problem."""
     if not key:
         raise ProblemError(401, f"{API_KEY_HEADER}: no API key given", headers=_CHALLENGE)
     entry = ring.cached(key)
-    principal = entry.principal if entry is not None else await run_in_threadpool(ring.verify, key)
+    if entry is not None:
+        principal = entry.principal
+    else:
+        try:
+            principal = await run_in_threadpool(ring.verify, key, client)
+        except KeyThrottled as exc:
+            retry = {"Retry-After": str(exc.retry_after)}
+            raise ProblemError(429, f"{API_KEY_HEADER}: {exc}", headers=retry) from None
     if principal is None:
         raise ProblemError(
             401, f"{API_KEY_HEADER}: unknown, malformed or revoked key", headers=_CHALLENGE

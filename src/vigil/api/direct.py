@@ -70,7 +70,13 @@ class DirectRoutes:
         try:
             try:
                 check_declared(headers, self.max_bytes)
-                content = await route.answer(state, key, lambda: read_body(receive, self.max_bytes))
+                client = scope.get("client")
+                content = await route.answer(
+                    state,
+                    key,
+                    lambda: read_body(receive, self.max_bytes),
+                    client[0] if client else None,
+                )
             except Exception as exc:  # every error answered as the app's own handlers would
                 response = error_response(exc, scope["path"], self.on_error)
                 response.raw_headers.append((_ID_HEADER, rid))

@@ -7,6 +7,12 @@ keyed by the SHA-256 of the whole key, for ``ttl`` seconds; after that its row i
 (no argon2: the stored hash is compared with the one verified) so a revocation made by another
 process takes effect within ``ttl``. A revocation through this ring takes effect at once.
 
+Checks are not serialised: concurrent requests with the same key wait for one verification
+(its verdict is theirs), requests with different keys never wait for one another, and failed
+checks are limited per key id and per client address (:mod:`vigil.api.attempts`), so wrong
+secrets sent by one client neither stall other keys nor buy unlimited guesses. Verdicts on
+wrong keys are remembered apart from verified ones: flooding the first never evicts the second.
+
 >>> from argon2 import PasswordHasher
 >>> from vigil.storage import Store
 >>> store = Store("sqlite://"); store.init_schema()
@@ -27,7 +33,8 @@ import re
 import secrets
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -37,6 +44,7 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from pydantic import BaseModel, ConfigDict
 
+from vigil.api.attempts import FailureLimit
 from vigil.storage.rows import utc_now
 
 if TYPE_CHECKING:
@@ -44,8 +52,8 @@ if TYPE_CHECKING:
 
 PREFIX = "vgl"
 _KEY = re.compile(r"^vgl_([0-9a-f]{16})_([A-Za-z0-9_-]{20,100})$")
-# Unknown or wrong keys are remembered too (an attacker repeating one costs no argon2); past
-# this many entries the cache starts afresh rather than growing without bound.
+# Unknown or wrong keys are remembered too (an attacker repeating one costs no argon2), apart
+# from verified ones; past this many entries either cache starts afresh rather than growing.
 _CACHE_LIMIT = 10_000
 
 
@@ -150,14 +158,18 @@ class KeyRing:
         ttl: float = 30.0,
         hasher: PasswordHasher | None = None,
         clock: Callable[[], float] = time.monotonic,
+        max_failures: int = 10,
+        failure_window: float = 60.0,
     ) -> None:
         self.store = store
         self.ttl = ttl
         self.hasher = hasher or PasswordHasher()
+        self.failures = FailureLimit(max_failures, failure_window, clock)
         self._clock = clock
-        self._cache: dict[bytes, _Entry] = {}
+        self._cache: dict[bytes, _Entry] = {}  # verified keys
+        self._wrong: dict[bytes, _Entry] = {}  # unknown, malformed, revoked or wrong keys
         self._lock = threading.Lock()
-        self._checking = threading.Lock()
+        self._checks: dict[bytes, tuple[threading.Lock, int]] = {}  # digest -> (lock, waiters)
 
     # -- administration ----------------------------------------------------------------------
 
@@ -196,33 +208,65 @@ class KeyRing:
 
     def cached(self, presented: str) -> _Entry | None:
         """The remembered verdict on this key while it is fresh; no I/O (the hot path)."""
-        entry = self._cache.get(hashlib.sha256(presented.encode()).digest())
+        digest = hashlib.sha256(presented.encode()).digest()
+        entry = self._cache.get(digest) or self._wrong.get(digest)
         if entry is not None and self._clock() - entry.checked_at < self.ttl:
             return entry
         return None
 
-    def verify(self, presented: str) -> Principal | None:
+    def verify(self, presented: str, client: str | None = None) -> Principal | None:
         """The key's principal, or None for an unknown, wrong or revoked key.
 
         Costs one argon2 verification the first time a key is seen; later calls within ``ttl``
-        answer from memory, and after it from one row read.
+        answer from memory, and after it from one row read. Raises
+        :class:`~vigil.api.attempts.KeyThrottled` when the key id or ``client`` (the caller's
+        address) failed too often lately, unless this ring verified the key before (its re-check
+        needs no argon2).
         """
         entry = self.cached(presented)
         if entry is not None:
             return entry.principal
         digest = hashlib.sha256(presented.encode()).digest()
-        # One check at a time: when a client opens many connections with a new key at once,
-        # the first computes argon2 and the others find its verdict, instead of each hashing.
-        with self._checking:
+        stale = self._cache.get(digest) or self._wrong.get(digest)
+        parsed = parse_key(presented)
+        names = [f"client {client}"] if client else []
+        if parsed is not None:
+            names.insert(0, f"key {parsed[0]}")
+        if stale is None or stale.principal is None:
+            self.failures.check(*names)
+        with self._checking(digest):
+            # Many connections opening with one new key: the first computes argon2, the
+            # others find its verdict here.
             entry = self.cached(presented)
             if entry is not None:
                 return entry.principal
-            entry = self._check(presented, self._cache.get(digest))
+            entry = self._check(presented, stale)
             with self._lock:
-                if len(self._cache) >= _CACHE_LIMIT:
-                    self._cache.clear()
-                self._cache[digest] = entry
+                kept = self._cache if entry.principal is not None else self._wrong
+                if len(kept) >= _CACHE_LIMIT:
+                    kept.clear()
+                kept[digest] = entry
+                (self._wrong if kept is self._cache else self._cache).pop(digest, None)
+        if entry.principal is None:
+            self.failures.failed(*names)
         return entry.principal
+
+    @contextmanager
+    def _checking(self, digest: bytes) -> Iterator[None]:
+        """Hold the lock of one presented key (made on first use, dropped by its last user)."""
+        with self._lock:
+            lock, waiters = self._checks.get(digest, (threading.Lock(), 0))
+            self._checks[digest] = (lock, waiters + 1)
+        try:
+            with lock:
+                yield
+        finally:
+            with self._lock:
+                lock, waiters = self._checks[digest]
+                if waiters == 1:
+                    del self._checks[digest]
+                else:
+                    self._checks[digest] = (lock, waiters - 1)
 
     def _check(self, presented: str, stale: _Entry | None) -> _Entry:
         now = self._clock()

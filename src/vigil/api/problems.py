@@ -134,6 +134,7 @@ _TITLES = {
     413: "Content too large",
     415: "Unsupported media type",
     422: "Invalid request",
+    429: "Too many requests",
     500: "Internal server error",
     503: "Service unavailable",
 }
@@ -214,6 +215,10 @@ PROBLEM_CONTENT = {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Probl
 
 
 def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """The documented problem answers; a route that checks a key (401) may also answer 429
+    (too many failed key checks, :mod:`vigil.api.attempts`)."""
+    if 401 in statuses and 429 not in statuses:
+        statuses = (*statuses, 429)
     return {
         status: {"description": _TITLES.get(status, "Error"), "content": PROBLEM_CONTENT}
         for status in statuses

@@ -160,12 +160,17 @@ class DecisionRoute:
     max_batch: int
 
     async def answer(
-        self, state: State, key: str | None, body: Callable[[], Awaitable[bytes]]
+        self,
+        state: State,
+        key: str | None,
+        body: Callable[[], Awaitable[bytes]],
+        client: str | None = None,
     ) -> bytes:
         """The decisions on the events of the body (read once the key is checked) as JSON;
-        a :class:`ProblemError` otherwise."""
+        a :class:`ProblemError` otherwise. ``client``: the caller's address, whose failed key
+        checks are limited."""
         started = time.perf_counter()
-        await check_key(state.keys, key, Role.INGEST)
+        await check_key(state.keys, key, Role.INGEST, client)
         svc: DecisionService = state.service
         events, batch = parse_events(await body(), self.kind, self.max_batch)
         try:
@@ -213,7 +218,8 @@ def router(decision_routes: list[DecisionRoute]) -> APIRouter:
 def _endpoint(route: DecisionRoute) -> Callable[[Request], Awaitable[Response]]:
     async def decide(request: Request) -> Response:
         key = request.headers.get(API_KEY_HEADER)
-        content = await route.answer(request.app.state, key, request.body)
+        client = request.client.host if request.client is not None else None
+        content = await route.answer(request.app.state, key, request.body, client)
         return Response(content, media_type="application/json")
 
     decide.__name__ = f"decide_{route.kind.name}s"
