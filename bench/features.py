@@ -19,18 +19,18 @@ import json
 import os
 import resource
 import time
-from datetime import timedelta
 from pathlib import Path
 
 from vigil.features import FEATURES, transaction_features
 from vigil.features.history import EVENT_COLUMNS
 from vigil.features.io import read_event_frame, read_labels, read_reference
+from vigil.ingest.inputs import DEFAULT_LABEL_DELAY, parse_duration
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("bank", type=Path, help="folder written by `vigil generate`")
-    parser.add_argument("--label-delay-days", type=float, default=7.0)
+    parser.add_argument("--label-delay", type=parse_duration, default=DEFAULT_LABEL_DELAY)
     args = parser.parse_args()
     reference = read_reference(args.bank)  # reference data is not part of the timed build
     began, cpu_began = time.perf_counter(), _cpu()
@@ -40,7 +40,7 @@ def main() -> None:
     table = transaction_features(
         events,
         labels=labels,
-        label_delay=timedelta(days=args.label_delay_days),
+        label_delay=args.label_delay,
         reference=reference,
     )
     seconds, cpu = time.perf_counter() - began, _cpu() - cpu_began

@@ -20,13 +20,13 @@ from vigil.cli_common import (
     DatabaseOpt,
     ErrorBoundary,
     progress_display,
-    read_frame,
     root_options,
     unreadable,
 )
 from vigil.cli_common import emit as _emit
 from vigil.cli_common import settings as _settings
 from vigil.cli_common import store as _store
+from vigil.cli_inputs import EventInput, event_options
 from vigil.config import Settings
 from vigil.rules import cli as rules_cli
 
@@ -69,18 +69,6 @@ def _progress() -> AbstractContextManager[Progress]:
         TimeElapsedColumn(),
         console=err,
     )
-
-
-def _parse_map(pairs: list[str]) -> dict[str, str]:
-    mapping = {}
-    for pair in pairs:
-        field, sep, column = pair.partition("=")
-        if not sep or not field or not column:
-            raise typer.BadParameter(
-                f"--map {pair!r}: expected FIELD=COLUMN, e.g. amount=TX_AMOUNT"
-            )
-        mapping[field.strip()] = column.strip()
-    return mapping
 
 
 @db_app.command("init")
@@ -139,29 +127,21 @@ def import_bank(
 
 
 @import_app.command("events")
+@event_options()
 def import_events(
     path: Annotated[Path, typer.Argument(help="CSV or Parquet event file")],
+    inputs: EventInput,
     database: DatabaseOpt = None,
-    fmt: Annotated[str, typer.Option("--format", help="auto, atm or generic")] = "auto",
-    map_: Annotated[list[str], typer.Option("--map", help="FIELD=COLUMN, repeatable")] = [],  # noqa: B006
-    label_column: Annotated[str | None, typer.Option(help="Column with fraud labels")] = None,
     on_error: OnErrorOpt = "reject",
     reject_dir: Annotated[Path | None, typer.Option(help="Where reject files go")] = None,
 ) -> None:
-    """Import an event file without deciding on it (history for features and training)."""
+    """Store an event file's events (and labels) without deciding on them: the history the
+    engine's profiles are rebuilt from (vigil profiles rebuild) and the workbench shows."""
     from vigil.ingest import ImportRejected, load_events
 
     store = _store(_settings(database))
     try:
-        summary = load_events(
-            store,
-            path,
-            fmt=fmt,
-            mapping=_parse_map(map_) or None,
-            label_column=label_column,
-            on_error=on_error,
-            reject_dir=reject_dir,
-        )
+        summary = load_events(store, path, inputs=inputs, on_error=on_error, reject_dir=reject_dir)
     except ImportRejected as exc:
         _rejected(exc)
     _emit(summary.as_dict())
@@ -174,24 +154,19 @@ def _rejected(exc: Exception | str) -> None:
 
 
 @app.command()
+@event_options()
 def replay(
-    path: Annotated[Path, typer.Argument(help="Event file (Parquet or CSV) in event-time order")],
+    path: Annotated[Path, typer.Argument(help="Event file (Parquet or CSV)")],
+    inputs: EventInput,
     database: DatabaseOpt = None,
     bank: Annotated[Path | None, typer.Option(help="Import this bank folder first")] = None,
-    map_: Annotated[list[str], typer.Option("--map", help="FIELD=COLUMN, repeatable")] = [],  # noqa: B006
     feedback: Annotated[
         Path | None,
         typer.Option(help="Feedback file (labels, StandIn outcomes) learnt as it arrives"),
     ] = None,
 ) -> None:
-    """Run events through the engine, write decisions, and summarise."""
-    summary = _replay(
-        _settings(database),
-        path,
-        bank=bank,
-        mapping=_parse_map(map_) or None,
-        feedback=feedback,
-    )
+    """Run events through the engine in event-time order, write decisions, and summarise."""
+    summary = _replay(_settings(database), path, inputs=inputs, bank=bank, feedback=feedback)
     _print_replay(summary)
     _emit(summary)
 
@@ -200,19 +175,20 @@ def _replay(
     settings: Settings,
     path: Path,
     *,
+    inputs: EventInput | None = None,
     bank: Path | None = None,
-    mapping: dict[str, str] | None = None,
     feedback: Path | None = None,
 ) -> dict:
     from vigil.engine import Engine
-    from vigil.ingest import iter_event_file, load_bank_folder, read_feedback
+    from vigil.ingest import load_bank_folder, read_feedback
     from vigil.profiles.holder import refuse_if_held
     from vigil.profiles.recovery import recover
     from vigil.profiles.store import open_profile_store
     from vigil.recorder import Recorder
-    from vigil.replay import in_event_time_order, in_time_order
+    from vigil.replay import in_time_order
     from vigil.replay import replay as run
 
+    inputs = inputs or EventInput()
     labels = []
     if feedback is not None:
         read = read_feedback(feedback)
@@ -232,10 +208,9 @@ def _replay(
     total = _count_rows(path)
     with _progress() as progress:
         task = progress.add_task("replaying", total=total)
-        ordered = in_event_time_order(path, (mapping or {}).get("timestamp", "timestamp"))
         summary = run(
             engine,
-            in_time_order(iter_event_file(ordered, mapping), labels),
+            in_time_order(inputs.events(path), labels),
             on_progress=lambda n: progress.advance(task, n),
         )
     figures = summary.as_dict()
@@ -368,29 +343,45 @@ def _generate(out: Path, **params) -> dict:
 
 
 @app.command()
+@event_options()
 def evaluate(
-    labels: Annotated[Path, typer.Option(help="labels.csv from vigil generate")],
-    events: Annotated[Path | None, typer.Option(help="The replayed event file (for maps)")] = None,
+    inputs: EventInput,
+    labels: Annotated[
+        Path | None, typer.Option(help="labels.csv from vigil generate (or --label-column)")
+    ] = None,
+    events: Annotated[
+        Path | None, typer.Option(help="The replayed event file (for maps, and its labels)")
+    ] = None,
     out: Annotated[Path, typer.Option("--out", "-o", help="Report folder")] = Path("vigil-report"),
     database: DatabaseOpt = None,
 ) -> None:
     """Join decisions with labels; write evaluation.json and an HTML report."""
-    figures = _evaluate(_settings(database), labels, events, out)
+    figures = _evaluate(_settings(database), labels, events, out, inputs=inputs)
     _emit(figures)
 
 
-def _evaluate(settings: Settings, labels: Path, events: Path | None, out: Path) -> dict:
+def _evaluate(
+    settings: Settings,
+    labels: Path | None,
+    events: Path | None,
+    out: Path,
+    *,
+    inputs: EventInput | None = None,
+) -> dict:
     import polars as pl
 
     from vigil.evaluate import evaluate as run
     from vigil.evaluate import write_report
+    from vigil.features.io import read_labels
 
+    inputs = inputs or EventInput()
+    if labels is None and (events is None or inputs.label_column is None):
+        raise typer.BadParameter("give --labels, or --events with its --label-column")
     store = _store(settings)
     decisions = store.decision_frame()
-    label_frame = read_frame(labels, schema_overrides={"transaction_id": pl.Utf8})
-    event_frame = None
-    if events is not None:
-        event_frame = read_frame(events, try_parse_dates=True)
+    event_frame, label_frame = inputs.frame(events) if events is not None else (None, None)
+    if labels is not None:
+        label_frame = read_labels(labels)
     reference = store.load_reference()
     terminals = (
         pl.DataFrame(

@@ -34,7 +34,6 @@ import vigil
 from vigil.config import Settings
 
 if TYPE_CHECKING:
-    import polars as pl
     from rich.console import Console
     from rich.progress import Progress, ProgressColumn
 
@@ -86,19 +85,6 @@ def progress_display(*columns: str | ProgressColumn, console: Console) -> Iterat
     finally:
         if display.live.is_started:
             display.stop()
-
-
-def read_frame(path: Path, **csv_options: Any) -> pl.DataFrame:
-    """A Parquet or CSV file (by its suffix) as a frame; a missing or unreadable one is refused
-    naming it, as the importers refuse theirs."""
-    import polars as pl
-
-    try:
-        if path.suffix.lower() == ".parquet":
-            return pl.read_parquet(path)
-        return pl.read_csv(path, **csv_options)
-    except Exception as exc:
-        raise unreadable(path, exc) from exc
 
 
 def unreadable(path: Path, exc: BaseException) -> Exception:

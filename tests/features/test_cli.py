@@ -14,7 +14,7 @@ from vigil.cli import app
 from vigil.features import FEATURE_NAMES, transaction_features
 
 runner = CliRunner()
-DAYS = str(LABEL_DELAY.days)
+DELAY = f"{LABEL_DELAY.days}d"
 
 
 def test_build_writes_the_training_set(bank: Bank, tmp_path: Path):
@@ -30,8 +30,8 @@ def test_build_writes_the_training_set(bank: Bank, tmp_path: Path):
             str(bank.folder / "labels.csv"),
             "--bank",
             str(bank.folder),
-            "--label-delay-days",
-            DAYS,
+            "--label-delay",
+            DELAY,
             "--out",
             str(out),
         ],
@@ -93,5 +93,5 @@ def test_a_missing_file_is_a_clear_error_and_writes_nothing(tmp_path: Path):
         ],
     )
     assert result.exit_code == 2
-    assert "events file not found" in result.output
+    assert "none.parquet: no such file" in result.output
     assert not out.exists()

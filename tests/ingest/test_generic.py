@@ -17,6 +17,8 @@ from vigil.ingest import (
 from .files import write_csv
 
 T0 = datetime(2022, 1, 3, 10, tzinfo=UTC)
+# A card-payment file names no channel: the reader is told it (vigil never guesses ATM).
+POS = {"channel": "pos"}
 PAYSIM = ("step", "CUSTOMER_ID", "TX_AMOUNT", "TX_TYPE", "TERMINAL", "isFraud")
 MAPPING = {
     "timestamp": "step",
@@ -155,7 +157,7 @@ def test_mapping_type_values_labels_and_derived_ids(tmp_path: Path) -> None:
             ("2022-01-03 10:06:00", "C2", "11", "TRANSFER", "", ""),
         ],
     )
-    result = read_events(path, MAPPING, label_column="isFraud", type_values=TYPES)
+    result = read_events(path, MAPPING, label_column="isFraud", type_values=TYPES, defaults=POS)
     assert result.errors == []
     first, _, third = result.events
     assert (first.event_id, first.transaction_id) == ("paysim-2", "paysim-2")
@@ -168,9 +170,8 @@ def test_mapping_type_values_labels_and_derived_ids(tmp_path: Path) -> None:
     ]
     assert result.feedback[0].timestamp == first.timestamp
     # Deterministic ids: reading again gives the same events.
-    assert read_events(path, MAPPING, label_column="isFraud", type_values=TYPES).events == (
-        result.events
-    )
+    again = read_events(path, MAPPING, label_column="isFraud", type_values=TYPES, defaults=POS)
+    assert again.events == result.events
 
 
 def test_custom_label_values(tmp_path: Path) -> None:
@@ -181,7 +182,12 @@ def test_custom_label_values(tmp_path: Path) -> None:
     )
     labels = {"chargeback": "dispute"}
     result = read_events(
-        path, MAPPING, label_column="isFraud", label_values=labels, type_values=TYPES
+        path,
+        MAPPING,
+        label_column="isFraud",
+        label_values=labels,
+        type_values=TYPES,
+        defaults=POS,
     )
     assert result.errors == []
     assert [f.label for f in result.feedback] == [FeedbackLabel.DISPUTE]
@@ -209,7 +215,7 @@ def test_bad_rows_name_source_and_domain_field(
 ) -> None:
     good = ("2022-01-03 09:00:00", "C0", "1", "PAYMENT", "", "")
     path = write_csv(tmp_path / "g.csv", PAYSIM, [good, cells])
-    result = read_events(path, MAPPING, label_column="isFraud", type_values=TYPES)
+    result = read_events(path, MAPPING, label_column="isFraud", type_values=TYPES, defaults=POS)
     assert len(result.errors) == 1, result.errors
     error = result.errors[0]
     assert (error.file, error.line, error.field) == ("g.csv", 3, field)
@@ -227,7 +233,7 @@ def test_parquet_nan_amount_and_integer_ids(tmp_path: Path) -> None:
             "type": ["payment"] * 3,
         }
     ).write_parquet(path)
-    result = read_events(path, {"card_id": "CUSTOMER_ID"})
+    result = read_events(path, {"card_id": "CUSTOMER_ID"}, defaults=POS)
     assert [(e.line, e.field) for e in result.errors] == [(3, "amount")]
     assert [(e.card_id, e.amount) for e in result.events] == [
         ("17", Decimal("5.00")),
@@ -258,7 +264,7 @@ def test_repeated_rows_are_duplicates_and_conflicts_are_errors(tmp_path: Path) -
             ("e1", "2022-01-03T10:00:00Z", "payment", "c1", "6"),
         ],
     )
-    result = read_events(path)
+    result = read_events(path, defaults=POS)
     assert (len(result.events), result.duplicates) == (1, 1)
     assert [(e.line, e.field) for e in result.errors] == [(4, "event_id")]
     assert "line 2" in result.errors[0].message
@@ -287,12 +293,12 @@ def test_iter_event_file_raises_at_the_bad_row_or_reports_it(tmp_path: Path) -> 
     )
     seen: list[str] = []
     with pytest.raises(ImportRejected) as info:
-        for event in iter_event_file(path):
+        for event in iter_event_file(path, defaults=POS):
             seen.append(event.event_id)
     assert seen == ["e1"]
     assert [(e.line, e.field) for e in info.value.errors] == [(3, "amount")]
 
     reported: list[RowError] = []
-    events = list(iter_event_file(path, on_error=reported.append))
+    events = list(iter_event_file(path, defaults=POS, on_error=reported.append))
     assert [e.event_id for e in events] == ["e1", "e3"]
     assert [(e.file, e.line) for e in reported] == [("e.csv", 3)]

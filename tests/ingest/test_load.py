@@ -1,10 +1,12 @@
 import csv
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 from sqlalchemy import text
 
 from vigil.ingest import (
+    EventInput,
     ImportRejected,
     SourceFileError,
     load_bank_folder,
@@ -117,10 +119,15 @@ def test_generic_file_with_labels_writes_feedback(sqlite_store: Store, tmp_path:
         ],
     )
     mapping = {"timestamp": "when", "card_id": "card", "amount": "amt", "type": "kind_of"}
-    summary = load_events(sqlite_store, path, mapping=mapping, label_column="fraud")
+    inputs = EventInput(
+        mapping=mapping, default_channel="pos", label_column="fraud", label_delay=timedelta(days=3)
+    )
+    summary = load_events(sqlite_store, path, inputs=inputs)
     assert summary.written == {"transactions": 2, "logins": 0, "feedback": 1}
     (fb,) = sqlite_store.load_feedback()
     assert (fb.event_id, fb.target_event_id, fb.label.value) == ("fb-g-2", "g-2", "fraud")
+    # The label is known when the delay says, not at the payment's own time.
+    assert fb.timestamp == datetime(2022, 1, 6, 10, tzinfo=UTC)
 
 
 def test_feedback_file(sqlite_store: Store, tmp_path: Path) -> None:
@@ -144,8 +151,8 @@ def test_policy_and_format_arguments_are_checked(sqlite_store: Store, tmp_path: 
     path = atm_file(tmp_path / "stream.csv", GOOD)
     with pytest.raises(ValueError, match="on_error"):
         load_events(sqlite_store, path, on_error="ignore")  # type: ignore[arg-type]
-    with pytest.raises(ValueError, match="ATM layout takes no mapping"):
-        load_events(sqlite_store, path, fmt="atm", mapping={"amount": "x"})
+    with pytest.raises(ValueError, match="ATM layout takes no --map"):
+        load_events(sqlite_store, path, inputs=EventInput(format="atm", mapping={"amount": "x"}))
     with pytest.raises(SourceFileError, match="no such file"):
         load_events(sqlite_store, tmp_path / "missing.csv")
 
@@ -206,7 +213,8 @@ def test_failed_write_leaves_no_rows_and_no_reject_file(store: Store, tmp_path: 
         ],
     )
     with pytest.raises(Exception, match="feedback"):
-        load_events(store, path, label_column="fraud", on_error="skip")
+        inputs = EventInput(label_column="fraud", default_channel="pos")
+        load_events(store, path, inputs=inputs, on_error="skip")
     with store.engine.connect() as conn:
         assert conn.execute(text("SELECT count(*) FROM transactions")).scalar_one() == 0
     assert list(tmp_path.glob("g.rejects.csv*")) == []

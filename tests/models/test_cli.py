@@ -43,6 +43,8 @@ def test_train_list_show_promote(bank: Path, tmp_path: Path) -> None:
         str(bank),
         "--registry",
         registry,
+        "--label-delay",
+        "1d",  # 30 days split 60/20/20: a week's gap would leave no validation days
     ]
     first = _run("train", *common, "--model", "logreg")
     second = _run("train", *common, "--promote")
@@ -84,6 +86,8 @@ def test_user_and_card_models_score_and_decide_standin(bank: Path, tmp_path: Pat
             str(bank),
             "--registry",
             registry,
+            "--label-delay",
+            "1d",
             "--promote",
         )
         assert trained["positives"] > 5 and trained["name"] == target
@@ -99,6 +103,8 @@ def test_user_and_card_models_score_and_decide_standin(bank: Path, tmp_path: Pat
         registry,
         "--database",
         database,
+        "--label-delay",
+        "1d",
     )
     assert figures["user_scores"]["written"] == 400
     assert figures["card_scores"]["written"] == 400
@@ -167,6 +173,7 @@ def test_a_bad_row_in_a_mapped_file_is_named_not_a_traceback(tmp_path: Path) -> 
     path = tmp_path / "tx.csv"
     path.write_text("WHEN,CARD,AMT,FRAUD\n2022-01-01 10:00:00,C1,ten,0\n")
     args = ["train", "--events", str(path), "--label-column", "FRAUD", "--default-type", "payment"]
+    args += ["--default-channel", "pos"]
     args += ["--map", "timestamp=WHEN", "--map", "card_id=CARD", "--map", "amount=AMT"]
     result = runner.invoke(app, [*args, "--registry", str(tmp_path / "models")])
     assert result.exit_code == 2 and "AMT (amount)" in result.output, result.output

@@ -9,13 +9,13 @@ import polars as pl
 import pytest
 
 from vigil.features import transaction_features
-from vigil.ingest import ImportRejected
-from vigil.models.data import labelled_events
+from vigil.ingest import EventInput, ImportRejected
 from vigil.models.pipeline import train_target, transaction_feature_names
 from vigil.models.registry import Registry
 from vigil.models.train import TrainOptions, train
 from vigil.simulate import BankConfig, generate
 
+DAY = timedelta(days=1)  # 16 days of events: a week's delay would leave no validation days
 RENAMED = {
     "kind": "RECORD_KIND",
     "event_id": "EVT",
@@ -23,6 +23,7 @@ RENAMED = {
     "timestamp": "WHEN_UTC",
     "type": "OPERATION",
     "phase": "STEP",
+    "channel": "CHANNEL",
     "card_id": "PAN_TOKEN",
     "user_id": "CUSTOMER_NO",
     "terminal_id": "ATM",
@@ -51,7 +52,7 @@ def files(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
 def test_a_renamed_file_gives_the_same_training_table(files: tuple[Path, Path]) -> None:
     own, foreign = files
     mapping = {field: column for field, column in RENAMED.items()}
-    events, labels = labelled_events(foreign, mapping, label_column="IS_FRAUD")
+    events, labels = EventInput(mapping=mapping, label_column="IS_FRAUD").frame(foreign)
     assert set(events.columns) >= {"card_id", "terminal_id", "amount", "timestamp"}
     mine = transaction_features(events, labels=labels, label_delay=timedelta(days=1))
     bank = pl.read_parquet(own)
@@ -75,16 +76,16 @@ def test_vigil_train_takes_a_column_map(files: tuple[Path, Path], tmp_path: Path
         Registry(tmp_path),
         target="transaction",
         events=foreign,
-        label_column="IS_FRAUD",
-        mapping=dict(RENAMED),
+        inputs=EventInput(
+            mapping=dict(RENAMED), label_column="IS_FRAUD", label_delay=timedelta(hours=12)
+        ),
         kind="lightgbm",
-        label_delay=timedelta(hours=12),
         promote=True,
     )
     assert figures["version"] == "v0001" and figures["promoted"]
     assert figures["metrics"]["test"]["roc_auc"] > 0.8
     manifest = Registry(tmp_path).manifest("transaction", "v0001")
-    assert manifest["training_data"]["sources"]["mapping"]["card_id"] == "PAN_TOKEN"
+    assert manifest["training_data"]["sources"]["input"]["mapping"]["card_id"] == "PAN_TOKEN"
     assert Path(figures["report"]).stat().st_size > 1_000_000
 
 
@@ -98,12 +99,15 @@ def test_the_standin_models_train_on_a_mapped_file_as_on_the_banks_own(
     theirs = train_target(
         Registry(tmp_path / "theirs"),
         events=foreign,
-        mapping=dict(RENAMED),
-        label_column="IS_FRAUD",
+        inputs=EventInput(mapping=dict(RENAMED), label_column="IS_FRAUD", label_delay=DAY),
         **common,
     )
     mine = train_target(
-        Registry(tmp_path / "mine"), events=own, labels=bank / "labels.csv", **common
+        Registry(tmp_path / "mine"),
+        events=own,
+        labels=bank / "labels.csv",
+        inputs=EventInput(label_delay=DAY),
+        **common,
     )
     assert theirs["rows"] == mine["rows"] > 0 and theirs["positives"] == mine["positives"] > 0
     assert theirs["metrics"] == mine["metrics"]
@@ -113,11 +117,11 @@ def test_a_bad_row_is_named(tmp_path: Path) -> None:
     path = tmp_path / "bad.csv"
     path.write_text("WHEN,CARD,AMT,FRAUD\n2022-01-01 10:00:00,C1,ten,0\n")
     with pytest.raises(ImportRejected, match=r"AMT \(amount\)"):
-        labelled_events(
-            path,
-            {"timestamp": "WHEN", "card_id": "CARD", "amount": "AMT"},
+        EventInput(
+            mapping={"timestamp": "WHEN", "card_id": "CARD", "amount": "AMT"},
             label_column="FRAUD",
             default_type="payment",
-        )
+            default_channel="pos",
+        ).frame(path)
     with pytest.raises(ValueError, match="labels: give a labels file or the label column"):
-        labelled_events(path)
+        train_target(Registry(tmp_path), target="transaction", events=path)

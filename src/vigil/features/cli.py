@@ -1,6 +1,7 @@
 """``vigil features``: build the point-in-time training set and the daily snapshot tables.
 
     vigil features build --events events.parquet --labels labels.csv --bank FOLDER --out tx.parquet
+    vigil features build --events cards.csv --map timestamp=TX_DATETIME ... --label-column TX_FRAUD
     vigil features snapshots --events events.parquet --feedback feedback.csv --out-dir DIR
 
 Each writes Parquet files (all or nothing: written next to the target, then renamed) and
@@ -13,7 +14,6 @@ import json
 import time
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
-from datetime import timedelta
 from pathlib import Path
 from typing import Annotated
 
@@ -23,8 +23,8 @@ from rich.console import Console
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from vigil.cli_common import progress_display
-from vigil.features.history import EVENT_COLUMNS
-from vigil.features.io import read_event_frame, read_feedback_frame, read_labels, read_reference
+from vigil.cli_inputs import EventInput, event_options
+from vigil.features.io import read_feedback_frame, read_reference
 from vigil.features.offline import transaction_features
 from vigil.features.snapshots import Snapshots, snapshot_rows
 from vigil.features.spec import FEATURES
@@ -34,13 +34,10 @@ app = typer.Typer(
 )
 _err = Console(stderr=True)
 
-EventsOpt = Annotated[Path, typer.Option(help="Event file in the engine's layout (Parquet/CSV)")]
+EventsOpt = Annotated[Path, typer.Option(help="Event file (Parquet/CSV; see Reading options)")]
 LabelsOpt = Annotated[Path | None, typer.Option(help="labels.csv: event_id of fraud events")]
 FeedbackOpt = Annotated[Path | None, typer.Option(help="feedback.csv: StandIn outcomes, disputes")]
 BankOpt = Annotated[Path | None, typer.Option(help="Bank folder: terminal places, account ages")]
-DelayOpt = Annotated[
-    float, typer.Option(help="Days until a fraud label is known (label time = event + delay)")
-]
 
 
 @contextmanager
@@ -73,12 +70,13 @@ def _guarded(run: Callable[[], dict]) -> None:
 
 
 @app.command()
+@event_options()
 def build(
     events: EventsOpt,
     out: Annotated[Path, typer.Option(help="Parquet file for the training set")],
+    inputs: EventInput,
     labels: LabelsOpt = None,
     bank: BankOpt = None,
-    label_delay_days: DelayOpt = 7.0,
 ) -> None:
     """One row per completed transaction with every declared feature, as of just before it."""
 
@@ -86,15 +84,11 @@ def build(
         began = time.perf_counter()
         with _progress() as progress:
             with _step(progress, "reading"):
-                frame = read_event_frame(events, EVENT_COLUMNS)
-                known = read_labels(labels) if labels is not None else None
+                frame, known = inputs.frame(events, labels=labels)
                 reference = read_reference(bank) if bank is not None else None
             with _step(progress, f"computing {len(FEATURES)} features"):
                 table = transaction_features(
-                    frame,
-                    labels=known,
-                    label_delay=timedelta(days=label_delay_days),
-                    reference=reference,
+                    frame, labels=known, label_delay=inputs.label_delay, reference=reference
                 )
             with _step(progress, "writing"):
                 _write(table, out)
@@ -110,13 +104,14 @@ def build(
 
 
 @app.command()
+@event_options()
 def snapshots(
     events: EventsOpt,
     out_dir: Annotated[Path, typer.Option(help="Folder for the four Parquet tables")],
+    inputs: EventInput,
     feedback: FeedbackOpt = None,
     labels: LabelsOpt = None,
     bank: BankOpt = None,
-    label_delay_days: DelayOpt = 7.0,
     save: Annotated[
         bool, typer.Option("--save", help="Also upsert the daily tables into the database")
     ] = False,
@@ -129,13 +124,13 @@ def snapshots(
         began = time.perf_counter()
         with _progress() as progress:
             with _step(progress, "reading"):
+                frame, known = inputs.frame(events, labels=labels)
                 kwargs = {
                     "feedback": read_feedback_frame(feedback) if feedback is not None else None,
-                    "labels": read_labels(labels) if labels is not None else None,
-                    "label_delay": timedelta(days=label_delay_days),
+                    "labels": known,
+                    "label_delay": inputs.label_delay,
                     "reference": read_reference(bank) if bank is not None else None,
                 }
-                frame = read_event_frame(events, EVENT_COLUMNS)
             tables: dict[str, pl.DataFrame] = {}
             with _step(progress, "daily snapshots"):
                 # the history built once for all four tables

@@ -105,7 +105,8 @@ def as_microseconds(delay: timedelta, field: str = "label_delay") -> int:
     return delay // timedelta(microseconds=1)
 
 
-def _time_column(frame: pl.DataFrame, name: str) -> pl.Expr:
+def time_column(frame: pl.DataFrame, name: str) -> pl.Expr:
+    """The column as UTC microsecond datetimes: ISO-8601 text parsed, naive times taken as UTC."""
     dtype = frame.schema[name]
     col = pl.col(name)
     if dtype == pl.String:
@@ -125,11 +126,9 @@ def normalise_events(events: pl.DataFrame) -> pl.DataFrame:
     present = [c for c in _OPTIONAL if c in events.columns]
     frame = events.select(
         pl.col("event_id").cast(pl.String),
-        _time_column(events, "timestamp").alias("timestamp"),
+        time_column(events, "timestamp").alias("timestamp"),
         *(
-            (_time_column(events, c) if c == "started_at" else pl.col(c).cast(_OPTIONAL[c])).alias(
-                c
-            )
+            (time_column(events, c) if c == "started_at" else pl.col(c).cast(_OPTIONAL[c])).alias(c)
             for c in present
         ),
     )
@@ -457,7 +456,7 @@ class History:
         if "event_id" not in labelled.columns:
             raise ValueError("event_id: required column missing from the labels")
         known = (
-            _time_column(labelled, "known_at").dt.epoch("us").fill_null(KNOWN_ALWAYS)
+            time_column(labelled, "known_at").dt.epoch("us").fill_null(KNOWN_ALWAYS)
             if "known_at" in labelled.columns
             else pl.lit(KNOWN_ALWAYS, pl.Int64)
         )

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import polars as pl
 
+from vigil.features.history import time_column
 from vigil.ingest import SourceFileError, read_bank_folder
 from vigil.storage.reference import ReferenceData
 
@@ -26,7 +27,7 @@ from vigil.storage.reference import ReferenceData
 def _read(path: Path | str, what: str, columns: Iterable[str] | None = None) -> pl.DataFrame:
     path = Path(path)
     if not path.is_file():
-        raise SourceFileError(str(path), f"{what} file not found")
+        raise SourceFileError(str(path), f"no such file (the {what})")
     scan = (
         pl.scan_parquet(path)
         if path.suffix == ".parquet"
@@ -38,31 +39,35 @@ def _read(path: Path | str, what: str, columns: Iterable[str] | None = None) -> 
     return scan.collect()
 
 
+def _require(path: Path | str, frame: pl.DataFrame, columns: Iterable[str]) -> None:
+    missing = [c for c in columns if c not in frame.columns]
+    if missing:
+        has = ", ".join(frame.columns) or "none"
+        raise SourceFileError(str(path), f"{missing[0]}: column missing (has {has})")
+
+
 def read_event_frame(path: Path | str, columns: Iterable[str] | None = None) -> pl.DataFrame:
     """An event file in the engine's layout (Parquet or CSV), as one frame; only ``columns``
     of it when given (e.g. :data:`~vigil.features.history.EVENT_COLUMNS`, all the builders
     read), which saves reading the rest."""
     frame = _read(path, "events", columns)
-    for column in ("event_id", "timestamp"):
-        if column not in frame.columns:
-            raise SourceFileError(str(path), f"column {column!r} (event {column}) is missing")
-    return frame
+    _require(path, frame, ("event_id", "timestamp"))
+    # CSV times are text: read as UTC datetimes, as the builders and the evaluation want them.
+    times = [c for c in ("timestamp", "started_at") if c in frame.columns]
+    return frame.with_columns(time_column(frame, c).alias(c) for c in times)
 
 
 def read_labels(path: Path | str) -> pl.DataFrame:
     """Fraud labels: ``event_id`` (required), ``transaction_id`` and ``pattern`` (optional)."""
     frame = _read(path, "labels")
-    if "event_id" not in frame.columns:
-        raise SourceFileError(str(path), "column 'event_id' (label event_id) is missing")
+    _require(path, frame, ("event_id",))
     return frame.with_columns(pl.col(c).cast(pl.String) for c in frame.columns)
 
 
 def read_feedback_frame(path: Path | str) -> pl.DataFrame:
     """Feedback (``target_event_id, label, timestamp``): StandIn outcomes, disputes, frauds."""
     frame = _read(path, "feedback")
-    for column in ("target_event_id", "label", "timestamp"):
-        if column not in frame.columns:
-            raise SourceFileError(str(path), f"column {column!r} (feedback {column}) is missing")
+    _require(path, frame, ("target_event_id", "label", "timestamp"))
     return frame
 
 

@@ -11,19 +11,20 @@ from vigil.ingest.bank_folder import BankFolder, read_bank_folder
 from vigil.ingest.errors import ImportRejected, IngestError, RowError, SourceFileError
 from vigil.ingest.feedback_file import read_feedback
 from vigil.ingest.generic import iter_event_file, read_events
-from vigil.ingest.load import detect_format, load_bank_folder, load_events, load_feedback
+from vigil.ingest.inputs import EventInput
+from vigil.ingest.load import load_bank_folder, load_events, load_feedback
 from vigil.ingest.result import ReadResult
 from vigil.ingest.summary import ImportSummary
 
 __all__ = [
     "BankFolder",
+    "EventInput",
     "ImportRejected",
     "ImportSummary",
     "IngestError",
     "ReadResult",
     "RowError",
     "SourceFileError",
-    "detect_format",
     "iter_event_file",
     "load_bank_folder",
     "load_events",

@@ -89,13 +89,14 @@ class _Seen:
         self.state, self.line, self.row, self.start = state, line, row, start
 
 
-def read_atm_transactions(path: Path | str) -> ReadResult:
-    """Read an ATM transaction stream CSV into validated transactions and row errors."""
+def read_atm_transactions(path: Path | str, *, rounded: bool = False) -> ReadResult:
+    """Read an ATM transaction stream CSV into validated transactions and row errors;
+    ``rounded`` rounds amounts with sub-cent parts instead of refusing them."""
     with paused_gc():
-        return _read_atm(path)
+        return _read_atm(path, rounded)
 
 
-def _read_atm(path: Path | str) -> ReadResult:
+def _read_atm(path: Path | str, rounded: bool) -> ReadResult:
     table = SourceTable(path, required=COLUMNS)
     name = table.name
     result = ReadResult(name, rejects=RejectedRows(str(table.path), table.columns))
@@ -169,7 +170,7 @@ def _read_atm(path: Path | str) -> ReadResult:
         if tid is None:
             err("transaction_id", "required", None)
         try:
-            amount = cents(amount)
+            amount = cents(amount, rounded=rounded)
         except ValueError as exc:
             err("transaction_amount", str(exc), amount_text, "amount")
 

@@ -11,9 +11,12 @@ mapping at all. Per row:
   the same ids); ``transaction_id`` missing → the event_id; ``phase`` missing → ``single``;
 - ``type_values`` maps source type values to domain types (``{"CASH_OUT": "withdrawal"}``);
   values it does not list pass through unchanged;
+- ``defaults`` fills a transaction's ``type`` or ``channel`` when its row has none; a
+  transaction without a channel is refused (never guessed: ATM would be wrong for payments);
 - ``label_column`` turns a label into Feedback (event_id ``fb-<event_id>``, target the event,
-  at the event's time); ``label_values`` maps source labels (default ``1``/``true`` → fraud,
-  ``0``/``false`` → legitimate; domain label names always work); an empty label gives none.
+  at the event's time plus ``label_delay``); ``label_values`` maps source labels (default
+  ``1``/``true`` → fraud, ``0``/``false`` → legitimate; domain label names always work); an
+  empty label gives none.
 
 A row identical to an earlier one with the same event_id is a duplicate (counted, not imported
 twice); a different row with the same event_id is an error. Unknown card, account or terminal
@@ -27,7 +30,7 @@ without a zone are UTC. Errors name the source column and the domain field
 ...                  "2022-01-03 10:00:00,C1,99.5,CASH_OUT,1\\n")
 >>> r = read_events(p, {"timestamp": "step_time", "card_id": "CUSTOMER_ID",
 ...     "amount": "TX_AMOUNT", "type": "kind_of"}, label_column="isFraud",
-...     type_values={"CASH_OUT": "withdrawal"})
+...     type_values={"CASH_OUT": "withdrawal"}, defaults={"channel": "mobile"})
 >>> tx = r.events[0]
 >>> tx.event_id, tx.type.value, str(tx.amount), r.feedback[0].label.value
 ('paysim-2', 'withdrawal', '99.5', 'fraud')
@@ -37,6 +40,8 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
+from datetime import timedelta
+from functools import partial
 from operator import itemgetter
 from pathlib import Path
 from typing import Any
@@ -47,6 +52,7 @@ from vigil.domain import Feedback, FeedbackLabel, Login, Transaction
 from vigil.ingest.errors import (
     ImportRejected,
     RowError,
+    SourceFileError,
     field_label,
     show_value,
     validation_errors,
@@ -108,6 +114,9 @@ class _Plan:
         label_column: str | None,
         label_values: Mapping[str, str] | None,
         type_values: Mapping[str, str] | None,
+        defaults: Mapping[str, str] | None = None,
+        rounded: bool = False,
+        label_delay: timedelta = timedelta(0),
     ) -> None:
         mapping = dict(mapping or {})
         unknown = sorted(set(mapping) - set(DOMAIN_FIELDS))
@@ -121,14 +130,25 @@ class _Plan:
             if f not in mapping and f in columns:
                 mapping[f] = f
         self.source_of = mapping
+        # Transaction fields the file may lack, filled where a row has no value for them.
+        self.defaults = {f: v for f, v in (defaults or {}).items() if v is not None}
         wanted = list(mapping.values())
         if label_column is not None:
             wanted.append(label_column)
         if "timestamp" not in mapping:
             wanted.append("timestamp")
-        if "type" not in mapping and "kind" not in mapping:
+        if "type" not in mapping and "kind" not in mapping and "type" not in self.defaults:
             wanted.append("type")
         table.require(wanted)
+        # A transaction's channel is never guessed: ATM is the domain's default, wrong for a
+        # card-payment file. A file of transactions only must say it (column or default).
+        if "channel" not in mapping and "channel" not in self.defaults and "kind" not in mapping:
+            raise SourceFileError(
+                table.path,
+                "no channel column: map one (--map channel=COLUMN) or give "
+                "--default-channel atm|pos|online|mobile",
+                missing_columns=("channel",),
+            )
         self.fields = [(f, table.index(c)) for f, c in mapping.items()]
         self.names = [f for f, _ in self.fields]
         indexes = [i for _, i in self.fields]
@@ -144,7 +164,7 @@ class _Plan:
             if f in _TIME_FIELDS:
                 converters.append((f, parse_timestamp))
             elif f == "amount":
-                converters.append((f, cents))
+                converters.append((f, partial(cents, rounded=rounded)))
             elif f in _TEXT_FIELDS and not table.is_text(c):
                 converters.append((f, _key))
         self.converters = converters
@@ -156,6 +176,7 @@ class _Plan:
         self.label_values = labels
         self.type_values = {_key(k): v for k, v in (type_values or {}).items()}
         self.stem = table.path.stem
+        self.label_delay = label_delay
 
 
 def _outcomes(
@@ -193,6 +214,13 @@ def _outcomes(
         event_id = data.setdefault("event_id", f"{plan.stem}-{line}")
         if kind == "transaction":
             data.setdefault("transaction_id", event_id)
+            for f, value in plan.defaults.items():
+                data.setdefault(f, value)
+            if "channel" not in data:
+                label = field_label(plan.source_of.get("channel", "channel"), "channel")
+                message = "required for a transaction (map a column or give --default-channel)"
+                yield _Outcome(line, cells, errors=[RowError(name, line, label, message)])
+                continue
             if plan.type_values and "type" in data:
                 data["type"] = plan.type_values.get(str(data["type"]), data["type"])
         try:
@@ -219,7 +247,7 @@ def _outcomes(
                 "event_id": f"fb-{event.event_id}",
                 "target_event_id": event.event_id,
                 "label": label_name,
-                "timestamp": event.timestamp,
+                "timestamp": event.timestamp + plan.label_delay,
                 "source": "import",
             }
             try:
@@ -249,24 +277,27 @@ def read_events(
     label_column: str | None = None,
     label_values: dict[str, str] | None = None,
     type_values: dict[str, str] | None = None,
+    defaults: Mapping[str, str] | None = None,
+    rounded: bool = False,
+    label_delay: timedelta = timedelta(0),
 ) -> ReadResult:
     """Read a generic CSV or Parquet event file into validated events, feedback and row errors.
+
+    ``defaults`` fills transaction fields (``type``, ``channel``) a row has no value for;
+    ``rounded`` rounds amounts with sub-cent parts instead of refusing them; a label is known
+    ``label_delay`` after its event (the feedback's time).
 
     Raises ``SourceFileError`` when the file is missing or lacks a mapped column, and
     ``ValueError`` when the mapping names a field the domain does not have."""
     with paused_gc():
-        return _read(path, mapping, label_column, label_values, type_values)
+        table = SourceTable(path)
+        plan = _Plan(
+            table, mapping, label_column, label_values, type_values, defaults, rounded, label_delay
+        )
+        return _read(table, plan)
 
 
-def _read(
-    path: Path | str,
-    mapping: dict[str, str] | None,
-    label_column: str | None,
-    label_values: dict[str, str] | None,
-    type_values: dict[str, str] | None,
-) -> ReadResult:
-    table = SourceTable(path)
-    plan = _Plan(table, mapping, label_column, label_values, type_values)
+def _read(table: SourceTable, plan: _Plan) -> ReadResult:
     result = ReadResult(table.name, rejects=RejectedRows(str(table.path), table.columns))
     for out in _outcomes(table, plan):
         result.rows_read += 1
@@ -287,6 +318,8 @@ def iter_event_file(
     mapping: dict[str, str] | None = None,
     *,
     type_values: dict[str, str] | None = None,
+    defaults: Mapping[str, str] | None = None,
+    rounded: bool = False,
     on_error: Callable[[RowError], None] | None = None,
 ) -> Iterator[Transaction | Login]:
     """Yield the validated events of an event file in file order, for replay.
@@ -297,7 +330,7 @@ def iter_event_file(
     ``events.parquet``/``events.csv`` with no mapping.
     """
     table = SourceTable(path)
-    plan = _Plan(table, mapping, None, None, type_values)
+    plan = _Plan(table, mapping, None, None, type_values, defaults, rounded)
     for out in _outcomes(table, plan):
         if out.errors:
             if on_error is None:

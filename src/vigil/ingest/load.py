@@ -34,15 +34,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 from vigil.domain import Login, Transaction
-from vigil.ingest.atm_stream import is_atm_layout, read_atm_transactions
 from vigil.ingest.bank_folder import read_bank_folder
 from vigil.ingest.errors import ImportRejected, RowError
 from vigil.ingest.feedback_file import read_feedback
 from vigil.ingest.gc_pause import paused_gc
-from vigil.ingest.generic import read_events
+from vigil.ingest.inputs import EventInput
 from vigil.ingest.rejects import RejectedRows
 from vigil.ingest.result import ReadResult
-from vigil.ingest.source import CSV_SUFFIXES, SourceTable
 from vigil.ingest.summary import ImportSummary
 
 if TYPE_CHECKING:
@@ -176,48 +174,20 @@ def _load_result(
     )
 
 
-def detect_format(path: Path | str) -> Literal["atm", "generic"]:
-    """``atm`` when a CSV's header is the ATM transaction stream layout, else ``generic``."""
-    path = Path(path)
-    if path.suffix.lower() in CSV_SUFFIXES and is_atm_layout(SourceTable(path).columns):
-        return "atm"
-    return "generic"
-
-
 def load_events(
     store: Store,
     path: Path | str,
     *,
-    fmt: Literal["auto", "atm", "generic"] = "auto",
-    mapping: dict[str, str] | None = None,
-    label_column: str | None = None,
-    label_values: dict[str, str] | None = None,
-    type_values: dict[str, str] | None = None,
+    inputs: EventInput | None = None,
     on_error: OnError = "reject",
     reject_dir: Path | str | None = None,
 ) -> ImportSummary:
-    """Import an event file (ATM stream layout, or generic CSV/Parquet with a column mapping)
-    in one transaction. Events already stored (same event_id) count as duplicates.
-
-    ``fmt="auto"`` picks the ATM layout when the header matches it and no mapping is given."""
+    """Import an event file, read as ``inputs`` says (:class:`~vigil.ingest.inputs.EventInput`:
+    the ATM stream, the engine's layout or a mapped file; the layout found in the header by
+    default), in one transaction. Events already stored (same event_id) count as duplicates."""
     _check_policy(on_error)
     started = time.perf_counter()
-    if fmt == "auto":
-        fmt = "generic" if mapping or label_column else detect_format(path)
-    if fmt == "atm":
-        if mapping or label_column or type_values:
-            raise ValueError("the ATM layout takes no mapping, label column or type values")
-        result = read_atm_transactions(path)
-    elif fmt == "generic":
-        result = read_events(
-            path,
-            mapping,
-            label_column=label_column,
-            label_values=label_values,
-            type_values=type_values,
-        )
-    else:
-        raise ValueError(f"fmt: expected 'auto', 'atm' or 'generic', got {fmt!r}")
+    result = (inputs or EventInput()).read(path)
     return _load_result(store, result, path, on_error, reject_dir, started)
 
 

@@ -12,6 +12,8 @@ than in local time, and a naive value must not be rejected wholesale. Write an o
 (datetime.date(2025, 12, 31), datetime.date(2025, 12, 31), datetime.date(2026, 3, 15))
 >>> cents(0.1 + 0.2), cents("12.500"), cents("12.5")
 (Decimal('0.30'), Decimal('12.50'), '12.5')
+>>> cents("10503.66015625", rounded=True), cents(2.675, rounded=True)
+(Decimal('10503.66'), Decimal('2.68'))
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ import calendar
 import math
 import re
 from datetime import UTC, date, datetime
-from decimal import Decimal, InvalidOperation
+from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
 
 _EXAMPLE = "e.g. 2022-01-03T10:00:00Z or 2022-01-03 10:00:00"
 _YEAR_MONTH = re.compile(r"^(\d{4})[-/](\d{1,2})$")
@@ -76,13 +78,15 @@ def parse_expiration(value: object) -> date:
         ) from None
 
 
-def cents(value: object) -> object:
+def cents(value: object, *, rounded: bool = False) -> object:
     """An amount the store can keep exactly (cents); text with at most two decimals is
     returned as it is, for the model to parse.
 
     A float's binary noise (``0.30000000000000004``) is rounded away; a real sub-cent part
-    (``"12.345"``) raises ``ValueError``. Values that are not numbers at all (text, NaN) pass
-    through unchanged for the domain model to reject with its own message.
+    (``"12.345"``) raises ``ValueError``, unless ``rounded`` (``--amounts round``): then it is
+    rounded half to even, as the value is written (``2.675`` is 2.68, not the binary 2.67499...).
+    Values that are not numbers at all (text, NaN) pass through unchanged for the domain model
+    to reject with its own message.
     """
     if isinstance(value, str):
         # The common case, decided without building a Decimal: at most two decimals, no exponent.
@@ -97,10 +101,12 @@ def cents(value: object) -> object:
         amount = Decimal(repr(value)) if isinstance(value, float) else Decimal(value)
         if not amount.is_finite():
             return value
-        rounded = amount.quantize(CENT)
+        quantized = amount.quantize(CENT, rounding=ROUND_HALF_EVEN)
     except InvalidOperation:
         return value
     tolerance = _FLOAT_NOISE if isinstance(value, float) else 0
-    if abs(amount - rounded) > tolerance:
-        raise ValueError("more than 2 decimal places (amounts are kept in cents)")
-    return rounded
+    if not rounded and abs(amount - quantized) > tolerance:
+        raise ValueError(
+            "more than 2 decimal places (amounts are kept in cents; --amounts round rounds them)"
+        )
+    return quantized

@@ -7,7 +7,6 @@ object on its last line.
 from __future__ import annotations
 
 import json
-from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -15,6 +14,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from vigil.cli_inputs import EventInput, event_options
 from vigil.config import Settings
 from vigil.ingest import IngestError
 
@@ -28,14 +28,6 @@ DatabaseOpt = Annotated[
 BankOpt = Annotated[
     Path | None,
     typer.Option(help="Bank folder: terminal places and account dates for the features"),
-]
-# How an event file other than the engine's own is read (vigil.models.data.labelled_events).
-LabelColumnOpt = Annotated[
-    str | None, typer.Option(help="Column of the event file with the fraud label")
-]
-MapOpt = Annotated[list[str], typer.Option("--map", help="FIELD=COLUMN, repeatable")]
-DefaultTypeOpt = Annotated[
-    str | None, typer.Option(help="Transaction type when the file has no type column")
 ]
 RegistryOpt = Annotated[
     Path | None, typer.Option("--registry", help="Registry folder (default: <data_dir>/models)")
@@ -66,35 +58,16 @@ def _fail(message: str) -> None:
     raise typer.Exit(code=2)
 
 
-def _parse_duration(text: str) -> timedelta:
-    """``1d``, ``12h``, ``30m`` or seconds."""
-    units = {"d": 86400, "h": 3600, "m": 60, "s": 1}
-    try:
-        if text and text[-1] in units:
-            return timedelta(seconds=float(text[:-1]) * units[text[-1]])
-        return timedelta(seconds=float(text))
-    except ValueError:
-        raise typer.BadParameter(f"--label-delay {text!r}: expected e.g. 1d, 12h, 3600") from None
-
-
-def _parse_map(pairs: list[str]) -> dict[str, str]:
-    from vigil.cli import _parse_map as parse
-
-    return parse(pairs)
-
-
+@event_options()
 def train(
     events: Annotated[Path, typer.Option(help="Labelled event file (CSV or Parquet)")],
+    inputs: EventInput,
     labels: Annotated[Path | None, typer.Option(help="labels.csv (fraud event ids)")] = None,
     feedback: Annotated[
         Path | None, typer.Option(help="feedback.csv (StandIn outcomes; user/card targets)")
     ] = None,
-    label_column: LabelColumnOpt = None,
-    map_: MapOpt = [],  # noqa: B006
-    default_type: DefaultTypeOpt = None,
     target: Annotated[str, typer.Option(help="transaction, user or card")] = "transaction",
     model: Annotated[str, typer.Option("--model", help="lightgbm or logreg")] = "lightgbm",
-    label_delay: Annotated[str, typer.Option(help="Label delay: split gap, terminal risk")] = "1d",
     k: Annotated[int, typer.Option(help="Cards an analyst team checks a day (precision@k)")] = 10,
     drop: Annotated[
         list[str], typer.Option("--drop", help="Feature to leave out, repeatable")
@@ -124,11 +97,8 @@ def train(
                 events=events,
                 labels=labels,
                 feedback=feedback,
-                label_column=label_column,
-                mapping=_parse_map(map_) or None,
-                default_type=default_type,
+                inputs=inputs,
                 kind=model,
-                label_delay=_parse_duration(label_delay),
                 k=k,
                 drop=drop,
                 promote=promote,
@@ -142,14 +112,12 @@ def train(
     _emit(figures)
 
 
+@event_options()
 def score(
     events: Annotated[Path, typer.Option(help="Event file (CSV or Parquet)")],
     feedback: Annotated[Path, typer.Option(help="feedback.csv: StandIn outcomes, disputes")],
+    inputs: EventInput,
     labels: Annotated[Path | None, typer.Option(help="labels.csv (fraud event ids)")] = None,
-    label_column: LabelColumnOpt = None,
-    map_: MapOpt = [],  # noqa: B006
-    default_type: DefaultTypeOpt = None,
-    label_delay: Annotated[str, typer.Option(help="Label delay")] = "1d",
     bank: BankOpt = None,
     database: DatabaseOpt = None,
     registry: RegistryOpt = None,
@@ -174,10 +142,7 @@ def score(
                 events=events,
                 feedback=feedback,
                 labels=labels,
-                label_column=label_column,
-                mapping=_parse_map(map_) or None,
-                default_type=default_type,
-                label_delay=_parse_duration(label_delay),
+                inputs=inputs,
                 bank=bank,
             )
     except (ValueError, LookupError, IngestError) as exc:  # bad rows name line and field

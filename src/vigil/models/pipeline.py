@@ -24,6 +24,7 @@ from typing import Any
 import polars as pl
 
 from vigil.config import StandinConfig
+from vigil.ingest.inputs import EventInput
 from vigil.models import standin
 from vigil.models.registry import Registry
 from vigil.models.report import write_model_report
@@ -67,11 +68,8 @@ def train_target(
     events: Path,
     labels: Path | None = None,
     feedback: Path | None = None,
-    label_column: str | None = None,
-    mapping: dict[str, str] | None = None,
-    default_type: str | None = None,
+    inputs: EventInput | None = None,
     kind: str = "lightgbm",
-    label_delay: timedelta = timedelta(days=1),
     k: int = 10,
     drop: list[str] | None = None,
     keep_terminal_risk: bool = True,
@@ -82,15 +80,14 @@ def train_target(
     import time
 
     started = time.perf_counter()
+    inputs = inputs or EventInput()
+    label_delay = inputs.label_delay
     table, features = _training_table(
         target,
         events=events,
         labels=labels,
         feedback=feedback,
-        label_column=label_column,
-        mapping=mapping,
-        default_type=default_type,
-        label_delay=label_delay,
+        inputs=inputs,
         drop=drop or [],
         keep_terminal_risk=keep_terminal_risk,
         reference=_reference(bank),
@@ -102,8 +99,7 @@ def train_target(
         "labels": _str(labels),
         "feedback": _str(feedback),
         "bank": _str(bank),
-        "label_column": label_column,
-        "mapping": mapping,
+        "input": inputs.as_dict(),
     }
     version = save_result(registry, result, sources=sources, table_seconds=built)
     if promote:
@@ -177,67 +173,28 @@ def _training_table(
     events: Path,
     labels: Path | None,
     feedback: Path | None,
-    label_column: str | None,
-    mapping: dict[str, str] | None,
-    default_type: str | None,
-    label_delay: timedelta,
+    inputs: EventInput,
     drop: list[str],
     keep_terminal_risk: bool,
     reference: Any,
 ) -> tuple[pl.DataFrame, list[str]]:
     import vigil.features as F
-    from vigil.models.data import labelled_events
 
-    delay = label_delay
+    delay = inputs.label_delay
     if target == "transaction":
-        frame, fraud = labelled_events(
-            events,
-            mapping,
-            label_column=label_column,
-            labels_path=labels,
-            default_type=default_type,
-        )
+        if labels is None and inputs.label_column is None:
+            raise ValueError("labels: give a labels file or the label column of the event file")
+        frame, fraud = inputs.frame(events, labels=labels)
         table = F.transaction_features(frame, labels=fraud, label_delay=delay, reference=reference)
         return table, transaction_feature_names(drop, keep_terminal_risk=keep_terminal_risk)
     if feedback is None:
         raise ValueError(f"feedback: the {target} model learns StandIn outcomes; give feedback.csv")
-    frame, fraud_or_none, fb = _standin_inputs(
-        events,
-        feedback,
-        mapping=mapping,
-        label_column=label_column,
-        labels=labels,
-        default_type=default_type,
-    )
+    frame, fraud_or_none = inputs.frame(events, labels=labels)
+    fb = F.read_feedback_frame(feedback)
     build = F.user_model_training_data if target == "user" else F.card_model_training_data
     names = F.USER_SNAPSHOT_FEATURES if target == "user" else F.CARD_SNAPSHOT_FEATURES
     table = build(frame, feedback=fb, labels=fraud_or_none, label_delay=delay, reference=reference)
     return table, [n for n in names if n not in drop]
-
-
-def _standin_inputs(
-    events: Path,
-    feedback: Path,
-    *,
-    mapping: dict[str, str] | None,
-    label_column: str | None,
-    labels: Path | None,
-    default_type: str | None,
-) -> tuple[pl.DataFrame, pl.DataFrame | None, pl.DataFrame]:
-    """What the user and card models learn from: the events, their fraud labels if given
-    (optional: the StandIn outcomes come from the feedback), and the feedback."""
-    import vigil.features as F
-    from vigil.models.data import labelled_events
-
-    frame, fraud = labelled_events(
-        events,
-        mapping,
-        label_column=label_column,
-        labels_path=labels,
-        default_type=default_type,
-        required=False,
-    )
-    return frame, fraud, F.read_feedback_frame(feedback)
 
 
 def standin_policy_path(registry: Registry) -> Path:
@@ -253,31 +210,26 @@ def score_profiles(
     events: Path,
     feedback: Path,
     labels: Path | None = None,
-    label_column: str | None = None,
-    mapping: dict[str, str] | None = None,
-    default_type: str | None = None,
-    label_delay: timedelta = timedelta(days=1),
+    inputs: EventInput | None = None,
     bank: Path | None = None,
     now: datetime | None = None,
 ) -> dict[str, Any]:
     """Batch-score users and cards, store the scores, fit and save the StandIn policy.
 
-    The event file is read as for training (:func:`vigil.models.data.labelled_events`): the
-    engine's layout, or any file the importer maps with ``mapping``."""
+    The event file is read as for training (:meth:`~vigil.ingest.EventInput.frame`)."""
     import vigil.features as F
 
+    inputs = inputs or EventInput()
     models = {kind: registry.load(kind) for kind in ("user", "card")}
-    frame, fraud, fb = _standin_inputs(
-        events,
-        feedback,
-        mapping=mapping,
-        label_column=label_column,
-        labels=labels,
-        default_type=default_type,
-    )
+    frame, fraud = inputs.frame(events, labels=labels)
+    fb = F.read_feedback_frame(feedback)
     # the event history built once, for the two snapshots and the two training sets
     snapshots = F.Snapshots(
-        frame, feedback=fb, labels=fraud, label_delay=label_delay, reference=_reference(bank)
+        frame,
+        feedback=fb,
+        labels=fraud,
+        label_delay=inputs.label_delay,
+        reference=_reference(bank),
     )
     last = frame.get_column("timestamp").max()
     # The snapshot read just before midnight after the last event: everything known.

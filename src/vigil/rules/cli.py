@@ -18,6 +18,7 @@ from vigil.cli_common import DatabaseOpt
 from vigil.cli_common import emit as _emit
 from vigil.cli_common import settings as _settings
 from vigil.cli_common import store as _store
+from vigil.cli_inputs import EventInput, event_options
 from vigil.config import Settings
 
 if TYPE_CHECKING:
@@ -171,10 +172,15 @@ def fields(
     _emit({"fields": len(shown)})
 
 
+@event_options()
 def backtest(
     rules: Annotated[Path, typer.Argument(help="Candidate rule file (YAML)")],
     events: Annotated[Path, typer.Option(help="Event file (Parquet or CSV)")],
-    labels: Annotated[Path, typer.Option(help="labels.csv (event_id,transaction_id,pattern)")],
+    inputs: EventInput,
+    labels: Annotated[
+        Path | None,
+        typer.Option(help="labels.csv (event_id,transaction_id,pattern), or --label-column"),
+    ] = None,
     bank: Annotated[Path | None, typer.Option(help="Bank folder with the reference data")] = None,
     database: DatabaseOpt = None,
 ) -> None:
@@ -183,15 +189,16 @@ def backtest(
     Nothing live is written: an in-memory engine and profiles. Reference data comes from
     --bank, else (read only) from the database.
     """
-    import polars as pl
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
-    from vigil.ingest import iter_event_file
-    from vigil.replay import in_event_time_order
+    from vigil.domain import Feedback
+    from vigil.features.io import read_labels
     from vigil.rules.backtest import reference_from_folder, run_backtest
     from vigil.rules.book import RuleBook
     from vigil.rules.live import rules_path
 
+    if labels is None and inputs.label_column is None:
+        raise typer.BadParameter("give --labels or --label-column: a backtest counts frauds")
     settings = _settings(database)
     _, candidate = _compile(rules)
     current_path = rules_path(settings.rules)
@@ -201,13 +208,14 @@ def backtest(
         else RuleBook()
     )
     reference = reference_from_folder(bank) if bank is not None else _database_reference(settings)
-    label_frame = pl.read_csv(labels, schema_overrides={"transaction_id": pl.Utf8})
+    # Fraud labels from the labels file, else from the event file's label column.
+    label_frame = read_labels(labels) if labels is not None else inputs.frame(events)[1]
     with Progress(
         TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), console=err
     ) as progress:
         task = progress.add_task("backtesting", total=None)
         result = run_backtest(
-            iter_event_file(in_event_time_order(events)),
+            (e for e in inputs.events(events) if not isinstance(e, Feedback)),
             label_frame,
             current,
             RuleBook(candidate, source=str(rules)),
