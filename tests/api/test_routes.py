@@ -23,6 +23,8 @@ ROUTES: list[tuple[str, str, Any, str]] = [
     ("POST", "/v1/feedback", {"target_event_id": "nope", "label": "fraud"}, "analyst"),
     ("GET", "/v1/decisions/nope", None, "analyst"),
     ("GET", "/v1/risk-events", None, "analyst"),
+    ("GET", "/v1/risk-events/1", None, "analyst"),
+    ("PATCH", "/v1/risk-events/1", {"note": "x"}, "analyst"),
     ("GET", "/v1/profiles/card/nope", None, "analyst"),
     ("GET", "/v1/admin/keys", None, "admin"),
     ("POST", "/v1/admin/keys", {"name": "x", "roles": ["ingest"]}, "admin"),

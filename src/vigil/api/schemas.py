@@ -21,6 +21,7 @@ from vigil.domain import Action, FeedbackLabel
 from vigil.domain.types import NO_NUL, Identifier, Printable, UtcDatetime
 from vigil.profiles.profile import Profile
 from vigil.profiles.windows import CATEGORIES, N_CATEGORIES, WINDOWS
+from vigil.storage.cases import Status as CaseStatus
 
 _IN = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
@@ -81,10 +82,67 @@ class RiskEvent(BaseModel):
     score: float
     action: Action
     reason_codes: list[str]
-    status: str
+    status: CaseStatus
     analyst_label: str | None = None
     action_taken: str | None = None
+    assignee: str | None = None
+    closed_at: datetime | None = None
     updated_at: datetime
+
+
+class CaseJournalEntry(BaseModel):
+    """One analyst action on a risk event, as the append-only case journal keeps it."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    entry_id: int
+    at: datetime
+    actor: str = Field(description="The name of the API key that acted")
+    actor_key_id: str
+    action: str = Field(description="label, status, assign or note")
+    status: CaseStatus | None = None
+    assignee: str | None = None
+    label: str | None = None
+    feedback_event_id: str | None = Field(
+        None, description="The feedback a label stored (as POST /v1/feedback does)"
+    )
+    note: str | None = None
+
+
+class RiskEventDetail(RiskEvent):
+    """A risk event with its case journal, oldest entry first."""
+
+    journal: list[CaseJournalEntry]
+
+
+class RiskEventPatch(BaseModel):
+    """An analyst's action on a risk event: any of status, assignee, label and note.
+
+    A label (fraud, legitimate, dispute, ...) is stored as feedback on the event, which teaches
+    the engine exactly as ``POST /v1/feedback`` does, and closes the case unless ``status`` is
+    given too. ``assignee: ""`` unassigns. Every action is appended to the case journal.
+    """
+
+    model_config = ConfigDict(
+        **_IN,
+        json_schema_extra={
+            "examples": [
+                {"label": "fraud", "note": "customer confirmed the card was stolen"},
+                {"status": "in_review", "assignee": "ann"},
+            ]
+        },
+    )
+
+    status: CaseStatus | None = None
+    assignee: Annotated[str, Field(max_length=200), *Printable] | None = None
+    label: FeedbackLabel | None = None
+    note: Annotated[str, Field(max_length=2000, pattern=NO_NUL)] | None = None
+
+    @model_validator(mode="after")
+    def _something(self) -> RiskEventPatch:
+        if all(v is None for v in (self.status, self.assignee, self.label, self.note)):
+            raise ValueError("status, assignee, label or note: give at least one")
+        return self
 
 
 class RiskEventPage(BaseModel):

@@ -599,12 +599,15 @@ class Store:
         reason: str | None = None,
         since: datetime | None = None,
         until: datetime | None = None,
+        status: str | None = None,
+        assignee: str | None = None,
         limit: int = 100,
         offset: int = 0,
     ) -> list[dict[str, Any]]:
         """Risk events newest first (by event time, then id), filtered and paginated.
 
-        ``reason`` matches one reason code exactly; ``since`` is inclusive, ``until`` exclusive.
+        ``reason`` matches one reason code exactly; ``since`` is inclusive, ``until`` exclusive;
+        ``status`` and ``assignee`` match exactly (the case workflow, vigil.storage.cases).
         Each dict has the risk_events columns, with ``reason_codes`` as a list.
         """
         if not 0 < limit <= _MAX_LIMIT:
@@ -630,6 +633,10 @@ class Store:
             query = query.where(t.c.event_time >= since)
         if _aware(until, "until") is not None:
             query = query.where(t.c.event_time < until)
+        if status is not None:
+            query = query.where(t.c.status == status)
+        if assignee is not None:
+            query = query.where(t.c.assignee == assignee)
         query = query.order_by(t.c.event_time.desc(), t.c.risk_event_id.desc())
         with self.engine.connect() as conn:
             result = conn.execute(query.limit(limit).offset(offset))
