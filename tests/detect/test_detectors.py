@@ -4,8 +4,11 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from tests.detect.conftest import T0, Script, codes
+from tests.detect.conftest import LAGOS, T0, Script, codes, reference
 from vigil.detect.velocity import poisson_tail
+from vigil.domain import Terminal
+from vigil.engine import Engine
+from vigil.storage.reference import ReferenceData
 
 
 def test_ordinary_month_raises_nothing(script: Script) -> None:
@@ -21,6 +24,76 @@ def test_lagos_then_abuja_twenty_minutes_later_is_impossible_travel(script: Scri
     assert "impossible_travel" in codes(start)
     assert start.action in ("review", "block")
     assert "LAG-1 → ABJ-1" in start.reasons[0].detail
+
+
+def _clone_then_return(script: Script, clones: int = 1):
+    """Home in Lagos, then ``clones`` withdrawals in Abuja (~520 km) twenty minutes apart, then
+    the genuine card back home forty minutes after the last: (clone starts, return start)."""
+    after = script.history(5)
+    script.tx(after, terminal="LAG-1")
+    cloned = [
+        script.tx(after + timedelta(minutes=20 * (i + 1)), terminal="ABJ-1")[0]
+        for i in range(clones)
+    ]
+    back, _ = script.tx(after + timedelta(minutes=20 * clones + 40), terminal="LAG-2")
+    return cloned, back
+
+
+def test_the_cards_return_home_after_a_clone_far_away_is_not_flagged(script: Script) -> None:
+    [clone], back = _clone_then_return(script)
+    assert "impossible_travel" in codes(clone)
+    assert "impossible_travel" not in codes(back) and back.action == "allow"
+    [reason] = [r for r in back.reasons if r.code == "travel_return"]
+    # the clone's transaction is the evidence (its case), and the reason weighs nothing
+    assert reason.evidence == (clone.event_id.removesuffix("-s"),)
+    assert reason.score == 0.0 and back.score == 0.0
+    assert "ABJ-1" in reason.detail
+
+
+def test_a_return_after_several_clones_names_them_all(script: Script) -> None:
+    cloned, back = _clone_then_return(script, clones=3)
+    # (five withdrawals at three ATMs in two hours: lost_stolen_card may speak, travel not)
+    assert "impossible_travel" not in codes(back)
+    [reason] = [r for r in back.reasons if r.code == "travel_return"]
+    assert reason.evidence == tuple(c.event_id.removesuffix("-s") for c in cloned)
+
+
+def test_a_clone_after_the_return_is_still_flagged(script: Script) -> None:
+    _clone_then_return(script)
+    # 30 min after the return (which came an hour after the first withdrawal at `after`)
+    again, _ = script.tx(T0 + timedelta(days=5, hours=1, minutes=30), terminal="ABJ-1")
+    assert "impossible_travel" in codes(again)
+
+
+def test_a_clone_after_a_first_visit_near_home_is_told_by_the_cards_home() -> None:
+    """The card's last place before the clone is a terminal it had never used: that it is
+    nearer the card's home than the clone's place says which side is the card's own."""
+    ref = reference()
+    ref.terminals["LAG-3"] = Terminal(terminal_id="LAG-3", latitude=6.4474, longitude=3.4723)
+    for home in (None, LAGOS):
+        card = ref.cards["c-1"].model_copy(
+            update={"latitude": home and home[0], "longitude": home and home[1]}
+        )
+        script = Script()
+        bank = ReferenceData(terminals=ref.terminals, cards={"c-1": card}, users=ref.users)
+        script.engine = Engine.in_memory(bank)
+        after = script.history(5)
+        script.tx(after, terminal="LAG-3")
+        script.tx(after + timedelta(minutes=20), terminal="ABJ-1")
+        back, _ = script.tx(after + timedelta(minutes=60), terminal="LAG-1")
+        assert ("impossible_travel" in codes(back)) is (home is None)
+        assert ("travel_return" in codes(back)) is (home is not None)
+
+
+def test_a_reachable_trip_then_a_jump_home_is_still_flagged(script: Script) -> None:
+    """Lagos, Abuja twenty hours later (a trip), Lagos forty minutes after: the trip was
+    possible, so the card may really be in Abuja and the jump home is the odd one."""
+    after = script.history(5)
+    script.tx(after, terminal="LAG-1")
+    script.tx(after + timedelta(hours=20), terminal="ABJ-1")
+    back, _ = script.tx(after + timedelta(hours=20, minutes=40), terminal="LAG-2")
+    assert "impossible_travel" in codes(back)
+    assert "travel_return" not in codes(back)
 
 
 def test_lagos_then_abuja_next_day_is_fine(script: Script) -> None:
