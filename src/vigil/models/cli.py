@@ -60,8 +60,23 @@ def _fail(message: str) -> None:
 
 @event_options()
 def train(
-    events: Annotated[Path, typer.Option(help="Labelled event file (CSV or Parquet)")],
     inputs: EventInput,
+    events: Annotated[
+        Path | None, typer.Option(help="Labelled event file (CSV or Parquet)")
+    ] = None,
+    features: Annotated[
+        Path | None,
+        typer.Option("--features", help="A feature table from vigil features build, not events"),
+    ] = None,
+    train_period: Annotated[
+        str | None,
+        typer.Option(
+            "--train", help="Train on FROM..UNTIL (dates included, or ISO times); with --test"
+        ),
+    ] = None,
+    test_period: Annotated[
+        str | None, typer.Option("--test", help="Test on FROM..UNTIL, after the train period")
+    ] = None,
     labels: Annotated[Path | None, typer.Option(help="labels.csv (fraud event ids)")] = None,
     feedback: Annotated[
         Path | None, typer.Option(help="feedback.csv (StandIn outcomes; user/card targets)")
@@ -83,11 +98,28 @@ def train(
     ] = True,
     registry: RegistryOpt = None,
 ) -> None:
-    """Train a model on a labelled event file, store it in the registry, write its report."""
+    """Train a model on a labelled event file (or feature table), store it in the registry,
+    write its report.
+
+    With --train and --test the model fits the first period and is measured on the second,
+    the whole file's earlier history feeding the features and each fraud label counting once
+    it has arrived (--label-delay after its event); else the rows are split 60/20/20 in time.
+    """
     from vigil.models.pipeline import train_target
+    from vigil.models.split import Period
 
     if target not in TARGETS:
         _fail(f"--target {target!r}: expected one of {', '.join(TARGETS)}")
+    if (train_period is None) != (test_period is None):
+        raise typer.BadParameter("give --train and --test together")
+    try:
+        periods = (
+            None
+            if train_period is None or test_period is None
+            else (Period.parse(train_period), Period.parse(test_period))
+        )
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
     settings = _settings(registry=registry)
     try:
         with console.status(f"building the {target} training table and training {model}"):
@@ -98,6 +130,8 @@ def train(
                 labels=labels,
                 feedback=feedback,
                 inputs=inputs,
+                feature_table=features,
+                periods=periods,
                 kind=model,
                 k=k,
                 drop=drop,
@@ -108,6 +142,7 @@ def train(
     except (ValueError, LookupError, IngestError) as exc:  # bad rows name line and field
         _fail(str(exc))
     _print_metrics(figures)
+    _print_days(figures["test_by_day"], k)
     console.print(f"report: [bold]{figures['report']}[/]")
     _emit(figures)
 
@@ -273,5 +308,25 @@ def _print_metrics(figures: dict) -> None:
                 else ("—" if v is None else (f"{v:,}" if isinstance(v, int) else f"{v:.4f}"))
                 for v in row
             ),
+        )
+    console.print(table)
+
+
+def _print_days(days: list[dict[str, Any]], k: int) -> None:
+    """The test period day by day: what an alert budget of k cards a day would have given."""
+    if not days:
+        return
+    table = Table(
+        "day", "rows", "frauds", "ROC AUC", "average precision", f"card precision@{k}",
+        title="test, per day",
+    )  # fmt: skip
+    for day in days:
+        table.add_row(
+            day["day"],
+            f"{day['rows']:,}",
+            f"{day['positives']:,}",
+            _fmt(day["roc_auc"]),
+            _fmt(day["average_precision"]),
+            _fmt(day.get(f"card_precision_at_{k}")),
         )
     console.print(table)

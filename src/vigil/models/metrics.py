@@ -91,3 +91,59 @@ def score_metrics(
         mean = per_day.get_column("precision").mean()
         out[f"card_precision_at_{k}"] = float(mean) if mean is not None else None  # type: ignore[arg-type]
     return out
+
+
+def daily_metrics(
+    frame: pl.DataFrame,
+    *,
+    k: int,
+    time_column: str = "timestamp",
+    label_column: str = "label",
+    score_column: str = "score",
+) -> pl.DataFrame:
+    """Per day: ``day, rows, positives, roc_auc, average_precision, card_precision_at_<k>``
+    (null where a day has one class only, or no cards).
+
+    >>> import polars as pl
+    >>> from datetime import datetime, UTC
+    >>> d1, d2 = datetime(2022, 1, 1, tzinfo=UTC), datetime(2022, 1, 2, tzinfo=UTC)
+    >>> f = pl.DataFrame({"timestamp": [d1, d1, d1, d2, d2], "card_id": ["a", "b", "c", "a", "b"],
+    ...                   "label": [1, 0, 0, 0, 0], "score": [0.9, 0.1, 0.5, 0.9, 0.2]})
+    >>> for row in daily_metrics(f, k=1).iter_rows():
+    ...     print(row)
+    (datetime.date(2022, 1, 1), 3, 1, 1.0, 1.0, 1.0)
+    (datetime.date(2022, 1, 2), 2, 0, None, None, 0.0)
+    """
+    day = pl.col(time_column).dt.date().alias("day")
+    rows = []
+    for (when,), part in frame.sort(time_column).group_by(day, maintain_order=True):
+        y = part.get_column(label_column).cast(pl.Int8).to_numpy().astype(bool)
+        score = part.get_column(score_column).to_numpy()
+        rows.append(
+            {
+                "day": when,
+                "rows": int(y.size),
+                "positives": int(y.sum()),
+                "roc_auc": ranking.roc_auc(y, score),
+                "average_precision": ranking.average_precision(y, score),
+            }
+        )
+    schema = {
+        "day": pl.Date,
+        "rows": pl.Int64,
+        "positives": pl.Int64,
+        "roc_auc": pl.Float64,
+        "average_precision": pl.Float64,
+    }
+    out = pl.DataFrame(rows, schema=schema)
+    name = f"card_precision_at_{k}"
+    if "card_id" not in frame.columns:
+        return out.with_columns(pl.lit(None, pl.Float64).alias(name))
+    cards = card_precision_at_k(
+        frame,
+        k=k,
+        time_column=time_column,
+        label_column=label_column,
+        score_column=score_column,
+    ).select("day", pl.col("precision").alias(name))
+    return out.join(cards, on="day", how="left")

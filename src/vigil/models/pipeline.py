@@ -29,6 +29,7 @@ from vigil.models import standin
 from vigil.models.registry import Registry
 from vigil.models.report import write_model_report
 from vigil.models.scorer import TERMINAL_RISK_PREFIX
+from vigil.models.split import Period, Periods
 from vigil.models.standin import StandinPolicy
 from vigil.models.train import TrainOptions, TrainResult, feature_matrix, train
 
@@ -65,10 +66,12 @@ def train_target(
     registry: Registry,
     *,
     target: str,
-    events: Path,
+    events: Path | None = None,
     labels: Path | None = None,
     feedback: Path | None = None,
     inputs: EventInput | None = None,
+    feature_table: Path | None = None,
+    periods: tuple[Period, Period] | None = None,
     kind: str = "lightgbm",
     k: int = 10,
     drop: list[str] | None = None,
@@ -76,26 +79,48 @@ def train_target(
     promote: bool = False,
     bank: Path | None = None,
 ) -> dict[str, Any]:
-    """Build the table, train, store, report; returns the figures the CLI prints."""
+    """Build the table (or read ``feature_table``, what ``vigil features build`` wrote), train,
+    store, report; returns the figures the CLI prints.
+
+    ``periods`` (train, test) trains on the first and tests on the second, with the history
+    before them feeding the features and labels known ``label_delay`` after their event;
+    without them the rows are split 60/20/20 in time with a label-delay gap."""
     import time
 
     started = time.perf_counter()
     inputs = inputs or EventInput()
     label_delay = inputs.label_delay
-    table, features = _training_table(
-        target,
-        events=events,
-        labels=labels,
-        feedback=feedback,
-        inputs=inputs,
-        drop=drop or [],
-        keep_terminal_risk=keep_terminal_risk,
-        reference=_reference(bank),
-    )
+    drop = drop or []
+    if (events is None) == (feature_table is None):
+        raise ValueError("events: give an event file or a feature table (--features), not both")
+    if feature_table is not None:
+        if target != "transaction":
+            raise ValueError("--features: a feature table trains the transaction model only")
+        table = _read_feature_table(feature_table)
+        names = transaction_feature_names(drop, keep_terminal_risk=keep_terminal_risk)
+        features = [n for n in names if n in table.columns]
+    else:
+        table, features = _training_table(
+            target,
+            events=events,  # type: ignore[arg-type]
+            labels=labels,
+            feedback=feedback,
+            inputs=inputs,
+            drop=drop,
+            keep_terminal_risk=keep_terminal_risk,
+            reference=_reference(bank),
+        )
     built = time.perf_counter() - started
-    result = train(table, features, TrainOptions(kind=kind, gap=label_delay, k=k), name=target)
+    options = TrainOptions(
+        kind=kind,
+        gap=label_delay,
+        k=k,
+        periods=None if periods is None else Periods(*periods, label_delay=label_delay),
+    )
+    result = train(table, features, options, name=target)
     sources = {
-        "events": str(events),
+        "events": _str(events),
+        "features": _str(feature_table),
         "labels": _str(labels),
         "feedback": _str(feedback),
         "bank": _str(bank),
@@ -120,8 +145,20 @@ def train_target(
         "table_seconds": round(built, 3),
         "train_seconds": round(result.seconds, 3),
         "metrics": {p: result.metrics[p] for p in ("validation", "test")},
+        "test_by_day": result.metrics.get("test_by_day", []),
+        "split": result.split,
         "report": str(report),
     }
+
+
+def _read_feature_table(path: Path) -> pl.DataFrame:
+    """A training table written by ``vigil features build``: features, label, timestamp."""
+    from vigil.features.io import read_event_frame
+
+    table = read_event_frame(path)
+    if "label" not in table.columns:
+        raise ValueError(f"{path}: no label column (build it with --labels or --label-column)")
+    return table
 
 
 def save_result(
@@ -137,6 +174,7 @@ def save_result(
         "training_data": {
             "ranges": result.ranges,
             "rows": rows,
+            "split": result.split,
             "sha256": result.data_sha256,
             "sources": sources or {},
         },

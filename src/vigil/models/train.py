@@ -2,7 +2,8 @@
 
 The table has one row per scored event: the feature columns, a 0/1 ``label``, the event
 ``timestamp`` and, for card precision@k, the ``card_id``. The rows are split in time
-(:mod:`vigil.models.split`, with a gap for the label delay); LightGBM (default) or logistic
+(:mod:`vigil.models.split`: by shares with a gap for the label delay, or by explicit train and
+test periods with labels as known at the test start); LightGBM (default) or logistic
 regression is fitted on the train part with the classes reweighted (LightGBM
 ``scale_pos_weight`` = sqrt(negatives / positives), logistic regression
 ``class_weight="balanced"``); LightGBM stops early on validation average precision; the
@@ -35,9 +36,9 @@ import numpy as np
 import polars as pl
 
 from vigil.models.linear import LinearModel
-from vigil.models.metrics import score_metrics
+from vigil.models.metrics import daily_metrics, score_metrics
 from vigil.models.model import KINDS, Model
-from vigil.models.split import Split, time_split
+from vigil.models.split import Periods, Split, period_split, time_split
 from vigil.models.trees import CompiledTrees
 
 
@@ -68,12 +69,16 @@ class TrainOptions:
     lambda_l2: float = 10.0
     logreg_c: float = 1.0
     seed: int = 7
+    # Explicit train and test periods instead of ``fractions`` and ``gap``.
+    periods: Periods | None = None
 
     def as_params(self) -> dict[str, Any]:
         params = asdict(self)
         params["gap_seconds"] = self.gap.total_seconds()
-        del params["gap"]
+        del params["gap"], params["periods"]
         params["fractions"] = list(self.fractions)
+        if self.periods is not None:
+            params["periods"] = self.periods.as_dict()
         return params
 
 
@@ -92,6 +97,8 @@ class TrainResult:
     test_scores: pl.DataFrame
     booster: str | None = None  # LightGBM's model text, for TreeSHAP offline
     extra: dict[str, Any] = field(default_factory=dict)
+    # How the rows were split (ranges, periods, labels held back): the model card's record.
+    split: dict[str, Any] = field(default_factory=dict)
 
 
 def feature_matrix(frame: pl.DataFrame, features: list[str]) -> np.ndarray:
@@ -219,7 +226,15 @@ def train(
     feature_matrix(frame.head(0), features)  # names a missing column before any work
     columns = [c for c in ("timestamp", "card_id", "user_id") if c in frame.columns]
     sha = data_sha256(frame, [*columns, *features, "label"])
-    split = time_split(frame, fractions=options.fractions, gap=options.gap)
+    if options.periods is not None:
+        split = period_split(frame, options.periods)
+    else:
+        split = time_split(frame, fractions=options.fractions, gap=options.gap)
+    if split.validation.is_empty() or split.test.is_empty():
+        raise ValueError(
+            f"the split leaves {split.validation.height} validation and {split.test.height} "
+            f"test rows: give more days, a shorter --label-delay, or --train/--test periods"
+        )
     y = _labels(split.train)
     if not 0 < int(y.sum()) < y.size:
         raise ValueError(
@@ -247,6 +262,11 @@ def train(
         if part_name == "test":
             keep = [c for c in ("event_id", "timestamp", "card_id", "user_id") if c in part.columns]
             test_scores = part.select(*keep, "label").with_columns(score=pl.Series(score))
+            if "timestamp" in part.columns:
+                by_day = daily_metrics(test_scores, k=options.k)
+                metrics["test_by_day"] = [
+                    {**row, "day": row["day"].isoformat()} for row in by_day.iter_rows(named=True)
+                ]
     metrics["train"] = {"rows": split.train.height, "positives": int(y.sum())}
     metrics["gap_rows_dropped"] = {"rows": split.dropped}
     seconds = time.perf_counter() - started
@@ -262,6 +282,7 @@ def train(
         test_scores=test_scores,
         booster=booster,
         extra=extra,
+        split=split.card(),
     )
 
 
