@@ -506,10 +506,10 @@ def _register_privacy() -> None:
 
 
 def _register_models() -> None:
-    from vigil.models.cli import models_app, score, train
+    from vigil.models.cli import models_app, score_app, train
 
     app.command(name="train")(train)
-    app.command(name="score")(score)
+    app.add_typer(score_app, name="score")
     app.add_typer(models_app, name="models")
 
 

@@ -29,7 +29,8 @@ READERS = (
     ("features", "build"),
     ("features", "snapshots"),
     ("train",),
-    ("score",),
+    ("score", "profiles"),
+    ("score", "transactions"),
     ("backtest",),
     ("evaluate",),
 )

@@ -93,6 +93,7 @@ def test_user_and_card_models_score_and_decide_standin(bank: Path, tmp_path: Pat
         assert trained["positives"] > 5 and trained["name"] == target
     figures = _run(
         "score",
+        "profiles",
         "--events",
         events,
         "--feedback",

@@ -14,7 +14,7 @@ One module per concept:
   in the engine, ``StandinScorer`` decides StandIn transactions from the scores in memory;
 - ``labels``: fraud labels as feedback in a replayed stream (benchmarks, parity tests);
 - ``data`` / ``pipeline``: labelled event files in, registry and tables out (``vigil train``,
-  ``vigil score``); ``report``: the model report; ``cli``: the commands.
+  ``vigil score profiles``); ``report``: the model report; ``cli``: the commands.
 
 Serving (``scorer``, ``model``, ``trees``, ``linear``) imports neither LightGBM nor
 scikit-learn.

@@ -173,10 +173,10 @@ async def promote_model(
 )
 async def decide_standin(body: StandinRequest, svc: ServiceDep) -> StandinAnswer:
     """Approve, review or decline from the batch scores and the amount; the inference is
-    logged. 409 until `vigil score` has chosen a policy. Needs `admin`."""
+    logged. 409 until `vigil score profiles` has chosen a policy. Needs `admin`."""
     path = standin_policy_path(registry_dir(svc.settings))
     if not path.is_file():
-        raise ProblemError(409, f"no StandIn policy at {path}: run `vigil score` first")
+        raise ProblemError(409, f"no StandIn policy at {path}: run `vigil score profiles` first")
 
     def decide() -> StandinAnswer:
         decider = StandinDecider(svc.store, StandinPolicy.load(path))

@@ -1,4 +1,4 @@
-"""``vigil train``, ``vigil score`` and ``vigil models list|show|promote|report|standin``.
+"""``vigil train``, ``vigil score transactions|profiles``, ``vigil models list|show|promote|...``.
 
 Registered in :mod:`vigil.cli`; like every vigil command, each prints its figures as one JSON
 object on its last line.
@@ -19,6 +19,10 @@ from vigil.config import Settings
 from vigil.ingest import IngestError
 
 models_app = typer.Typer(help="The model registry: list, show, promote.", no_args_is_help=True)
+score_app = typer.Typer(
+    help="Batch scores: transactions with the transaction model, users and cards for StandIn.",
+    no_args_is_help=True,
+)
 console = Console()
 
 TARGETS = ("transaction", "user", "card")
@@ -147,6 +151,7 @@ def train(
     _emit(figures)
 
 
+@score_app.command("profiles")
 @event_options()
 def score(
     events: Annotated[Path, typer.Option(help="Event file (CSV or Parquet)")],
@@ -186,6 +191,52 @@ def score(
     for key, value in _flat(figures).items():
         table.add_row(key, f"{value:.4g}" if isinstance(value, float) else str(value))
     console.print(table)
+    _emit(figures)
+
+
+@score_app.command("transactions")
+@event_options()
+def score_transactions(
+    events: Annotated[Path, typer.Argument(help="Event file (CSV or Parquet)")],
+    inputs: EventInput,
+    out: Annotated[Path, typer.Option("--out", "-o", help="Parquet file for the scores")],
+    version: Annotated[
+        str | None, typer.Option(help="Model version (default: the promoted one)")
+    ] = None,
+    labels: Annotated[
+        Path | None, typer.Option(help="labels.csv: terminal-risk features, and metrics")
+    ] = None,
+    bank: BankOpt = None,
+    registry: RegistryOpt = None,
+) -> None:
+    """Score every completed transaction of a file with the transaction model; write
+    event_id, transaction_id, timestamp, card_id, score (and label, when known) to Parquet."""
+    from vigil.models.pipeline import score_transactions as run
+
+    reg = _registry(_settings(registry=registry))
+    with console.status("building features and scoring transactions"):
+        try:
+            scores, figures = run(
+                reg, events, inputs=inputs, labels=labels, bank=bank, version=version
+            )
+        except LookupError as exc:  # no promoted model, or no such version
+            _fail(str(exc))
+        out.parent.mkdir(parents=True, exist_ok=True)
+        partial = out.with_name(f".{out.name}.partial")
+        scores.write_parquet(partial)
+        partial.replace(out)
+    figures["out"] = str(out)
+    trained = figures["model_label_delay_seconds"]
+    if trained is not None and trained != figures["label_delay_seconds"]:
+        typer.echo(
+            f"warning: --label-delay is {figures['label_delay_seconds']:.0f} s, the model was "
+            f"trained with {trained:.0f} s: its terminal-risk features are read differently",
+            err=True,
+        )
+    console.print(
+        f"{figures['transactions']:,} transactions scored by transaction "
+        f"{figures['version']} → [bold]{out}[/]"
+    )
     _emit(figures)
 
 

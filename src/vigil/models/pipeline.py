@@ -235,8 +235,56 @@ def _training_table(
     return table, [n for n in names if n not in drop]
 
 
+def score_transactions(
+    registry: Registry,
+    events: Path,
+    *,
+    inputs: EventInput | None = None,
+    labels: Path | None = None,
+    bank: Path | None = None,
+    version: str | None = None,
+) -> tuple[pl.DataFrame, dict[str, Any]]:
+    """Every completed transaction of ``events`` scored by the transaction model (``version``,
+    else the promoted one): ``event_id, transaction_id, timestamp, card_id, score`` (and
+    ``label`` when labels are given), with the figures the CLI prints.
+
+    The features are built as for training, point in time; the terminal-risk ones need the
+    fraud labels (``labels`` or the label column, each counted once arrived), else they are
+    undefined, as for a terminal the engine has never been told of a fraud at."""
+    import vigil.features as F
+
+    inputs = inputs or EventInput()
+    model = registry.load("transaction", version)
+    frame, fraud = inputs.frame(events, labels=labels)
+    table = F.transaction_features(
+        frame, labels=fraud, label_delay=inputs.label_delay, reference=_reference(bank)
+    )
+    score = model.probability_batch(feature_matrix(table, model.features))
+    keep = ("event_id", "transaction_id", "timestamp", "card_id", "user_id")
+    out = table.select(*[c for c in keep if c in table.columns]).with_columns(
+        score=pl.Series(score, dtype=pl.Float64)
+    )
+    figures: dict[str, Any] = {
+        "model": "transaction",
+        "version": model.version,
+        "transactions": out.height,
+        "mean_score": float(score.mean()) if score.size else None,
+    }
+    trained_delay = registry.manifest("transaction", str(model.version))["parameters"].get(
+        "gap_seconds"
+    )
+    figures["label_delay_seconds"] = inputs.label_delay.total_seconds()
+    figures["model_label_delay_seconds"] = trained_delay
+    if "label" in table.columns:
+        from vigil.models.metrics import score_metrics
+
+        out = out.with_columns(table.get_column("label").cast(pl.Int8))
+        figures["metrics"] = score_metrics(out, score, k=10)
+    return out, figures
+
+
 def standin_policy_path(registry: Registry) -> Path:
-    """Where ``vigil score`` keeps the StandIn thresholds it chose."""
+    """Where ``vigil score profiles`` keeps the StandIn thresholds it chose."""
     return standin.standin_policy_path(registry.root)
 
 

@@ -169,7 +169,7 @@ class StandinPolicy:
     @classmethod
     def load(cls, path: Path) -> StandinPolicy:
         if not path.is_file():
-            raise LookupError(f"{path}: no StandIn policy; run `vigil score` first")
+            raise LookupError(f"{path}: no StandIn policy; run `vigil score profiles` first")
         return cls(**json.loads(path.read_text()))
 
     @classmethod
@@ -289,14 +289,14 @@ class StandinDecider:
 
 
 def standin_policy_path(registry_root: Path) -> Path:
-    """Where ``vigil score`` keeps the StandIn thresholds it chose, under the registry."""
+    """Where ``vigil score profiles`` keeps the StandIn thresholds it chose, under the registry."""
     return registry_root / "standin" / "policy.json"
 
 
 class ProfileScores:
     """Every user's and card's batch score (``user_profile_scores`` / ``card_profile_scores``),
     held in memory so a StandIn decision in the engine reads no database; :meth:`refresh`
-    after a new ``vigil score``.
+    after a new ``vigil score profiles``.
 
     >>> import tempfile
     >>> from datetime import datetime, UTC
@@ -412,7 +412,7 @@ def _score(value: float | None) -> str:
 
 
 def standin_detectors(settings: Settings, recorder: Any) -> list[StandinScorer]:
-    """The StandIn decision for the engine once ``vigil score`` has run (a policy file and
+    """The StandIn decision for the engine once ``vigil score profiles`` has run (a policy file and
     scores in the recorder's store), logging through ``recorder.add_standin``; else none."""
     from vigil.models.scorer import registry_dir
 
