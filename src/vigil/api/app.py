@@ -5,7 +5,8 @@ Routes (roles in brackets): ``POST /v1/transactions``, ``POST /v1/logins`` [inge
 ``GET /v1/profiles/{entity}/{id}`` [analyst]; ``/v1/admin/keys`` and any admin extension
 (:mod:`vigil.api.extensions`: ``/v1/admin/rules``, ``/v1/admin/models``),
 ``DELETE /v1/admin/users/{id}`` [admin]; ``GET /health``, ``GET /metrics``, and the API's own
-pages ``GET /docs`` and ``GET /redoc``, with their assets served from ``/docs/assets`` [open].
+pages ``GET /docs`` and ``GET /redoc``, with their assets served from ``/docs/assets`` [open];
+the analyst workbench's pages at ``/`` (:mod:`vigil.web`, signed in with an analyst or admin key).
 
 The decision routes are answered at the front door (:class:`VigilAPI`, :mod:`vigil.api.direct`):
 it serves a quarter more single-event decisions a second than FastAPI's layers (docs/service.md,
@@ -35,7 +36,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse
 from starlette.types import Receive, Scope, Send
 
-from vigil import __version__, logs
+from vigil import __version__, logs, web
 from vigil.api import lifeline, problems
 from vigil.api.deps import require
 from vigil.api.direct import DirectRoutes
@@ -150,6 +151,7 @@ def create_app(
             extension, prefix="/v1/admin", dependencies=[Depends(require(Role.ADMIN))]
         )
     app.include_router(health.router())
+    web.mount(app, settings)  # the analyst workbench, at / (vigil.web)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
 

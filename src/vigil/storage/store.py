@@ -601,10 +601,12 @@ class Store:
         until: datetime | None = None,
         status: str | None = None,
         assignee: str | None = None,
+        by_score: bool = False,
         limit: int = 100,
         offset: int = 0,
     ) -> list[dict[str, Any]]:
-        """Risk events newest first (by event time, then id), filtered and paginated.
+        """Risk events newest first (by event time, then id; ``by_score``: highest score
+        first, then newest), filtered and paginated.
 
         ``reason`` matches one reason code exactly; ``since`` is inclusive, ``until`` exclusive;
         ``status`` and ``assignee`` match exactly (the case workflow, vigil.storage.cases).
@@ -637,7 +639,8 @@ class Store:
             query = query.where(t.c.status == status)
         if assignee is not None:
             query = query.where(t.c.assignee == assignee)
-        query = query.order_by(t.c.event_time.desc(), t.c.risk_event_id.desc())
+        newest = (t.c.event_time.desc(), t.c.risk_event_id.desc())
+        query = query.order_by(t.c.score.desc(), *newest) if by_score else query.order_by(*newest)
         with self.engine.connect() as conn:
             result = conn.execute(query.limit(limit).offset(offset))
             out = []
