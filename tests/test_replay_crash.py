@@ -44,6 +44,7 @@ def bank(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def _replay(bank: Path, url: str, profiles: str | None = None) -> subprocess.Popen[bytes]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("VIGIL_")}
+    env["VIGIL_DEV"] = "1"  # synthetic data: the development privacy keys will do
     if profiles is not None:
         env["VIGIL_PROFILES_URL"] = profiles
     return subprocess.Popen(
