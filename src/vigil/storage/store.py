@@ -599,7 +599,7 @@ class Store:
         reason: str | None = None,
         since: datetime | None = None,
         until: datetime | None = None,
-        status: str | None = None,
+        status: str | Sequence[str] | None = None,
         assignee: str | None = None,
         by_score: bool = False,
         limit: int = 100,
@@ -609,7 +609,8 @@ class Store:
         first, then newest), filtered and paginated.
 
         ``reason`` matches one reason code exactly; ``since`` is inclusive, ``until`` exclusive;
-        ``status`` and ``assignee`` match exactly (the case workflow, vigil.storage.cases).
+        ``status`` (one, or any of several) and ``assignee`` match exactly (the case workflow,
+        vigil.storage.cases).
         Each dict has the risk_events columns, with ``reason_codes`` as a list.
         """
         if not 0 < limit <= _MAX_LIMIT:
@@ -635,8 +636,10 @@ class Store:
             query = query.where(t.c.event_time >= since)
         if _aware(until, "until") is not None:
             query = query.where(t.c.event_time < until)
-        if status is not None:
+        if isinstance(status, str):
             query = query.where(t.c.status == status)
+        elif status is not None:
+            query = query.where(t.c.status.in_(list(status)))
         if assignee is not None:
             query = query.where(t.c.assignee == assignee)
         newest = (t.c.event_time.desc(), t.c.risk_event_id.desc())

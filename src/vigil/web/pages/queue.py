@@ -26,14 +26,22 @@ PAGE_SIZE = 50
 # Alerts of one card or user this close in time are one case.
 GROUP_WITHIN = timedelta(hours=1)
 CLOSING_LABELS = (FeedbackLabel.FRAUD, FeedbackLabel.LEGITIMATE, FeedbackLabel.DISPUTE)
-STATUS_CHOICES = ("open", "in_review", "closed", "all")
+# "active" (the default) is what still needs work: open, and taken but not closed.
+STATUS_CHOICES = ("active", "open", "in_review", "closed", "all")
+_STATUSES = {
+    "active": ("open", "in_review"),
+    "open": "open",
+    "in_review": "in_review",
+    "closed": "closed",
+    "all": None,
+}
 
 
 @dataclass(frozen=True, slots=True)
 class Filters:
     """The queue's filters as the form sends them ('' is no filter)."""
 
-    status: str = "open"
+    status: str = "active"
     action: str = ""
     reason: str = ""
     card: str = ""
@@ -48,7 +56,7 @@ class Filters:
         """This view's query string with ``changes``, blank filters left out.
 
         >>> Filters(card="c-1").query(offset=50)
-        'status=open&card=c-1&sort=newest&offset=50'
+        'status=active&card=c-1&sort=newest&offset=50'
         """
         values = {**{f: getattr(self, f) for f in self.__slots__}, **changes}
         return urlencode({k: v for k, v in values.items() if v not in ("", 0, None)})
@@ -71,7 +79,7 @@ def _rows(store: Any, f: Filters, viewer_name: str) -> list[dict[str, Any]]:
     if f.status not in STATUS_CHOICES:
         raise PageRefused(422, f"status: {f.status!r} is not one of {', '.join(STATUS_CHOICES)}")
     return store.list_risk_events(
-        status=None if f.status == "all" else f.status,
+        status=_STATUSES[f.status],
         action=f.action or None,
         reason=f.reason or None,
         card_id=f.card or None,
@@ -93,7 +101,7 @@ def router() -> APIRouter:
         request: Request,
         viewer: AnalystViewer,
         svc: ServiceDep,
-        status: str = "open",
+        status: str = "active",
         action: str = "",
         reason: str = "",
         card: str = "",
@@ -133,7 +141,11 @@ def router() -> APIRouter:
                 "f": f,
                 "cases": cases.group(rows, GROUP_WITHIN),
                 "shown": len(rows),
-                "counts": counts,
+                "totals": {
+                    **counts,
+                    "active": counts["open"] + counts["in_review"],
+                    "all": sum(counts.values()),
+                },
                 "statuses": STATUS_CHOICES,
                 "actions": [a.value for a in Action if a is not Action.ALLOW],
                 "labels": [label.value for label in CLOSING_LABELS],

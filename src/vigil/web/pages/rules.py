@@ -1,6 +1,7 @@
 """The rules page: the rule file in force, each rule with its shadow hits, the versions put in
-force and the diff between any two; admins edit a draft checked as they type (the rule
-checker's own messages: rule, line, field) and put it in force as ``PUT /v1/admin/rules`` does.
+force and the diff between any two (analysts and admins); the editor (admins only): a draft
+checked as it is typed (the rule checker's own messages: line, rule, field) and put in force as
+``PUT /v1/admin/rules`` does (:func:`vigil.rules.live.install`, then a reload).
 """
 
 from __future__ import annotations
@@ -88,6 +89,18 @@ def router() -> APIRouter:
             },
         )
 
+    @web.get("/rules/edit")
+    async def edit_page(request: Request, viewer: AdminViewer, svc: ServiceDep) -> Response:
+        live = _live(svc)
+        if live is None:
+            raise PageRefused(409, "Rules are switched off (rules.enabled = false).")
+        text = _text_in_force(svc)
+        return page(
+            request,
+            "rules_edit.html",
+            {"viewer": viewer, "live": live, "text": text, "v": check(text, live.known_reasons)},
+        )
+
     @web.post("/rules/check")
     async def check_draft(request: Request, viewer: AdminViewer, svc: ServiceDep) -> Response:
         fields = await posted(request, viewer)
@@ -104,9 +117,9 @@ def router() -> APIRouter:
             raise PageRefused(409, "Rules are switched off (rules.enabled = false).")
         text = (fields.get("draft") or [""])[0].replace("\r\n", "\n")
         verdict = check(text, live.known_reasons)
-        if not verdict["ok"]:
-            html = environment().get_template("_rule_check.html").render(v=verdict)
-            return HTMLResponse(html, status_code=422, headers=HEADERS)
+        if not verdict["ok"]:  # the editor again, with the draft and what is wrong with it
+            context = {"viewer": viewer, "live": live, "text": text, "v": verdict}
+            return page(request, "rules_edit.html", context, status=422)
         try:
             version, _ = await run_in_threadpool(
                 install, live.path, text, store=svc.store, source=f"workbench {viewer.name}"
