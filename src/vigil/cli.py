@@ -473,6 +473,13 @@ def demo(
     console.print(
         f"\ndemo done in {seconds:,.0f} s; open [bold]{out / 'report' / 'report.html'}[/]"
     )
+    serve = f"VIGIL_DEV=1 vigil serve --database {settings.database_url}"
+    workbench = f"http://{settings.api.host}:{settings.api.port}/"
+    console.print(
+        f"\nthe analyst workbench on the demo's store: run [bold]{serve}[/], open "
+        f"[bold]{workbench}[/] and sign in with this analyst key, shown once:\n"
+        f"[bold]{_demo_analyst_key(settings)}[/]"
+    )
     _emit(
         {
             "seconds": round(seconds, 1),
@@ -480,8 +487,18 @@ def demo(
             "replay": replayed,
             "evaluation": evaluated.get("overall", {}),
             "report": str(out / "report" / "report.html"),
+            "workbench": {"serve": serve, "url": workbench},
         }
     )
+
+
+def _demo_analyst_key(settings: Settings) -> str:
+    """A new analyst key on the demo's store, for its workbench (only its hash is stored)."""
+    from vigil.api.keys import KeyRing
+    from vigil.storage import Store
+
+    with Store(settings.database_url) as store:
+        return KeyRing(store).create("demo analyst", ["analyst"])[0]
 
 
 def _ratio(value: float | None, spec: str = ".3f") -> str:

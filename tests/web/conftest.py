@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -25,7 +26,7 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from vigil.api.keys import KeyRing
+from vigil.api.keys import KeyRing, Role
 from vigil.cli import app
 from vigil.storage import Store
 
@@ -75,8 +76,12 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     )
     assert demo.exit_code == 0, demo.output
     database = f"sqlite:///{folder / 'demo' / 'vigil.db'}"
+    # The demo ends by saying how to open the workbench on its store, with a working key.
+    assert f"vigil serve --database {database}" in demo.output.replace("\n", " ")
+    printed = re.search(r"vgl_[0-9a-f]{16}_[A-Za-z0-9_-]+", demo.output)
     with Store(database) as store:
         ring = KeyRing(store)
+        assert printed is not None and Role.ANALYST in ring.verify(printed.group()).roles
         keys = {
             "analyst": ring.create("ann", ["analyst"])[0],
             "admin": ring.create("root", ["admin"])[0],
