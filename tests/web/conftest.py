@@ -41,6 +41,7 @@ class Served:
     url: str
     database: str
     keys: dict[str, str]
+    demo: Path
 
     def api(self, path: str, role: str = "analyst") -> dict[str, Any]:
         request = urllib.request.Request(self.url + path, headers={"X-API-Key": self.keys[role]})
@@ -98,7 +99,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     )
     try:
         _started(url, server, folder / "serve.log")
-        yield Served(url, database, keys)
+        yield Served(url, database, keys, folder / "demo")
     finally:
         server.terminate()
         server.wait(timeout=60)
@@ -130,7 +131,9 @@ def page(browser: Any) -> Iterator[Any]:
     opened.on(
         "request",
         lambda r: (
-            None if r.url.startswith(("http://127.0.0.1", "data:")) else foreign.append(r.url)
+            None
+            if r.url.startswith(("http://127.0.0.1", "data:", "file:"))
+            else foreign.append(r.url)
         ),
     )
     yield opened

@@ -260,3 +260,40 @@ def test_the_other_pages_render_and_are_keyboard_usable(page, served: Served) ->
     with pytest.raises(urllib.error.HTTPError) as refused:
         served.api("/v1/risk-events", role="ingest")
     assert refused.value.code == 403
+
+
+def test_the_html_report_charts_fit_their_panels_and_nothing_overlaps(page, served: Served) -> None:
+    """The demo's report (vigil.evaluate.report): each figure as wide as its grid column, every
+    label inside its figure (category names not cut), no legend over an axis title."""
+    page.goto((served.demo / "report" / "report.html").as_uri())
+    page.wait_for_selector("#figure-2 .main-svg")
+    problems = page.evaluate(
+        """() => {
+        const out = [];
+        const inside = (a, b) => a.left >= b.left - 1 && a.right <= b.right + 1
+            && a.top >= b.top - 1 && a.bottom <= b.bottom + 1;
+        const meet = (a, b) => !(a.right < b.left || a.left > b.right
+            || a.bottom < b.top || a.top > b.bottom);
+        for (const fig of document.querySelectorAll('.grid .plotly-graph-div')) {
+            const panel = fig.closest('.panel').getBoundingClientRect();
+            const svg = fig.querySelector('.main-svg').getBoundingClientRect();
+            if (!inside(svg, panel)) out.push(fig.id + ': wider than its panel');
+            for (const t of fig.querySelectorAll('text')) {
+                const box = t.getBoundingClientRect();
+                if (box.width && !inside(box, svg)) out.push(fig.id + ': cut ' + t.textContent);
+            }
+            const legend = fig.querySelector('.legend');
+            const xtitle = fig.querySelector('.g-xtitle text');
+            if (legend && xtitle && meet(legend.getBoundingClientRect(),
+                                          xtitle.getBoundingClientRect()))
+                out.push(fig.id + ': legend over the x axis title');
+        }
+        return out;
+    }"""
+    )
+    assert problems == []
+    # The score histogram reaches score 1: no score is hidden past the panel's edge.
+    ticks = page.locator("#figure-0 .xtick text").evaluate_all("ts => ts.map(t => t.textContent)")
+    assert ticks[-1] == "1"
+    page.locator(".grid").first.scroll_into_view_if_needed()
+    shot(page, "report-charts")

@@ -33,19 +33,28 @@ _MAX_CURVE_POINTS = 2000
 
 
 def _layout(fig: go.Figure, title: str, height: int = 380) -> go.Figure:
+    """The report's look. The legend sits above the plot, under the title (below it, it met
+    the x axis's title); axes grow their margins to fit their labels (automargin), so no
+    category name is cut."""
     fig.update_layout(
         # The empty template keeps plotly's per-trace-type defaults (geo, map, 3-D) out of
         # every figure on the page; the look is set here instead.
         template="none",
-        title={"text": title, "x": 0.01, "font": {"size": 15}},
+        title={"text": title, "x": 0.01, "y": 0.98, "yanchor": "top", "font": {"size": 15}},
         font=_FONT,
         height=height,
-        margin={"l": 60, "r": 20, "t": 50, "b": 50},
+        margin={"l": 60, "r": 20, "t": 90, "b": 50},
         plot_bgcolor="#ffffff",
         paper_bgcolor="#ffffff",
-        legend={"orientation": "h", "y": -0.18},
+        legend={"orientation": "h", "x": 0, "xanchor": "left", "y": 1.02, "yanchor": "bottom"},
     )
-    axes = {"gridcolor": "#ecf0f1", "zeroline": False, "linecolor": "#bdc3c7", "showline": True}
+    axes = {
+        "gridcolor": "#ecf0f1",
+        "zeroline": False,
+        "linecolor": "#bdc3c7",
+        "showline": True,
+        "automargin": True,
+    }
     fig.update_xaxes(**axes)
     fig.update_yaxes(**axes)
     return fig
@@ -70,7 +79,7 @@ def score_histogram(units: pl.DataFrame, bins: int = 50) -> go.Figure:
         )
     fig.update_layout(barmode="overlay")
     fig.update_xaxes(title="unit score", range=[0, 1])
-    fig.update_yaxes(title="units (log scale)", type="log")
+    fig.update_yaxes(title="units (log scale)", type="log", dtick=1)  # powers of ten only
     return _layout(fig, "Score distribution: fraud vs legitimate")
 
 
@@ -107,9 +116,7 @@ def precision_recall(units: pl.DataFrame, points: dict[str, OperatingPoint]) -> 
         fig.add_scatter(
             x=[point.recall],
             y=[point.precision],
-            mode="markers+text",
-            text=[f"≥ {action}"],
-            textposition="bottom left",
+            mode="markers",  # named in the legend: text beside close points overlapped
             name=f"action ≥ {action} ({point.alerts:,} alerts)",
             marker={"size": 13, "color": ACTION_COLOURS.get(action, FRAUD), "symbol": "diamond"},
             hovertemplate=f"≥ {action}: recall %{{x:.3f}}, precision %{{y:.3f}}<extra></extra>",
@@ -132,7 +139,9 @@ def recall_by_pattern(patterns: dict[str, PatternResult]) -> go.Figure:
             y=tuple(p.pattern for p in rows),
             orientation="h",
             text=[f"{p.recall:.0%}  ({p.alerts:,}/{p.units:,})" for p in rows],
-            textposition="auto",
+            # At the bar's start: the 95% target line crossed the labels at its end.
+            textposition="inside",
+            insidetextanchor="start",
             marker={"color": [FRAUD if (p.recall or 0) < 0.95 else "#27ae60" for p in rows]},
             hovertemplate="%{y}: recall %{x:.3f}<extra></extra>",
         )
@@ -140,7 +149,8 @@ def recall_by_pattern(patterns: dict[str, PatternResult]) -> go.Figure:
     fig.add_vline(x=0.95, line={"dash": "dot", "color": MUTED})
     fig.update_xaxes(title="recall (fraud units alerted)", range=[0, 1.05])
     height = max(260, 60 + 40 * len(rows))
-    return _layout(fig, "Recall per injected pattern (target 95%)", height=height)
+    fig = _layout(fig, "Recall per injected pattern (target 95%)", height=height)
+    return fig.update_layout(margin={"t": 50})  # no legend to make room for
 
 
 def _sizes(counts: np.ndarray) -> np.ndarray:

@@ -53,7 +53,10 @@ h2 { font-size:17px; margin:28px 0 10px; }
 .card .k { color:var(--muted); font-size:12px; text-transform:uppercase; letter-spacing:.04em; }
 .panel { background:#fff; border:1px solid var(--line); border-radius:8px; padding:8px;
          margin-top:12px; }
-.grid { display:grid; grid-template-columns:repeat(auto-fit,minmax(520px,1fr)); gap:12px; }
+/* auto-fill, not auto-fit: the columns exist before the figures that fill them, so a figure
+   drawn while the page is still arriving is sized to its own column, not the whole row. */
+.grid { display:grid; grid-template-columns:repeat(auto-fill,minmax(520px,1fr)); gap:12px; }
+.grid > .panel { min-width:0; }
 table { border-collapse:collapse; width:100%; background:#fff; border:1px solid var(--line);
         border-radius:8px; overflow:hidden; }
 th, td { padding:7px 10px; border-bottom:1px solid var(--line); text-align:left;
