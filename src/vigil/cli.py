@@ -141,7 +141,16 @@ def import_events(
 
     store = _store(_settings(database))
     try:
-        summary = load_events(store, path, inputs=inputs, on_error=on_error, reject_dir=reject_dir)
+        with _progress() as progress:
+            task = progress.add_task("importing", total=None)
+            summary = load_events(
+                store,
+                path,
+                inputs=inputs,
+                on_error=on_error,
+                reject_dir=reject_dir,
+                on_progress=lambda n: progress.advance(task, n),
+            )
     except ImportRejected as exc:
         _rejected(exc)
     _emit(summary.as_dict())

@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING, Literal
 
 from vigil.domain import Login, Transaction
 from vigil.ingest.bank_folder import read_bank_folder
+from vigil.ingest.columnar import load_clean
 from vigil.ingest.errors import ImportRejected, RowError
 from vigil.ingest.feedback_file import read_feedback
 from vigil.ingest.gc_pause import paused_gc
@@ -181,13 +182,22 @@ def load_events(
     inputs: EventInput | None = None,
     on_error: OnError = "reject",
     reject_dir: Path | str | None = None,
+    on_progress: Callable[[int], None] | None = None,
 ) -> ImportSummary:
     """Import an event file, read as ``inputs`` says (:class:`~vigil.ingest.inputs.EventInput`:
     the ATM stream, the engine's layout or a mapped file; the layout found in the header by
-    default), in one transaction. Events already stored (same event_id) count as duplicates."""
+    default), in one transaction. Events already stored (same event_id) count as duplicates.
+
+    A clean CSV of the fields a payment file carries is read and written in chunks, column by
+    column (:mod:`vigil.ingest.columnar`, ``on_progress`` told the rows of each); any other
+    file, or one with a bad row, is read row by row, each bad row named by line and field."""
     _check_policy(on_error)
     started = time.perf_counter()
-    result = (inputs or EventInput()).read(path)
+    inputs = inputs or EventInput()
+    fast = load_clean(store, path, inputs, on_progress=on_progress)
+    if fast is not None:
+        return fast
+    result = inputs.read(path)
     return _load_result(store, result, path, on_error, reject_dir, started)
 
 

@@ -4,6 +4,11 @@ SQLite: one prepared statement run by ``executemany`` over plain tuples, with th
 bind processors applied column by column, which skips SQLAlchemy's per-row parameter assembly
 (a fifth of the time of recording a 10,000-event batch).
 
+A Polars frame goes in the same way on SQLite (:func:`sqlite_insert_frame`), its columns
+turned into what the bind processors would have made of them by Polars itself (times as UTC
+text, amounts as floats, flags as 0/1): a file import writes a million rows without a Python
+call per value.
+
 PostgreSQL: COPY. A batched ``INSERT ... VALUES`` costs psycopg a parse of a huge statement
 per thousand rows, and ``INSERT ... RETURNING`` is the only way it reports how many rows an
 ``ON CONFLICT DO NOTHING`` kept. Copying the batch into a temporary table and moving it over
@@ -17,10 +22,15 @@ happens on the caller's connection, inside its transaction.
 from __future__ import annotations
 
 import itertools
-from typing import Any
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import JSON, Connection, Table
 from sqlalchemy.exc import DBAPIError
+
+if TYPE_CHECKING:
+    import polars as pl
 
 _names = itertools.count()
 
@@ -59,6 +69,87 @@ def sqlite_insert(
             values = [None if v is None else proc(v) for v in values]
         columns.append(values)
     return conn.exec_driver_sql(sql, list(zip(*columns, strict=True))).rowcount
+
+
+def sqlite_insert_frame(
+    conn: Connection, table: Table, frame: pl.DataFrame, *, skip_existing: bool
+) -> int:
+    """:func:`sqlite_insert` for a Polars frame whose columns are ``table``'s: times
+    tz-aware, amounts exact cents (text or numbers), flags boolean.
+
+    >>> import polars as pl
+    >>> from datetime import datetime, UTC
+    >>> f = pl.DataFrame({"t": [datetime(2022, 1, 3, 10, tzinfo=UTC)], "a": ["2500.5"]})
+    >>> _sqlite_values(f, {"t": "time", "a": "money"}).rows()
+    [('2022-01-03 10:00:00.000000', 2500.5)]
+    """
+    if frame.is_empty():
+        return 0
+    kinds = {name: _kind(table.c[name].type) for name in frame.columns}
+    names = list(frame.columns)
+    conflict = " ON CONFLICT DO NOTHING" if skip_existing else ""
+    sql = (
+        f'INSERT INTO "{table.name}" ({_quoted(names)}) '
+        f"VALUES ({', '.join('?' * len(names))}){conflict}"
+    )
+    rows = _sqlite_values(frame, kinds).iter_rows()
+    return conn.exec_driver_sql(sql, list(rows)).rowcount
+
+
+@contextmanager
+def sqlite_indexes_deferred(conn: Connection, table: Table, rows: int) -> Iterator[None]:
+    """Around a bulk load of ``rows`` into a SQLite ``table`` on ``conn``'s open transaction:
+    when they outnumber the rows stored, its secondary indexes are dropped first and built
+    again after, in the same transaction (sorting once is cheaper than a million B-tree
+    inserts: 1.3 M rows took 11 s of CPU instead of 15-20). Readers see the old table, indexes
+    included, until the commit; a failure rolls the drop back with the rest."""
+    stored = conn.exec_driver_sql(f'SELECT count(*) FROM "{table.name}"').scalar_one()
+    indexes = []
+    if rows > stored:
+        indexes = conn.exec_driver_sql(
+            "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND tbl_name = ? "
+            "AND sql IS NOT NULL",
+            (table.name,),
+        ).all()
+        for name, _ in indexes:
+            conn.exec_driver_sql(f'DROP INDEX "{name}"')
+    yield
+    for _, sql in indexes:
+        conn.exec_driver_sql(sql)
+
+
+def _kind(column_type: Any) -> str:
+    from sqlalchemy import Boolean
+
+    from vigil.storage.columns import Money, UtcDateTime
+
+    if isinstance(column_type, UtcDateTime):
+        return "time"
+    if isinstance(column_type, Money):
+        return "money"
+    if isinstance(column_type, Boolean):
+        return "flag"
+    if isinstance(column_type, JSON):
+        raise TypeError("sqlite_insert_frame: JSON columns go through sqlite_insert")
+    return "plain"
+
+
+def _sqlite_values(frame: pl.DataFrame, kinds: dict[str, str]) -> pl.DataFrame:
+    """The frame as SQLAlchemy's SQLite binds would store it (see UtcDateTime and Money)."""
+    import polars as pl
+
+    out = []
+    for name in frame.columns:
+        column = pl.col(name)
+        kind = kinds[name] if frame.schema[name] != pl.Null else "plain"  # all empty
+        if kind == "time":
+            column = column.dt.convert_time_zone("UTC").dt.strftime("%Y-%m-%d %H:%M:%S%.6f")
+        elif kind == "money":
+            column = column.cast(pl.Float64)
+        elif kind == "flag":
+            column = column.cast(pl.Int8)
+        out.append(column.alias(name))
+    return frame.select(out)
 
 
 def copy_insert(
