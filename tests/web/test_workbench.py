@@ -232,6 +232,15 @@ def test_an_analyst_cannot_reach_admin_pages_and_an_admin_edits_rules(page, serv
     assert "card.nonsense" in problems and "line" in problems
     assert unlabelled_fields(page) == []
     shot(page, "rules-edit")
+    draft.fill(text.replace("shadow: true", "shadow: false", 1))  # a rule goes live
+    page.get_by_role("button", name="Backtest").click()
+    per_rule = page.get_by_role("table", name="Backtest per rule")
+    per_rule.wait_for(timeout=60_000)
+    assert "withdrawal_far_above_p95" in per_rule.inner_text()
+    assert "The draft adds" in page.locator("#backtest").inner_text()
+    page.get_by_role("heading", name="Backtest the draft").scroll_into_view_if_needed()
+    page.evaluate("() => window.scrollTo(0, document.body.scrollHeight)")
+    shot(page, "rules-backtest")
     # An admin key alone is no analyst: the queue is refused to it, as the API refuses it.
     assert page.goto(served.url + "/queue").status == 403
 

@@ -15,10 +15,10 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import TYPE_CHECKING
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 if TYPE_CHECKING:
     from vigil.storage import Store
@@ -41,17 +41,11 @@ class Series:
         return sum(self.by_action.get(action, ()))
 
 
-def _now(store: Store) -> datetime | None:
-    d = store.tables.decisions
-    with store.engine.connect() as conn:
-        return conn.execute(select(func.max(d.c.event_time))).scalar_one_or_none()
-
-
 def decisions_over_time(store: Store, span: str) -> Series:
     """Decisions per bucket (a minute, an hour or a day) by action over the span before now."""
     back, width, label = SPANS[span]
     per = {"hour": "minute", "day": "hour", "month": "day"}[span]
-    now = _now(store)
+    now = store.latest_decision_time()
     if now is None:
         return Series([], {}, per)
     start = now - back
@@ -105,7 +99,7 @@ def precision_by_reason(store: Store, n: int = 10) -> list[tuple[str, float, int
 def queue_age(store: Store) -> list[tuple[str, int]]:
     """Open and in-review cases by how long before now their event was."""
     t = store.tables.risk_events
-    now = _now(store)
+    now = store.latest_decision_time()
     edges = [
         ("< 1 h", timedelta(hours=1)),
         ("1–6 h", timedelta(hours=6)),

@@ -6,7 +6,7 @@ at once with a label.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
@@ -20,6 +20,7 @@ from vigil.api.schemas import RiskEventPatch
 from vigil.domain import Action, FeedbackLabel
 from vigil.storage import cases
 from vigil.web.auth import AnalystViewer, PageRefused, first, next_path, posted
+from vigil.web.forms import instant
 from vigil.web.render import page
 
 PAGE_SIZE = 50
@@ -62,17 +63,6 @@ class Filters:
         return urlencode({k: v for k, v in values.items() if v not in ("", 0, None)})
 
 
-def _instant(value: str, field: str) -> datetime | None:
-    """A datetime-local value (taken as UTC) or an ISO time; '' is None."""
-    if not value:
-        return None
-    try:
-        parsed = datetime.fromisoformat(value)
-    except ValueError:
-        raise PageRefused(422, f"{field}: {value!r} is not a date and time") from None
-    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed
-
-
 def _rows(store: Any, f: Filters, viewer_name: str) -> list[dict[str, Any]]:
     if f.action and f.action not in {a.value for a in Action}:
         raise PageRefused(422, f"action: {f.action!r} is not an action")
@@ -85,8 +75,8 @@ def _rows(store: Any, f: Filters, viewer_name: str) -> list[dict[str, Any]]:
         card_id=f.card or None,
         user_id=f.user or None,
         assignee=(viewer_name if f.assignee == "me" else f.assignee) or None,
-        since=_instant(f.since, "since"),
-        until=_instant(f.until, "until"),
+        since=instant(f.since, "since"),
+        until=instant(f.until, "until"),
         by_score=f.sort == "score",
         limit=PAGE_SIZE + 1,
         offset=f.offset,

@@ -8,17 +8,26 @@ from __future__ import annotations
 
 import difflib
 from collections import Counter
+from datetime import datetime, timedelta
 from typing import Any
 
+import polars as pl
 from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from vigil.api.deps import ServiceDep
+from vigil.domain import FeedbackLabel
+from vigil.rules.backtest import run_backtest
+from vigil.rules.book import RuleBook
 from vigil.rules.live import LiveRules, PackagedRulesError, compile_text, install, rule_counts
 from vigil.rules.loader import RuleFileError
 from vigil.web.auth import AdminViewer, AnyViewer, PageRefused, first, posted
+from vigil.web.forms import instant
 from vigil.web.render import HEADERS, environment, page
+
+# A backtest replays every event of its period in the request: a month at most.
+MAX_BACKTEST = timedelta(days=31)
 
 
 def _live(svc: Any) -> LiveRules | None:
@@ -42,6 +51,45 @@ def check(text: str, known: frozenset[str] | None) -> dict[str, Any]:
         return {"ok": True, **rule_counts(compile_text(text, "<draft>", known))}
     except RuleFileError as exc:
         return {"ok": False, "problems": exc.problems}
+
+
+def _backtest(svc: Any, draft: str, since: datetime, until: datetime) -> dict[str, Any] | str:
+    """The draft beside the rules in force, replayed over the stored events of the period
+    (profiles start empty at ``since``), against the fraud labels analysts and files gave."""
+    store = svc.store
+    labels = pl.DataFrame(
+        [
+            {"event_id": f.target_event_id, "transaction_id": None, "pattern": f.pattern or "fraud"}
+            for f in store.load_feedback()
+            if f.label in (FeedbackLabel.FRAUD, FeedbackLabel.DISPUTE)
+        ],
+        schema={"event_id": pl.String, "transaction_id": pl.String, "pattern": pl.String},
+    ).unique(subset="event_id", keep="first", maintain_order=True)
+    candidate = RuleBook(compile_text(draft, "<draft>", None), source="<draft>")
+    try:
+        result = run_backtest(
+            store.iter_events(since, until),
+            labels,
+            svc.engine.rules.book,
+            candidate,
+            reference=store.load_reference(),
+            settings=svc.settings,
+        )
+    except ValueError as exc:  # no events in the period
+        return str(exc)
+    return result.as_dict()
+
+
+async def _last_week(svc: Any) -> tuple[str, str]:
+    """The backtest's default period: the week of event time before the newest decision."""
+    newest = await run_in_threadpool(svc.store.latest_decision_time)
+    if newest is None:
+        return "", ""
+    end = newest.replace(second=0, microsecond=0) + timedelta(minutes=1)
+    return (end - timedelta(days=7)).strftime(_LOCAL), end.strftime(_LOCAL)
+
+
+_LOCAL = "%Y-%m-%dT%H:%M"  # a datetime-local input's value
 
 
 def router() -> APIRouter:
@@ -95,11 +143,13 @@ def router() -> APIRouter:
         if live is None:
             raise PageRefused(409, "Rules are switched off (rules.enabled = false).")
         text = _text_in_force(svc)
-        return page(
-            request,
-            "rules_edit.html",
-            {"viewer": viewer, "live": live, "text": text, "v": check(text, live.known_reasons)},
-        )
+        context = {
+            "viewer": viewer,
+            "live": live,
+            "text": text,
+            "v": check(text, live.known_reasons),
+        }
+        return page(request, "rules_edit.html", {**context, "period": await _last_week(svc)})
 
     @web.post("/rules/check")
     async def check_draft(request: Request, viewer: AdminViewer, svc: ServiceDep) -> Response:
@@ -107,6 +157,27 @@ def router() -> APIRouter:
         live = _live(svc)
         verdict = check(first(fields, "draft"), live.known_reasons if live else None)
         html = environment().get_template("_rule_check.html").render(v=verdict)
+        return HTMLResponse(html, headers=HEADERS)
+
+    @web.post("/rules/backtest")
+    async def backtest_draft(request: Request, viewer: AdminViewer, svc: ServiceDep) -> Response:
+        fields = await posted(request, viewer)
+        live = _live(svc)
+        draft = (fields.get("draft") or [""])[0].replace("\r\n", "\n")
+        verdict = check(draft, live.known_reasons if live else None)
+        if not verdict["ok"]:
+            html = environment().get_template("_rule_check.html").render(v=verdict)
+            return HTMLResponse(html, status_code=422, headers=HEADERS)
+        since = instant(first(fields, "since"), "since")
+        until = instant(first(fields, "until"), "until")
+        if since is None or until is None or not since < until:
+            raise PageRefused(422, "Choose a period: from, then until, both in UTC.")
+        if until - since > MAX_BACKTEST:
+            raise PageRefused(422, f"Backtest at most {MAX_BACKTEST.days} days at a time.")
+        result = await run_in_threadpool(_backtest, svc, draft, since, until)
+        html = (
+            environment().get_template("_backtest.html").render(r=result, since=since, until=until)
+        )
         return HTMLResponse(html, headers=HEADERS)
 
     @web.post("/rules")
@@ -119,6 +190,7 @@ def router() -> APIRouter:
         verdict = check(text, live.known_reasons)
         if not verdict["ok"]:  # the editor again, with the draft and what is wrong with it
             context = {"viewer": viewer, "live": live, "text": text, "v": verdict}
+            context["period"] = await _last_week(svc)
             return page(request, "rules_edit.html", context, status=422)
         try:
             version, _ = await run_in_threadpool(
