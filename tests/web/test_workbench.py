@@ -245,6 +245,20 @@ def test_an_analyst_cannot_reach_admin_pages_and_an_admin_edits_rules(page, serv
     assert page.goto(served.url + "/queue").status == 403
 
 
+def test_the_queue_filters_by_a_pattern_of_reasons(page, served: Served) -> None:
+    sign_in(page, served)
+    items = served.api("/v1/risk-events?limit=500")["items"]
+    target = next(r for r in items if len(r["reason_codes"]) >= 2)
+    first, second = target["reason_codes"][:2]
+    page.goto(f"{served.url}/queue?status=all&reason={first},+{second}")
+    rows = page.locator("table[aria-label=Cases] tbody tr[data-risk-event]").all()
+    assert target["risk_event_id"] in queue_ids(page)
+    for row in rows:
+        assert first in row.inner_text() and second in row.inner_text()
+    expected = {r["risk_event_id"] for r in items if {first, second} <= set(r["reason_codes"])}
+    assert set(queue_ids(page)) == expected
+
+
 def test_the_other_pages_render_and_are_keyboard_usable(page, served: Served) -> None:
     sign_in(page, served)
     page.keyboard.press("Tab")

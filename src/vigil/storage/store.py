@@ -596,7 +596,7 @@ class Store:
         user_id: str | None = None,
         card_id: str | None = None,
         action: Action | str | None = None,
-        reason: str | None = None,
+        reason: str | Sequence[str] | None = None,
         since: datetime | None = None,
         until: datetime | None = None,
         status: str | Sequence[str] | None = None,
@@ -608,7 +608,8 @@ class Store:
         """Risk events newest first (by event time, then id; ``by_score``: highest score
         first, then newest), filtered and paginated.
 
-        ``reason`` matches one reason code exactly; ``since`` is inclusive, ``until`` exclusive;
+        ``reason`` matches one reason code exactly (several: every one of them, a pattern);
+        ``since`` is inclusive, ``until`` exclusive;
         ``status`` (one, or any of several) and ``assignee`` match exactly (the case workflow,
         vigil.storage.cases).
         Each dict has the risk_events columns, with ``reason_codes`` as a list.
@@ -629,9 +630,9 @@ class Store:
             except ValueError:
                 valid = ", ".join(a.value for a in Action)
                 raise ValueError(f"action: {action!r} is not one of {valid}") from None
-        if reason is not None:
-            padded = literal(",") + t.c.reason_codes + literal(",")
-            query = query.where(padded.contains(f",{reason},", autoescape=True))
+        padded = literal(",") + t.c.reason_codes + literal(",")
+        for code in [reason] if isinstance(reason, str) else reason or ():
+            query = query.where(padded.contains(f",{code},", autoescape=True))
         if _aware(since, "since") is not None:
             query = query.where(t.c.event_time >= since)
         if _aware(until, "until") is not None:

@@ -71,7 +71,7 @@ def _rows(store: Any, f: Filters, viewer_name: str) -> list[dict[str, Any]]:
     return store.list_risk_events(
         status=_STATUSES[f.status],
         action=f.action or None,
-        reason=f.reason or None,
+        reason=[c.strip() for c in f.reason.replace("+", ",").split(",") if c.strip()] or None,
         card_id=f.card or None,
         user_id=f.user or None,
         assignee=(viewer_name if f.assignee == "me" else f.assignee) or None,
