@@ -149,6 +149,7 @@ class EventInput:
     default_type: str | None = None
     default_channel: str | None = None
     label_column: str | None = None
+    #: A timedelta, or text as on the command line (``"7d"``, ``"12h"``).
     label_delay: timedelta = DEFAULT_LABEL_DELAY
     amounts: Literal["strict", "round"] = "strict"
     #: Source values of the type column and the domain type each means (Python only).
@@ -157,6 +158,8 @@ class EventInput:
     label_values: Mapping[str, str] | None = None
 
     def __post_init__(self) -> None:
+        if isinstance(self.label_delay, str):  # "7d", as on the command line
+            object.__setattr__(self, "label_delay", parse_duration(self.label_delay))
         _one_of("format", self.format, FORMATS)
         _one_of("amounts", self.amounts, AMOUNTS)
         if self.default_type is not None:

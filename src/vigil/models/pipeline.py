@@ -244,20 +244,42 @@ def score_transactions(
     bank: Path | None = None,
     version: str | None = None,
 ) -> tuple[pl.DataFrame, dict[str, Any]]:
-    """Every completed transaction of ``events`` scored by the transaction model (``version``,
-    else the promoted one): ``event_id, transaction_id, timestamp, card_id, score`` (and
-    ``label`` when labels are given), with the figures the CLI prints.
+    """Every completed transaction of the file ``events`` scored (:func:`score_frame`), with
+    the figures the CLI prints."""
+    inputs = inputs or EventInput()
+    frame, fraud = inputs.frame(events, labels=labels)
+    out, figures = score_frame(
+        registry,
+        frame,
+        fraud,
+        label_delay=inputs.label_delay,
+        reference=_reference(bank),
+        version=version,
+    )
+    return out, figures
+
+
+def score_frame(
+    registry: Registry,
+    events: pl.DataFrame,
+    fraud: pl.DataFrame | None = None,
+    *,
+    label_delay: timedelta,
+    reference: Any = None,
+    version: str | None = None,
+) -> tuple[pl.DataFrame, dict[str, Any]]:
+    """Every completed transaction of ``events`` (the engine's layout) scored by the
+    transaction model (``version``, else the promoted one): ``event_id, transaction_id,
+    timestamp, card_id, user_id, score`` (and ``label`` when ``fraud`` labels are given).
 
     The features are built as for training, point in time; the terminal-risk ones need the
-    fraud labels (``labels`` or the label column, each counted once arrived), else they are
-    undefined, as for a terminal the engine has never been told of a fraud at."""
+    fraud labels (each counted ``label_delay`` after its event), else they are undefined, as
+    for a terminal the engine has never been told of a fraud at."""
     import vigil.features as F
 
-    inputs = inputs or EventInput()
     model = registry.load("transaction", version)
-    frame, fraud = inputs.frame(events, labels=labels)
     table = F.transaction_features(
-        frame, labels=fraud, label_delay=inputs.label_delay, reference=_reference(bank)
+        events, labels=fraud, label_delay=label_delay, reference=reference
     )
     score = model.probability_batch(feature_matrix(table, model.features))
     keep = ("event_id", "transaction_id", "timestamp", "card_id", "user_id")
@@ -273,7 +295,7 @@ def score_transactions(
     trained_delay = registry.manifest("transaction", str(model.version))["parameters"].get(
         "gap_seconds"
     )
-    figures["label_delay_seconds"] = inputs.label_delay.total_seconds()
+    figures["label_delay_seconds"] = label_delay.total_seconds()
     figures["model_label_delay_seconds"] = trained_delay
     if "label" in table.columns:
         from vigil.models.metrics import score_metrics
