@@ -21,6 +21,10 @@ from sqlalchemy.engine import make_url
 
 from vigil.storage import Store, normalise_url
 
+# The tests run on synthetic data with the published development privacy keys: a development
+# setup, for every command they run and every process those start. Tests of the refusal unset it.
+os.environ["VIGIL_DEV"] = "1"
+
 DEFAULT_POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/test"
 REDIS_URL = os.environ.get("VIGIL_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 

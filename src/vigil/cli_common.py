@@ -20,6 +20,7 @@ when a command opens one, so ``vigil --help`` stays fast.
 from __future__ import annotations
 
 import json
+import os
 import sys
 import traceback
 from collections.abc import Iterator
@@ -190,7 +191,20 @@ def _show_version(value: bool) -> None:
         raise typer.Exit()
 
 
+# The commands that take in personal data (IPs, devices, card numbers, contact data): with the
+# published development keys their pseudonyms are reversible and their "encryption" is not.
+PERSONAL_DATA_COMMANDS = frozenset({"serve", "consume", "import", "replay"})
+
+
 def root_options(
+    ctx: typer.Context,
+    dev: Annotated[
+        bool,
+        typer.Option(
+            "--dev",
+            help="A development setup: allow the published development privacy keys (VIGIL_DEV=1)",
+        ),
+    ] = False,
     debug: Annotated[
         bool, typer.Option("--debug", help="On an error, show the full traceback")
     ] = False,
@@ -201,4 +215,16 @@ def root_options(
         ),
     ] = False,
 ) -> None:
-    """The options of ``vigil`` itself, before the command (read by :class:`ErrorBoundary`)."""
+    """The options of ``vigil`` itself, before the command (read by :class:`ErrorBoundary`).
+
+    ``--dev`` goes into the environment (``VIGIL_DEV=1``), so the settings of this command and
+    of the processes it starts (server workers, the writer) all see it. A command that takes in
+    personal data is refused here when the privacy keys are the development ones and this is
+    not a development setup.
+    """
+    if dev:
+        os.environ["VIGIL_DEV"] = "1"
+    if ctx.invoked_subcommand in PERSONAL_DATA_COMMANDS:
+        from vigil.privacy.keys import refuse_development_keys
+
+        refuse_development_keys(Settings(), f"vigil {ctx.invoked_subcommand}")

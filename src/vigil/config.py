@@ -356,6 +356,9 @@ class Settings(BaseSettings):
 
     database_url: str = "sqlite:///vigil.db"
     profiles_url: str | None = None
+    # A development setup (VIGIL_DEV=1, `vigil --dev`): serve, consume, import and replay run
+    # with the published development privacy keys; without it they refuse to.
+    dev: bool = False
     data_dir: Path = Path("vigil-data")
     detectors: DetectorsConfig = Field(default_factory=DetectorsConfig)
     policy: PolicyConfig = Field(default_factory=PolicyConfig)

@@ -5,7 +5,9 @@ Registered on the main app by :mod:`vigil.cli`; each prints its figures as a JSO
 
 from __future__ import annotations
 
+import os
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -84,6 +86,35 @@ def audit_verify(
     _emit(report.as_dict())
     if not report.ok:
         raise typer.Exit(code=1)
+
+
+@privacy_app.command("init")
+def privacy_init(
+    out: Annotated[
+        Path | None,
+        typer.Option("--out", "-o", help="Write the keys to this new file (mode 0600)"),
+    ] = None,
+) -> None:
+    """New privacy keys for a deployment (instead of the published development keys), as
+    environment variables: put them in a secret store, never in version control."""
+    import shlex
+
+    from vigil.privacy.keys import new_keys
+
+    keys = new_keys()
+    text = "".join(f"{name}={shlex.quote(value)}\n" for name, value in keys.items())
+    if out is None:
+        typer.echo(text, nl=False)
+    else:
+        # Created 0600 from the start (no window with wider permissions); never overwritten.
+        try:
+            fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            raise typer.BadParameter(f"{out} exists; keys are never overwritten") from None
+        with os.fdopen(fd, "w") as file:
+            file.write(text)
+        err.print(f"privacy keys written to {out} (mode 0600)")
+    _emit({"key_id": keys["VIGIL_PRIVACY__ENCRYPTION_KEY_ID"], "file": str(out) if out else None})
 
 
 @privacy_app.command("rotate-key")
