@@ -222,3 +222,33 @@ def test_bad_options_are_refused_naming_the_option(tmp_path: Path) -> None:
     assert code == 2 and "expected FIELD=COLUMN" in output
     with pytest.raises(SourceFileError, match="missing required columns: timestamp, type"):
         EventInput(default_channel="pos").read(path)
+
+
+def test_replay_evaluate_and_backtest_read_one_mapped_file_alike(tmp_path: Path) -> None:
+    """A card-payment file with its label column, named the same way to every command."""
+    rows = [
+        (f"2018-04-0{1 + i // 20} {i % 20:02d}:00:00", f"C{i % 7}", f"T{i % 3}", f"{10 + i}.5", "0")
+        for i in range(60)
+    ]
+    rows[41] = (*rows[41][:3], "9000.00", "1")  # one fraud, far above the card's usual
+    path = _cards(tmp_path, *rows)
+    reading = [*_maps(), "--default-type", "payment", "--default-channel", "pos"]
+    reading += ["--label-column", "TX_FRAUD", "--label-delay", "1d"]
+    db = f"sqlite:///{tmp_path / 'v.db'}"
+    code, output = _invoke("replay", str(path), "-d", db, *reading)
+    assert code == 0, output
+    replayed = json.loads(output.splitlines()[-1])
+    assert (replayed["events"], replayed["feedback"]) == (60, 60)  # every label, learnt
+    code, output = _invoke(
+        "evaluate", "--events", str(path), "-d", db, "-o", str(tmp_path / "r"), *reading
+    )
+    assert code == 0, output
+    overall = json.loads(output.splitlines()[-1])["overall"]
+    assert overall["units"] == 60 and overall["fraud_units"] == 1
+    rules = tmp_path / "rules.yaml"
+    rules.write_text("rules:\n  - {name: big, condition: amount >= 5000, score: 0.9}\n")
+    code, output = _invoke("backtest", str(rules), "--events", str(path), "-d", db, *reading)
+    assert code == 0, output
+    backtest = json.loads(output.splitlines()[-1])
+    assert (backtest["events"], backtest["fraud_units"]) == (60, 1)
+    assert backtest["candidate"]["true_positives"] == 1

@@ -37,7 +37,7 @@ frame in the engine's layout and the fraud labels: features, training, scoring, 
 >>> events.select("event_id", "channel", "amount").rows()
 [('cards-2', 'pos', 57.16), ('cards-3', 'pos', 81.51)]
 >>> labels.rows()
-[('cards-3', 'cards-3')]
+[('cards-3', 'cards-3', 'TX_FRAUD')]
 >>> EventInput(amounts="exact")
 Traceback (most recent call last):
 ...
@@ -265,8 +265,9 @@ class EventInput:
         self, path: Path | str, *, labels: Path | str | None = None
     ) -> tuple[pl.DataFrame, pl.DataFrame | None]:
         """``(events, fraud)``: the events in the engine's layout (:data:`EVENT_SCHEMA`) and
-        the ``event_id, transaction_id`` of every fraud event, from ``labels`` (a labels.csv)
-        or the label column; ``None`` without either.
+        the ``event_id, transaction_id, pattern`` of every fraud event, from ``labels`` (a
+        labels.csv) or the label column (the pattern is then the column's name); ``None``
+        without either.
 
         The engine's own layout is read straight into Polars; any other is validated row by
         row first, as ``vigil import events`` would (a bad row raises ``ImportRejected``)."""
@@ -287,7 +288,7 @@ class EventInput:
             ]
             fraud = (
                 events.filter(pl.col("event_id").is_in(fraud_ids)).select(
-                    "event_id", "transaction_id"
+                    "event_id", "transaction_id", pattern=pl.lit(self.label_column)
                 )
                 if self.label_column is not None
                 else None
@@ -326,7 +327,7 @@ class EventInput:
                 ],
             )
         return events.filter(label == FeedbackLabel.FRAUD.value).select(
-            "event_id", "transaction_id"
+            "event_id", "transaction_id", pattern=pl.lit(column)
         )
 
 
