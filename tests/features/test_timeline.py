@@ -66,15 +66,20 @@ def test_terminal_risk_matches_brute_force(times, labels, delay, window):
 
 
 @settings(max_examples=300, deadline=None)
-@given(rows, st.integers(1, 50), st.sampled_from([1, 2**56]))
-def test_window_edges_are_the_positions_of_each_rows_window_start(data, width, scale):
-    # scale 2**56: the rank fallback; the edge is the first row after ``time - width``
+@given(rows, st.integers(1, 50), st.integers(1, 7), st.sampled_from([1, 2**56]))
+def test_window_edges_are_the_positions_of_each_rows_window_start(data, width, tile, scale):
+    # scale 2**56: the rank fallback; the edge is the first row after the window's edge,
+    # ``floor(time / tile) * tile - width`` (vigil.profiles.windows)
     data, codes, times, _ = _sorted(data, scale)
     line = Timeline(codes, times)
-    edges = line.window_edges(codes, width * scale)
-    assert edges.tolist() == line.position_le(codes, times - width * scale).tolist()
+    edges = line.window_edges(codes, width * scale, tile * scale)
+    start = times // (tile * scale) * (tile * scale) - width * scale
+    assert edges.tolist() == line.position_le(codes, start).tolist()
     for i, (code, s, _) in enumerate(data):
         first = next(
-            j for j, (k, t, _) in enumerate(data) if k == code and t * scale > (s - width) * scale
+            j
+            for j, (k, t, _) in enumerate(data)
+            if k == code
+            and t * scale > (s * scale) // (tile * scale) * (tile * scale) - width * scale
         )
         assert edges[i] == first

@@ -1,7 +1,11 @@
 from __future__ import annotations
 
+from array import array
+
+import pytest
+
 from vigil.profiles import MemoryProfileStore, Profile
-from vigil.profiles.windows import CATEGORY_INDEX
+from vigil.profiles.windows import CATEGORY_INDEX, SlidingWindows
 
 
 def _busy_profile() -> Profile:
@@ -77,24 +81,66 @@ def test_memory_store_get_put_and_snapshot(tmp_path) -> None:
     assert restored.get("card", "c-1").to_bytes() == p.to_bytes()
 
 
-def test_a_profile_saved_before_packed_arrays_reads_the_same() -> None:
-    """Version 3 kept the windows' events and the sketches' buckets as msgpack lists."""
+@pytest.mark.parametrize("version", [3, 4])
+def test_a_profile_saved_with_every_event_reads_them_into_tiles(version: int) -> None:
+    """Versions 3 and 4 kept every event of the longest window (3 as msgpack lists, with the
+    sketches' buckets as lists too); read now, the events are added again into tiles."""
     import msgpack
 
+    from vigil.profiles.packed import pack
+
     p = _busy_profile()
-    state = p.to_state()
-    windows = Profile.from_bytes(p.to_bytes()).windows
-    oldest = windows._heads[-1]
-    state[0] = 3
-    state[9] = [
-        windows._times[oldest:].tolist(),
-        windows._cats[oldest:].tolist(),
-        windows._amounts[oldest:].tolist(),
-        *state[9][3:],
+    events = [(i * 3600.0 * 7 + 240, i % 5, 100_000 + 37 * i) for i in range(200)]
+    tiled = SlidingWindows()
+    for when, category, amount in events:
+        tiled.add(when, category, amount)
+    tiled.advance(events[-1][0])
+    columns = [
+        array(code, column) for code, column in zip("dbq", zip(*events, strict=True), strict=True)
     ]
-    state[11] = [[k, [q.count, q.zeros, list(q.bins.items())]] for k, q in p.quantiles.items()]
-    old = msgpack.packb(state, use_bin_type=True)
-    assert Profile.from_bytes(old).to_bytes() == p.to_bytes()
+    state = p.to_state()
+    state[0] = version
+    state[9] = [
+        *(c.tolist() if version == 3 else pack(c) for c in columns),
+        [0] * 5,  # the old heads and totals: recomputed from the events
+        [0] * 40,
+        [0] * 40,
+    ]
+    if version == 3:
+        state[11] = [[k, [q.count, q.zeros, list(q.bins.items())]] for k, q in p.quantiles.items()]
+    read = Profile.from_bytes(msgpack.packb(state, use_bin_type=True))
+    assert read.windows.counts == tiled.counts and read.windows.sums == tiled.sums
+    assert read.windows.count(4, 0) == sum(1 for e in events if e[1] == 0) > 0
+    assert read.to_state()[10:] == p.to_state()[10:]
+
+
+def test_a_busy_terminal_is_no_bigger_than_a_quiet_one() -> None:
+    """The windows keep tiles, not events: ten times the traffic over 90 days (an event a
+    minute against one every ten) fills the same tiles a little fuller, not ten times the
+    size."""
+
+    def terminal(every_minutes: int) -> Profile:
+        p = Profile()
+        for n, minute in enumerate(range(0, 90 * 1440, every_minutes)):
+            t = minute * 60.0
+            p.advance(t)
+            p.record_transaction(
+                t,
+                t + 30,
+                n % 2,
+                10_000 + minute % 997,
+                place="ATM-1",
+                latitude=6.4,
+                longitude=3.3,
+                attributes=(("card", f"c-{minute % 50}"),),
+            )
+        return p
+
+    quiet, busy = terminal(10), terminal(1)
+    assert busy.windows.count(4, 0) == 10 * quiet.windows.count(4, 0) > 6000
+    # At most 286 tiles per category (vigil.profiles.windows), of the two used here.
+    assert Profile.from_bytes(busy.to_bytes()).windows.entries <= 2 * 286
+    assert len(busy.to_bytes()) < 1.2 * len(quiet.to_bytes())
 
 
 def test_a_sketch_with_counts_past_four_bytes_round_trips() -> None:

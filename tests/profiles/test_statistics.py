@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from vigil.profiles.running import RunningStats
 from vigil.profiles.seen import SeenValues
 from vigil.profiles.sketch import QuantileSketch
-from vigil.profiles.windows import N_CATEGORIES, WINDOWS, SlidingWindows
+from vigil.profiles.windows import N_CATEGORIES, TILES, WINDOWS, SlidingWindows
 
 amounts = st.floats(min_value=0.01, max_value=1e7, allow_nan=False)
 events = st.lists(
@@ -86,10 +86,16 @@ def test_windows_match_batch(rows: list[tuple[float, int, int]]) -> None:
     for gap_minutes, category, cents in rows:
         now += gap_minutes * 60
         w.advance(now)
-        # As read before the event: everything added earlier with t - W < s <= t.
-        for wi, (_, length) in enumerate(WINDOWS):
+        # As read before the event: everything added earlier with edge < s <= t, the edge
+        # being the window's length back from the start of the tile holding t: never more
+        # than one tile older than t - W. Times compare in whole microseconds.
+        t = round(now * 1e6)
+        for wi, ((_, length), tile) in enumerate(zip(WINDOWS, TILES, strict=True)):
+            w_us, tile_us = round(length * 1e6), round(tile * 1e6)
+            edge = t // tile_us * tile_us - w_us
+            assert t - w_us - tile_us < edge <= t - w_us
             for c in range(N_CATEGORIES):
-                inside = [a for s, cat, a in history if cat == c and now - length < s <= now]
+                inside = [a for s, cat, a in history if cat == c and edge < round(s * 1e6) <= t]
                 assert w.count(wi, c) == len(inside)
                 assert w.total(wi, c) == sum(inside)
         w.add(now, category, cents)
@@ -104,7 +110,8 @@ def test_windows_memory_is_bounded_by_the_longest_window() -> None:
         w.advance(day * 86400.0)
         w.add(day * 86400.0, 0, 100)
     assert w.count(4, 0) == 90
-    assert len(w.to_state()[0]) == 90 * 8  # the 90 days' times, as float64
+    # Saved: a tile per event each tier's longest window holds (1 h, 1 d, 7 d and 90 d).
+    assert SlidingWindows.from_state(w.to_state()).entries == 1 + 1 + 7 + 90
 
 
 def test_seen_values_keep_most_used_within_capacity() -> None:

@@ -17,7 +17,7 @@ from vigil.config import ExtractLimitConfig
 from vigil.detect.base import strength
 from vigil.detect.context import Context
 from vigil.domain import Reason
-from vigil.profiles.windows import CATEGORY_INDEX, WINDOW_INDEX, WINDOWS
+from vigil.profiles.windows import CATEGORY_INDEX, WINDOW_INDEX
 
 _WITHDRAWAL = CATEGORY_INDEX["withdrawal"]
 _DAY = WINDOW_INDEX["1d"]
@@ -55,7 +55,7 @@ class ExtractLimit:
         if today <= daily_limit:
             return []
         count = profile.windows.count(_DAY, _WITHDRAWAL) + 1
-        today_ops = profile.recent.since(ctx.end - WINDOWS[_DAY][1], (_WITHDRAWAL,))
+        today_ops = profile.recent.since(profile.windows.edge(_DAY, ctx.end), (_WITHDRAWAL,))
         return [
             Reason(
                 code="extract_limit_daily",

@@ -40,12 +40,11 @@ from vigil.detect.context import Context
 from vigil.detect.velocity import poisson_tail, usual_per_day
 from vigil.domain import Reason
 from vigil.profiles import Profile
-from vigil.profiles.windows import CATEGORY_INDEX, WINDOW_INDEX, WINDOWS
+from vigil.profiles.windows import CATEGORY_INDEX, WINDOW_INDEX
 
 _IN = CATEGORY_INDEX["transfer_in"]
 _OUT = CATEGORY_INDEX["transfer"]
 _DAY = WINDOW_INDEX["1d"]
-_DAY_S = WINDOWS[_DAY][1]
 
 
 class MoneyMule:
@@ -70,7 +69,7 @@ class MoneyMule:
         return per_day, poisson_tail(k, per_day)
 
     def _evidence(self, ctx: Context, account: Profile) -> tuple[str, ...]:
-        inflow = account.recent.since(ctx.end - _DAY_S, (_IN,))
+        inflow = account.recent.since(account.windows.edge(_DAY, ctx.end), (_IN,))
         return tuple(e.transaction_id for e in inflow if e.transaction_id)
 
     def _fan_in(self, ctx: Context, account: Profile) -> list[Reason]:

@@ -43,7 +43,7 @@ from vigil.features.spec import FEATURES, P95, TRANSACTION_TYPES, Feature
 from vigil.features.timeline import Timeline
 from vigil.geo import haversine_km
 from vigil.profiles.sketch import ALPHA
-from vigil.profiles.windows import CATEGORY_INDEX
+from vigil.profiles.windows import CATEGORY_INDEX, TILES, WINDOWS
 from vigil.storage.reference import ReferenceData
 
 _GAMMA = (1 + ALPHA) / (1 - ALPHA)
@@ -171,13 +171,14 @@ class _Builder:
         rows = self._tx_rows(entity)
         return self._memo((entity, "timeline"), lambda: Timeline(rows.code, rows.time))
 
-    def _edge(self, entity: str, width: int) -> Ints:
-        """Per row of the entity's transactions: its first row inside the window of
-        ``width`` ending at the row (``t - W < s``)."""
+    def _edge(self, entity: str, window: int) -> Ints:
+        """Per row of the entity's transactions: its first row inside the profile window
+        ``window`` read at the row (``edge(t) < s``, :mod:`vigil.profiles.windows`)."""
         rows = self._tx_rows(entity)
+        width, tile = round(WINDOWS[window][1] * US), round(TILES[window] * US)
         return self._memo(
-            ("edge", entity, width),
-            lambda: self._timeline(entity).window_edges(rows.code, width),
+            ("edge", entity, window),
+            lambda: self._timeline(entity).window_edges(rows.code, width, tile),
         )
 
     def _window(self, f: Feature) -> tuple[Ints, Ints | None, EntityRows]:
@@ -185,8 +186,7 @@ class _Builder:
         window, per row of the entity's transactions (returned too); the sum only for a
         ``mean_amount`` feature."""
         rows = self._tx_rows(f.entity)
-        width = round(f.window_seconds * US)  # type: ignore[operator]
-        lo = self._edge(f.entity, width)
+        lo = self._edge(f.entity, f.window_index)  # type: ignore[arg-type]
         # Rows before this one in replay order, after the window's edge: lo .. here.
         if self._every_type(f):
             count = self._memo((f.entity, "index"), lambda: np.arange(len(rows))) - lo

@@ -87,19 +87,27 @@ class Timeline:
         """Index just past the entity's last row with time <= ``times``."""
         return np.searchsorted(self.keys, self._key(codes, times), side="right")
 
-    def window_edges(self, codes: Ints, width: int) -> Ints:
-        """For rows given in the timeline's own order (``codes`` its codes): per row, the
-        index of its entity's first row with time > the row's time - ``width``; the same as
-        ``position_le(codes, times - width)``, with fewer passes over the rows."""
+    def window_edges(self, codes: Ints, width: int, tile: int = 1) -> Ints:
+        """For rows given in the timeline's own order (``codes`` its codes): per row at time
+        ``t``, the index of its entity's first row with time > ``floor(t / tile) * tile -
+        width``, the edge of a window of ``width`` read in tiles of ``tile``
+        (:mod:`vigil.profiles.windows`); the same as ``position_le(codes, edges)``, with fewer
+        passes over the rows."""
         if self._times is not None:
-            ranks = np.searchsorted(self._times, self._row_times(codes) - width, side="right")
+            edges = self._row_times(codes) // tile * tile - width
+            ranks = np.searchsorted(self._times, edges, side="right")
             key = codes * self._span
             key += ranks
             return np.searchsorted(self.keys, key, side="right")
-        # the row's key less the width, but not below its entity's own earliest key
+        # the row's key at its window's edge, but not below its entity's own earliest key
         base = codes * self._span
-        query = self.keys - width
-        np.maximum(query, base, out=query)
+        query = self.keys - base  # the row's time, less the origin
+        query += self._origin
+        query //= tile
+        query *= tile
+        query -= width + self._origin
+        np.maximum(query, 0, out=query)
+        query += base
         del base
         return np.searchsorted(self.keys, query, side="right")
 

@@ -34,15 +34,15 @@ from vigil.profiles.recent import RecentEvent, RecentEvents
 from vigil.profiles.running import RunningStats
 from vigil.profiles.seen import SeenValues
 from vigil.profiles.sketch import QuantileSketch
-from vigil.profiles.windows import CATEGORY_INDEX, WINDOWS, SlidingWindows
+from vigil.profiles.windows import CATEGORY_INDEX, SlidingWindows
 
 LOGIN = CATEGORY_INDEX["login"]
 LOGIN_FAILED = CATEGORY_INDEX["login_failed"]
 # 2: the transfer_in category; 3: the flow genome and peer-group statistics; 4: the windows'
-# events as packed arrays.
-_VERSION = 4
+# events as packed arrays; 5: the windows in time tiles (their events are tiled when read).
+_VERSION = 5
 # Earlier versions this one reads (they lack only fields added since, or hold them as lists).
-_READS = (2, 3, 4)
+_READS = (2, 3, 4, 5)
 
 
 class Profile:
@@ -112,7 +112,7 @@ class Profile:
         window's total less the blocked attempts among the recent events. A blocked attempt
         the recent events no longer hold (more than ``recent_max`` events, or older than
         their window) counts as moved, so a limit errs towards flagging."""
-        edge = now - WINDOWS[window][1]
+        edge = self.windows.edge(window, now)
         declined = sum(e.amount_cents for e in self.recent.since(edge, (category,)) if e.declined)
         return self.windows.total(window, category) - declined
 
