@@ -103,3 +103,15 @@ def test_the_overview_figures(store: Store, make) -> None:
     series = figures.decisions_over_time(store, "day")
     assert series.total("block") == 1 and series.total("allow") == 1 and len(series.buckets) == 24
     assert dict(figures.queue_age(store))["< 1 h"] == 1  # e3 is the newest: age zero
+
+
+def test_a_purged_risk_event_takes_its_journal_with_it(store: Store, make) -> None:
+    from vigil.privacy.retention import RetentionPolicy, purge
+
+    rows = _flag(store, make)
+    for row in rows:
+        cases.apply(store, row["risk_event_id"], cases.Change(note="seen"), ANN)
+    policy = RetentionPolicy(None, None, risk_events_days=1)
+    deleted = purge(store, policy, T0 + timedelta(days=1, minutes=100))
+    assert deleted["risk_events"] == 2  # e1 and e2; e3 is younger than a day then
+    assert [cases.journal(store, r["risk_event_id"]) != [] for r in rows] == [True, False, False]

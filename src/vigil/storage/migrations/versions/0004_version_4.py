@@ -61,7 +61,12 @@ def case_journal() -> Table:
         Column(
             "risk_event_id",
             _Serial,
-            ForeignKey("risk_events.risk_event_id", name="fk_case_journal_risk_event"),
+            # A risk event deleted by the retention policy takes its journal with it.
+            ForeignKey(
+                "risk_events.risk_event_id",
+                name="fk_case_journal_risk_event",
+                ondelete="CASCADE",
+            ),
             nullable=False,
         ),
         Column("at", UtcDateTime(), nullable=False),
