@@ -2,10 +2,11 @@
 
 A profile in Redis is read and written whole on every event, so its size and the time to
 decode and encode it are paid per event. This feeds one terminal 90 days of withdrawals and
-payments at several rates and prints, per rate, the saved size and the time of one
-``from_bytes`` + ``to_bytes`` round trip (median of many).
+payments at several rates and prints, per rate, the saved size, the time of one
+``from_bytes`` + ``to_bytes`` round trip and the time to record one more event on it (medians
+of many).
 
-    python bench/profiles.py
+    python bench/profiles.py --rates 10 1000 10000
 """
 
 from __future__ import annotations
@@ -48,6 +49,28 @@ def round_trip_us(data: bytes, repeat: int) -> float:
     return statistics.median(times)
 
 
+def update_us(data: bytes, repeat: int) -> float:
+    """Recording the next event (a second later) on a copy of the profile."""
+    times = []
+    last = Profile.from_bytes(data).last_end or 0.0
+    for _ in range(repeat):
+        p = Profile.from_bytes(data)
+        start = time.perf_counter_ns()
+        p.advance(last + 1)
+        p.record_transaction(
+            last + 1,
+            last + 31,
+            0,
+            12_345,
+            place="ATM-1",
+            latitude=6.4,
+            longitude=3.3,
+            attributes=(("card", "c-1"),),
+        )
+        times.append((time.perf_counter_ns() - start) / 1000)
+    return statistics.median(times)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--days", type=int, default=90)
@@ -55,7 +78,13 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=200)
     args = parser.parse_args()
     table = Table(title=f"A terminal's profile after {args.days} days")
-    for column in ("events a day", "events kept", "bytes", "decode + encode (µs)"):
+    for column in (
+        "events a day",
+        "events counted",
+        "bytes",
+        "decode + encode (µs)",
+        "record (µs)",
+    ):
         table.add_column(column, justify="right")
     console = Console()
     with console.status("feeding terminals"):
@@ -67,6 +96,7 @@ def main() -> None:
                 f"{p.windows.count(4, 0) + p.windows.count(4, 1):,}",
                 f"{len(data):,}",
                 f"{round_trip_us(data, args.repeat):,.0f}",
+                f"{update_us(data, args.repeat):,.1f}",
             )
     console.print(table)
 
