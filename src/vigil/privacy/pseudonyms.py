@@ -24,6 +24,13 @@ the bank's own reference for the card and is kept.
 (True, True)
 >>> p.card("c-0042"), p.card("4111111111111112")  # a reference; no card number (Luhn)
 ('c-0042', '4111111111111112')
+
+Free text (an analyst's note) keeps its words but not the personal data typed into it: card
+numbers, IP addresses and e-mail addresses become the same pseudonyms as the stored fields, so
+a note still points at the card it speaks of.
+
+>>> p.text("card 4111-1111-1111-1111 from 102.89.4.17") == f"card {token} from {a}"
+True
 """
 
 from __future__ import annotations
@@ -41,6 +48,13 @@ from vigil.profiles.update import ip_prefix
 _HOST = re.compile(r"~[0-9a-f]{16}\.[0-9a-f]{16}")
 _OPAQUE = re.compile(r"~[0-9a-f]{32}")
 _CARD_NUMBER = re.compile(r"\d(?:[ -]?\d){12,18}")
+# In free text: runs of digit groups joined by one space or dash (a card number is looked for
+# among their consecutive groups), IPv4 and IPv6 candidates (checked by ipaddress), e-mails.
+_DIGIT_RUN = re.compile(r"(?<![\w.~])\d+(?:[ -]\d+)*(?!\w|\.\d)")
+_IP_CANDIDATE = re.compile(
+    r"(?<![\w.:])(?:\d{1,3}(?:\.\d{1,3}){3}|[0-9A-Fa-f]{0,4}(?::[0-9A-Fa-f]{0,4}){2,7})(?![\w:]|\.\w)"
+)
+_EMAIL = re.compile(r"[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+")
 
 M = TypeVar("M", bound=BaseModel)
 _CACHE = 1 << 16
@@ -119,6 +133,56 @@ class Pseudonymiser:
     def subject(self, identifier: str) -> str:
         """The pseudonym an erased user or card keeps in the audit trail."""
         return identifier if _OPAQUE.fullmatch(identifier) else self._opaque(b"subject", identifier)
+
+    def email(self, address: str) -> str:
+        """An e-mail address's pseudonym (case-insensitive, as mail systems compare them)."""
+        return self._opaque(b"email", address.lower())
+
+    def text(self, text: str) -> str:
+        """Free text with its card numbers (Luhn-valid runs of 13 to 19 digits), IP addresses
+        and e-mail addresses replaced by their pseudonyms; pseudonyms already in it, and every
+        other word or number, unchanged."""
+        text = _EMAIL.sub(lambda m: self.email(m.group()), text)
+        text = _IP_CANDIDATE.sub(self._ip_in_text, text)
+        return _DIGIT_RUN.sub(self._cards_in_run, text)
+
+    def _ip_in_text(self, match: re.Match[str]) -> str:
+        try:
+            ipaddress.ip_address(match.group())
+        except ValueError:
+            return match.group()
+        return self.ip(match.group())
+
+    def _cards_in_run(self, match: re.Match[str]) -> str:
+        """A run of digit groups with each card number among consecutive groups tokenised."""
+        groups = re.split(r"([ -])", match.group())
+        digits, separators = groups[::2], groups[1::2]
+        out: list[str] = []
+        i = 0
+        while i < len(digits):
+            card = self._card_at(digits, i)
+            if card is None:
+                out.append(digits[i])
+                out.append(separators[i] if i < len(separators) else "")
+                i += 1
+                continue
+            end, token = card
+            out.append(token)
+            out.append(separators[end - 1] if end - 1 < len(separators) else "")
+            i = end
+        return "".join(out)
+
+    def _card_at(self, digits: list[str], start: int) -> tuple[int, str] | None:
+        """The longest card number of the groups from ``start``: (end group, token)."""
+        total, found = 0, None
+        for end in range(start, len(digits)):
+            total += len(digits[end])
+            if total > 19:
+                break
+            number = "".join(digits[start : end + 1])
+            if total >= 13 and _luhn(number):
+                found = (end + 1, self._card(number))
+        return found
 
     def _opaque(self, tag: bytes, value: str) -> str:
         return "~" + self._digest(tag, value, 32)

@@ -135,7 +135,8 @@ def apply(store: Store, risk_event_id: int, change: Change, actor: Actor) -> dic
                 "assignee": change.assignee,
                 "label": change.label,
                 "feedback_event_id": change.feedback_event_id,
-                "note": change.note,
+                # Free text: card numbers, IPs and e-mails stored as their pseudonyms.
+                "note": store.privacy.pseudonyms.text(change.note) if change.note else None,
             },
         )
         return _row(store, conn, risk_event_id)

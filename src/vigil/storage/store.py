@@ -385,8 +385,14 @@ class Store:
             return self._insert_new(c, self.tables.logins, rows)
 
     def insert_feedback(self, items: Sequence[Feedback], conn: Connection | None = None) -> int:
-        """Insert feedback; an event_id already stored is skipped. Returns rows inserted."""
+        """Insert feedback; an event_id already stored is skipped. Returns rows inserted.
+
+        Notes are free text: card numbers, IPs and e-mail addresses typed into them are stored
+        as their pseudonyms (:meth:`vigil.privacy.Pseudonymiser.text`), never in clear."""
         rows = [R.feedback_row(f) for f in _need(items, Feedback, "feedback")]
+        for row in rows:
+            if row.get("note"):
+                row["note"] = self.privacy.pseudonyms.text(row["note"])
         with self._joined(conn) as c:
             return self._insert_new(c, self.tables.feedback, rows)
 
