@@ -68,6 +68,43 @@ def _started(url: str, server: subprocess.Popen[bytes], log: Path) -> None:
     pytest.fail(f"vigil serve did not start: {log.read_text()}")
 
 
+def _registry(root: Path) -> Path:
+    """A registry holding one small logistic model with its test scores (a model report)."""
+    from datetime import UTC, datetime, timedelta
+
+    import polars as pl
+
+    from vigil.models.linear import LinearModel
+    from vigil.models.model import Model
+    from vigil.models.registry import Registry
+
+    scorer = LinearModel(
+        ["amount_z", "hour"],
+        fill=[0.0, 12.0],
+        mean=[0.0, 12.0],
+        scale=[1.0, 6.0],
+        coef=[1.2, 0.1],
+        intercept=-3.0,
+    )
+    day = datetime(2022, 1, 1, tzinfo=UTC)
+    scores = pl.DataFrame(
+        {
+            "timestamp": [day + timedelta(hours=i) for i in range(40)],
+            "card_id": [f"c-{i % 7}" for i in range(40)],
+            "label": [int(i % 9 == 0) for i in range(40)],
+            "score": [((i * 37) % 100) / 100 for i in range(40)],
+        }
+    )
+    manifest = {
+        "metrics": {"test": {"roc_auc": 0.81, "average_precision": 0.42}},
+        "importance": {"amount_z": 1.2, "hour": 0.1},
+        "parameters": {"k": 3},
+    }
+    model = Model("transaction", "logreg", scorer, calibration=(1.0, 0.0))
+    Registry(root).save(model, manifest, test_scores=scores)
+    return root
+
+
 @pytest.fixture(scope="module")
 def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     """``vigil demo`` (small), keys for an analyst, an admin and a teller, then ``vigil serve``."""
@@ -88,12 +125,13 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
             "admin": ring.create("root", ["admin"])[0],
             "ingest": ring.create("teller", ["ingest"])[0],
         }
+    registry = _registry(folder / "models")
     port = _free_port()
     url = f"http://127.0.0.1:{port}"
     log = (folder / "serve.log").open("wb")  # a file, not a pipe nobody reads until the end
     server = subprocess.Popen(
         [*VIGIL, "serve", "--database", database, "--port", str(port)],
-        env={**os.environ, "VIGIL_DEV": "1"},
+        env={**os.environ, "VIGIL_DEV": "1", "VIGIL_MODELS__REGISTRY_DIR": str(registry)},
         stdout=log,
         stderr=subprocess.STDOUT,
     )

@@ -278,6 +278,13 @@ def test_the_other_pages_render_and_are_keyboard_usable(page, served: Served) ->
         assert answer.status == 200, path
         assert unlabelled_fields(page) == []
         shot(page, name)
+    page.goto(served.url + "/models")
+    row = page.get_by_role("table", name="Model versions").locator("tbody tr")
+    assert "transaction" in row.inner_text() and "0.810" in row.inner_text()
+    page.get_by_role("link", name="Report of transaction v0001").click()
+    page.wait_for_selector(".plotly-graph-div .main-svg")
+    assert "vigil model transaction v0001" in page.content()
+    shot(page, "model-report")
     page.goto(served.url + "/overview")
     assert page.locator("svg.chart").count() >= 2
     with pytest.raises(urllib.error.HTTPError) as refused:
