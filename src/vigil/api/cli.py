@@ -59,8 +59,8 @@ def serve(
         _check_shareable(settings)
     err.print(
         f"vigil serving on http://{settings.api.host}:{settings.api.port} "
-        f"({workers} process{'es' if workers > 1 else ''}; OpenAPI at /docs); "
-        "Ctrl-C stops and saves profiles"
+        f"({workers} process{'es' if workers > 1 else ''}; OpenAPI at /docs, "
+        "the analyst workbench at /); Ctrl-C stops and saves profiles"
     )
     # No access log: one log line per decision would cost more than the decision. No log
     # configuration of uvicorn's own: its records go to the root logger, so through vigil.logs.
