@@ -15,12 +15,12 @@
 
 Prints, per mode, decisions/s, p50/p99/p99.9 request latency, errors, lost decisions and the
 server's CPU time per decision, then where the whole machine's CPU went per decision (the
-server's event loops, its database writers, Redis, PostgreSQL, wrk, the rest) and how much of
-it sat idle: the sum against the cores says what the machine could do at best, and a busy
-event loop beside idle cores says the loop is what holds the rate. The last line is JSON.
-``wrk`` is closed-loop (each connection sends its next request when the last is answered), so
-the throughput is what the server sustains at that concurrency and the latency is what a
-client sees at that load.
+server's event loops, its database writers, Redis, PostgreSQL, NATS, the load (wrk), the
+rest) and how much of it sat idle: the sum against the cores says what the machine could do
+at best, and a busy event loop beside idle cores says the loop is what holds the rate. The
+last line is JSON. ``wrk`` is closed-loop (each connection sends its next request when the
+last is answered), so the throughput is what the server sustains at that concurrency and the
+latency is what a client sees at that load.
 
     python bench/http.py --seconds 60                    # single events, then batches of 50
     python bench/http.py --modes batch --seconds 20 --batch 100
@@ -141,6 +141,7 @@ VIGIL = [sys.executable, "-c", "from vigil.cli import app; app()"]
 
 def _env(profiles: str | None = None) -> dict[str, str]:
     env = dict(os.environ)
+    env["VIGIL_DEV"] = "1"  # a synthetic bank: the development privacy keys will do
     if profiles:
         env["VIGIL_PROFILES_URL"] = profiles
     return env
@@ -157,13 +158,14 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _cpu_by_role(server: int) -> dict[str, float]:
-    """CPU seconds used so far by each part of the machine's work: the server's event loops
-    (the server process, or its workers), their database writers, Redis, PostgreSQL, wrk and
+def _cpu_by_role(*servers: int) -> dict[str, float]:
+    """CPU seconds used so far by each part of the machine's work: the servers' event loops
+    (each server process, or its workers), their database writers, Redis, PostgreSQL, NATS and
     everything else, read from /proc (a process that has ended since the last reading drops
-    out of its role, so readings are taken while all of them run)."""
+    out of its role, so readings are taken while all of them run). The load generator is
+    counted by the caller."""
     tick = os.sysconf("SC_CLK_TCK")
-    served = _descendants(server)
+    served = set().union(*(_descendants(server) for server in servers))
     roles: dict[str, float] = dict.fromkeys(ROLES, 0.0)
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
@@ -177,7 +179,7 @@ def _cpu_by_role(server: int) -> dict[str, float]:
     return roles
 
 
-ROLES = ("event loop", "writer", "redis", "postgresql", "wrk", "other")
+ROLES = ("event loop", "writer", "redis", "postgresql", "nats", "load", "other")
 
 
 def _role(pid: int, comm: str, cmdline: bytes, served: set[int]) -> str:
@@ -189,7 +191,9 @@ def _role(pid: int, comm: str, cmdline: bytes, served: set[int]) -> str:
         return "redis"
     if comm.startswith("postgres"):
         return "postgresql"
-    return "other"  # wrk is counted from its usage once it has ended
+    if comm.startswith("nats-server"):
+        return "nats"
+    return "other"  # the load generator is counted apart
 
 
 def _descendants(pid: int) -> set[int]:
@@ -422,7 +426,7 @@ def run_mode(
         cpu_after = _cpu_by_role(server.pid)
         idle = _idle_seconds() - idle_before
         wrk_after = resource.getrusage(resource.RUSAGE_CHILDREN)
-        cpu_after["wrk"] += sum(
+        cpu_after["load"] += sum(
             getattr(wrk_after, f) - getattr(wrk_before, f) for f in ("ru_utime", "ru_stime")
         )
     finally:
