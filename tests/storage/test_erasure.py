@@ -152,8 +152,13 @@ def test_forget_erases_the_person_and_keeps_a_verifiable_pseudonymous_audit_trai
         "profile_snapshots": 4,  # user, card, account, device
         "profiles": 4,
         "claims": 0,  # in-process profiles: the recorder alone answers repeats
+        "rule_shadow_hits": 0,
+        "standin_inferences": 0,
+        "scores": 0,
+        "aggregates": 0,
     }
     assert report.pseudonymised == {
+        "case_journal": 0,
         "decisions": 2,
         "risk_events": 2,
         "profile_snapshots": 2,  # the shared network and the ATM
@@ -264,3 +269,66 @@ def test_retention_settings_are_checked() -> None:
         RetentionPolicy(logins_days=0)
     with pytest.raises(ValueError, match="now: naive"):
         purge(Store("sqlite://"), RetentionPolicy(), T0.replace(tzinfo=None))
+
+
+CARD_NUMBER = "4111 1111 1111 1111"
+
+
+def test_forget_leaves_no_card_token_shadow_hit_score_or_note_of_the_person(
+    store: Store, make
+) -> None:
+    """Issue 18: card tokens stayed in decision rows and a rule_shadow_hits row stayed."""
+    from vigil.domain import Reason
+    from vigil.storage import cases
+
+    p = store.privacy.pseudonyms
+    token = p.card(CARD_NUMBER)  # the card number arrives as the card id: stored as its token
+    tx = make.tx("t-1", user_id=GONE, card_id=CARD_NUMBER)
+    login = make.login("l-1", user_id=GONE, ip="10.0.0.1")
+    night = Reason(code="rule:night", score=0.4, detail="night withdrawal of 90,000")
+    flagged = make.decision(tx, 0.95, "block", "amount_anomaly").model_copy(
+        update={"shadow": [night]}
+    )
+    store.record([tx, login], [flagged, make.decision(login, 0.0, "allow")])
+    [risk_event] = store.list_risk_events()
+    cases.apply(store, risk_event["risk_event_id"], cases.Change(note="called Ada Obi"),
+                cases.Actor("k", "ann"))  # fmt: skip
+    assert token in table_dump(store) and store.rule_shadow_hits()
+
+    report = forget(store, GONE)
+
+    dump = table_dump(store)
+    assert GONE not in dump and "Ada Obi" not in dump
+    # The token stays only where the hash chain commits to it (risk_events.card_id, under the
+    # chain's current definition); the decision kept beside it no longer carries it.
+    assert store.get_decision("t-1").card_id not in (token, None)
+    risk_events = store.list_risk_events()
+    assert [r["card_id"] for r in risk_events] == [token]
+    assert dump.count(token) == 1
+    assert store.rule_shadow_hits() == []
+    assert report.deleted["rule_shadow_hits"] == 1
+    assert report.pseudonymised["case_journal"] == 1
+    assert _verify(store).ok
+
+
+def test_every_table_is_covered_by_erasure(store: Store) -> None:
+    """A new table must say what erasure does with it, or this fails."""
+    from vigil.privacy.erasure import COVERAGE
+
+    from sqlalchemy import inspect
+
+    schema = store.tables.metadata.schema
+    in_database = set(inspect(store.engine).get_table_names(schema=schema))
+    assert set(store.tables.metadata.tables) | in_database == set(COVERAGE)
+    assert all(COVERAGE.values())
+
+
+def test_forgetting_someone_unknown_says_so_and_fails(tmp_path) -> None:
+    from typer.testing import CliRunner
+
+    from vigil.cli import app
+
+    database = f"sqlite:///{tmp_path / 'vigil.db'}"
+    result = CliRunner().invoke(app, ["forget", "nobody-here", "--database", database])
+    assert result.exit_code == 2, result.output
+    assert "nobody-here" in result.output and "no data" in result.output

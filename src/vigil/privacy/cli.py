@@ -41,6 +41,10 @@ def forget_command(
             store, f"erase through it (DELETE /v1/admin/users/{user_id}, an admin key) or stop it"
         )
     report = forget(store, user_id, profiles=live)
+    if not report.found:
+        raise ValueError(
+            f"user_id: no data held on {user_id!r} (unknown, or forgotten already); nothing erased"
+        )
     console.print(f"forgot [bold]{user_id}[/]; in the audit trail now {report.pseudonym}")
     _emit(report.as_dict())
 

@@ -184,6 +184,11 @@ class Pseudonymiser:
                 found = (end + 1, self._card(number))
         return found
 
+    def erased(self, identifier: str) -> str:
+        """The pseudonym an erased id keeps outside the hash chain: :meth:`subject`, except that
+        a card token is pseudonymised again (it stands for the card everywhere else)."""
+        return self._opaque(b"subject", identifier)
+
     def _opaque(self, tag: bytes, value: str) -> str:
         return "~" + self._digest(tag, value, 32)
 
