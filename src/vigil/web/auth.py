@@ -10,6 +10,7 @@ the session's CSRF token, in the form's ``csrf`` field or the ``X-CSRF-Token`` h
 from __future__ import annotations
 
 import hmac
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Annotated
 from urllib.parse import parse_qs, quote
@@ -85,7 +86,9 @@ async def _viewer(request: Request) -> Viewer:
     return Viewer(session)
 
 
-def needs(role: Role):
+def needs(role: Role) -> Callable[[Viewer], Awaitable[Viewer]]:
+    """A dependency admitting signed-in viewers whose key holds ``role``."""
+
     async def check(viewer: Annotated[Viewer, Depends(_viewer)]) -> Viewer:
         if not viewer.session.may(role):
             raise PageRefused(403, f"This page needs the {role.value} role; your key lacks it.")

@@ -20,7 +20,7 @@ from vigil.api.service import DecisionService
 from vigil.domain import FeedbackLabel
 from vigil.storage import cases, timeline
 from vigil.web import geomap
-from vigil.web.auth import AnalystViewer, PageRefused, first, next_path, posted
+from vigil.web.auth import AnalystViewer, PageRefused, Viewer, first, next_path, posted
 from vigil.web.pages.queue import CLOSING_LABELS
 from vigil.web.render import page
 
@@ -111,7 +111,7 @@ def router() -> APIRouter:
         )
 
     async def _act(
-        request: Request, viewer: Any, svc: DecisionService, risk_event_id: int, patch: Any
+        viewer: Viewer, svc: DecisionService, risk_event_id: int, patch: RiskEventPatch
     ) -> None:
         try:
             await casework.act(svc, risk_event_id, patch, viewer.principal)
@@ -124,7 +124,7 @@ def router() -> APIRouter:
     ) -> Response:
         fields = await posted(request, viewer)
         patch = RiskEventPatch(status=cases.Status.IN_REVIEW, assignee=viewer.name)
-        await _act(request, viewer, svc, risk_event_id, patch)
+        await _act(viewer, svc, risk_event_id, patch)
         back = first(fields, "back")
         return RedirectResponse(
             next_path(back) if back else f"/cases/{risk_event_id}", status_code=303
@@ -140,7 +140,7 @@ def router() -> APIRouter:
             raise PageRefused(422, "Choose a label: fraud, legitimate or dispute.")
         note = first(fields, "note")[:2000] or None
         patch = RiskEventPatch(label=FeedbackLabel(chosen), note=note)
-        await _act(request, viewer, svc, risk_event_id, patch)
+        await _act(viewer, svc, risk_event_id, patch)
         return RedirectResponse(f"/cases/{risk_event_id}?done=label", status_code=303)
 
     @web.post("/cases/{risk_event_id}/note")
@@ -151,7 +151,7 @@ def router() -> APIRouter:
         text = first(fields, "note")[:2000]
         if not text:
             raise PageRefused(422, "Write a note first.")
-        await _act(request, viewer, svc, risk_event_id, RiskEventPatch(note=text))
+        await _act(viewer, svc, risk_event_id, RiskEventPatch(note=text))
         return RedirectResponse(f"/cases/{risk_event_id}?done=note", status_code=303)
 
     @web.post("/cases/{risk_event_id}/reopen")
@@ -160,7 +160,7 @@ def router() -> APIRouter:
     ) -> Response:
         await posted(request, viewer)
         patch = RiskEventPatch(status=cases.Status.OPEN)
-        await _act(request, viewer, svc, risk_event_id, patch)
+        await _act(viewer, svc, risk_event_id, patch)
         return RedirectResponse(f"/cases/{risk_event_id}", status_code=303)
 
     return web
