@@ -34,7 +34,7 @@ def compose() -> dict:
 
 def test_compose_runs_vigil_beside_postgresql_redis_and_nats(compose: dict) -> None:
     services = compose["services"]
-    assert set(services) == {"postgres", "redis", "nats", "vigil"}
+    assert set(services) == {"postgres", "redis", "nats", "vigil", "worker"}
     for name, service in services.items():
         assert "image" in service or "build" in service, name
     assert services["postgres"]["image"].startswith("postgres:15")
@@ -76,11 +76,44 @@ def test_vigils_urls_name_the_service_hosts_and_postgres_credentials(compose: di
     assert env["VIGIL_DEV"] == "1"
 
 
-def test_the_stream_worker_is_there_but_commented_out(compose: dict) -> None:
-    text = (ROOT / "compose.yaml").read_text()
-    assert "worker" not in compose["services"]
-    assert re.search(r"^  # worker:$", text, re.MULTILINE)
-    assert '#   command: ["consume"]' in text
+def test_the_stream_worker_shares_vigils_store_and_profiles_and_checks_its_own_health(
+    compose: dict,
+) -> None:
+    services = compose["services"]
+    worker, api = services["worker"], services["vigil"]
+    assert worker["command"] == ["consume"] and worker["image"] == api["image"]
+    env = worker["environment"]
+    for name in env:
+        assert setting_exists(name), name
+    for shared in ("VIGIL_DATABASE_URL", "VIGIL_PROFILES_URL", "VIGIL_DEV"):
+        assert env[shared] == api["environment"][shared], shared
+    assert urlsplit(env["VIGIL_STREAM__NATS_URL"]).hostname == "nats"
+    assert int(env["VIGIL_STREAM__PARTITIONS"]) > 1  # room to scale out
+    # The image's check asks serve's /health: the worker's asks its own metrics port.
+    assert f":{env['VIGIL_STREAM__METRICS_PORT']}/metrics" in " ".join(
+        worker["healthcheck"]["test"]
+    )
+    assert worker["depends_on"]["vigil"]["condition"] == "service_healthy"  # the schema
+    assert worker["depends_on"]["nats"]["condition"] == "service_healthy"
+
+
+def setting_exists(name: str) -> bool:
+    """Whether an environment variable names a vigil setting (``VIGIL_A__B`` is ``a.b``)."""
+    from pydantic import BaseModel
+
+    from vigil.config import Settings
+
+    if not name.startswith("VIGIL_"):
+        return False
+    model: type[BaseModel] = Settings
+    for part in name.removeprefix("VIGIL_").lower().split("__"):
+        field = model.model_fields.get(part)
+        if field is None:
+            return False
+        annotation = field.annotation
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            model = annotation
+    return True
 
 
 # Dockerfile ------------------------------------------------------------------------------------
