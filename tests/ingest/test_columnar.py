@@ -50,6 +50,12 @@ def _store(tmp_path: Path, name: str) -> Store:
     return store
 
 
+def _indexes(store: Store) -> set[str]:
+    with store.engine.connect() as conn:
+        names = conn.execute(text("SELECT name FROM sqlite_master WHERE type = 'index'"))
+        return set(names.scalars())
+
+
 def _stored(store: Store) -> tuple[list, list]:
     return list(store.iter_events()), sorted(store.load_feedback(), key=lambda f: f.event_id)
 
@@ -77,16 +83,17 @@ def test_the_columnar_path_stores_what_the_row_by_row_path_stores(
     if amounts == "round":
         assert events[-1].amount == Decimal("10503.66")
     # The indexes dropped for the load are back.
-    with fast.engine.connect() as conn:
-        names = conn.execute(text("SELECT name FROM sqlite_master WHERE type = 'index'"))
-        assert {"ix_transactions_card_time", "ix_feedback_target_event_id"} <= set(names.scalars())
+    assert _indexes(fast) == _indexes(slow)
+    assert {"ix_transactions_card_time", "ix_feedback_target_event_id"} <= _indexes(fast)
 
 
 def test_a_bad_row_in_a_later_chunk_is_named_and_nothing_is_kept(tmp_path: Path) -> None:
     bad = [*ROWS, ("5", "2018-04-03 08:00:00", "C1", "T1", "-4", "0")]
     path = write_csv(tmp_path / "cards.csv", HEADER, bad)
     store = _store(tmp_path, "v.db")
+    before = _indexes(store)
     assert columnar.load_clean(store, path, INPUTS) is None
+    assert _indexes(store) == before  # dropped for the load, back with the rollback
     with pytest.raises(ImportRejected) as info:
         load_events(store, path, inputs=INPUTS)
     (error,) = info.value.errors
