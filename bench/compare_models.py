@@ -1,23 +1,28 @@
-"""Comparison: the transaction model vs the detectors alone vs both, on held-out later days.
+"""Comparison: the detectors alone, the model alone, and the two together, on held-out days.
 
 On a synthetic bank (generated, or ``--bank FOLDER`` from ``vigil generate``) the point-in-time
 training table is built (timed: the training-set build time), the transaction model is trained
 on the transactions before the cut (``--train-share`` of them by time) and promoted in a
-temporary registry. The whole history is then replayed through the engine twice, each fraud
-label sent to it as feedback one label delay after its transaction (so terminal risk is learnt
-online): once with the model switched off (``models.transaction_model = false``: the detectors
-alone), once with the promoted model beside the detectors (both combined). On the completed
-transactions after the cut plus the label-delay gap, for each of
+temporary registry. The whole history is replayed through the engine, each fraud label sent
+to it as feedback one label delay after its transaction (so terminal risk is learnt online):
+with the model switched off (``models.transaction_model = false``: the detectors alone), and
+with the promoted model beside the detectors. A stacked combiner
+(:mod:`vigil.models.combiner`) is then fitted on the second replay's decisions before the
+cut, each completed transaction with the probability of a model not trained on it
+(cross-fitted: four blocks of time, each scored by a model trained on the others), and the
+labels; promoted stacked on the model, it serves in a third replay. On the completed transactions
+after the cut plus the label-delay gap, for each of
 
-- ``detectors``: the engine's score with the model disabled;
+- ``detectors``: the engine's score with the model disabled (the reasons' noisy-OR);
 - ``model``: the model's calibrated probability alone (its offline score, equal to the served
   one: tests/models/test_scorer.py);
-- ``combined``: the engine's score with the promoted model (whose probability joins the
-  detectors' evidence from ``models.reason_at`` up; ``--reason-at 0`` makes it join always);
+- ``gated``: the engine's score with the model but no combiner, the model's probability
+  joining the reasons' noisy-OR from ``models.reason_at`` up (``--reason-at``);
+- ``stacked``: the engine's score with the model and the combiner (the decision score);
 
 it prints ROC AUC and average precision (:mod:`vigil.evaluate.ranking`), and recall and
-precision at the policy's alert threshold (a score at or above ``policy.step_up_at``: the
-engine alerts, asking for at least a second factor). The last line is JSON.
+precision of the alerts: the engine's actions other than allow (the model alone: a
+probability at or above ``policy.step_up_at``). The last line is JSON.
 
     python bench/compare_models.py                 # vigil generate --cards 4000 --days 60 --seed 7
     python bench/compare_models.py --bank bank/
@@ -37,10 +42,12 @@ import numpy as np
 import polars as pl
 
 from vigil.config import Settings
+from vigil.domain import Decision
 from vigil.engine import Engine
 from vigil.evaluate.ranking import average_precision, roc_auc
 from vigil.features import read_event_frame, read_labels, read_reference, transaction_features
 from vigil.ingest import iter_event_file
+from vigil.models.combiner import NAME, cross_fitted, fit_combiner, save_combiner
 from vigil.models.labels import feedback_items, fraud_feedback, run
 from vigil.models.pipeline import save_result, transaction_feature_names
 from vigil.models.registry import Registry
@@ -51,8 +58,7 @@ from vigil.simulate import BankConfig, generate
 DELAY = timedelta(days=1)
 
 
-def _figures(label: np.ndarray, score: np.ndarray, alert_at: float) -> dict[str, Any]:
-    alerted = score >= alert_at
+def _figures(label: np.ndarray, score: np.ndarray, alerted: np.ndarray) -> dict[str, Any]:
     hits = int((alerted & label).sum())
     return {
         "roc_auc": _round(roc_auc(label, score)),
@@ -67,11 +73,11 @@ def _round(value: float | None) -> float | None:
     return None if value is None else round(float(value), 4)
 
 
-def _replay(engine: Engine, bank: Path, feedback: pl.DataFrame) -> dict[str, float]:
-    """Every event and label through the engine: each event id's decision score."""
+def _replay(engine: Engine, bank: Path, feedback: pl.DataFrame) -> list[Decision]:
+    """Every event and label through the engine: its decisions, in order."""
     events = iter_event_file(bank / "events.parquet")
     decisions, _ = run(engine, in_time_order(events, feedback_items(feedback)))
-    return {d.event_id: d.score for d in decisions}
+    return decisions
 
 
 def main() -> None:
@@ -124,22 +130,57 @@ def main() -> None:
     replay_started = time.perf_counter()
     engines = {
         "detectors": Engine.in_memory(reference, settings=alone),
-        "combined": Engine.in_memory(reference, settings=settings),
+        "gated": Engine.in_memory(reference, settings=settings),
     }
-    assert engines["combined"].model_versions == {"transaction": version}
+    assert engines["gated"].model_versions == {"transaction": version}
     assert engines["detectors"].model_versions == {}
-    scores = {name: _replay(engine, bank, feedback) for name, engine in engines.items()}
+    decided = {name: _replay(engine, bank, feedback) for name, engine in engines.items()}
+
+    # Stacking: the combiner learns from the events before the cut, each transaction with
+    # the probability of a model not trained on it (cross-fitted in blocks of time).
+    probability = dict(
+        zip(
+            table.get_column("event_id").to_list(),
+            model.probability_batch(feature_matrix(table, model.features)).tolist(),
+            strict=True,
+        )
+    )
+    unseen = cross_fitted(before, transaction_feature_names(), TrainOptions(gap=DELAY))
+    stacking = [d for d in decided["gated"] if d.event_time < cut]
+    frauds = set(labels.get_column("event_id").to_list())
+    fitted = fit_combiner(
+        {d.event_id: [(r.code, r.score) for r in d.reasons] for d in stacking},
+        unseen,
+        frauds,
+    )
+    registry.promote(
+        NAME,
+        save_combiner(registry, fitted, version, {"training_data": {"until": str(cut)}}),
+    )
+    engines["stacked"] = Engine.in_memory(reference, settings=settings)
+    assert engines["stacked"].model_versions == {"transaction": version, NAME: "v0001"}
+    decided["stacked"] = _replay(engines["stacked"], bank, feedback)
     replay_seconds = time.perf_counter() - replay_started
 
     ids = held_out.get_column("event_id").to_list()
     label = held_out.get_column("label").to_numpy().astype(bool)
     alert_at = settings.policy.step_up_at
-    compared = {
-        "detectors": _figures(label, np.array([scores["detectors"][i] for i in ids]), alert_at),
-        "model": _figures(
-            label, model.probability_batch(feature_matrix(held_out, model.features)), alert_at
-        ),
-        "combined": _figures(label, np.array([scores["combined"][i] for i in ids]), alert_at),
+    by_id = {name: {d.event_id: d for d in found} for name, found in decided.items()}
+    compared: dict[str, dict[str, Any]] = {}
+    for name in ("detectors", "model", "gated", "stacked"):
+        if name == "model":
+            score = np.array([probability[i] for i in ids])
+            alerted = score >= alert_at
+        else:
+            chosen = [by_id[name][i] for i in ids]
+            score = np.array([d.score for d in chosen])
+            alerted = np.array([d.action.value != "allow" for d in chosen])
+        compared[name] = _figures(label, score, alerted)
+    stacked_on = {
+        "rows": len(stacking),
+        "frauds": sum(d.event_id in frauds for d in stacking),
+        "until": cut.isoformat(),
+        "codes": list(fitted.weighed),
     }
     figures = {
         "bank": str(bank),
@@ -156,6 +197,7 @@ def main() -> None:
         "model_test_metrics": {
             m: _round(result.metrics["test"].get(m)) for m in ("roc_auc", "average_precision")
         },
+        "combiner_fitted_on": stacked_on,
         "alert_at": alert_at,
         "reason_at": settings.models.reason_at,
         "compared": compared,
@@ -165,6 +207,10 @@ def main() -> None:
     print(
         f"training set: {table.height:,} transactions, {len(model.features)} features, "
         f"{table_seconds:.2f} s; held out: {held_out.height:,} rows, {int(label.sum())} frauds"
+    )
+    print(
+        f"combiner: {stacked_on['rows']:,} events before the cut (cross-fitted), "
+        f"{stacked_on['frauds']} frauds, {len(fitted.weighed)} reason codes"
     )
     print(f"{'':10s} {'ROC AUC':>8s} {'avg prec':>9s} {'recall':>7s} {'precision':>9s} alerts")
     for name, f in compared.items():

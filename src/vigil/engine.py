@@ -27,7 +27,7 @@ from __future__ import annotations
 import os
 import random
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -37,9 +37,19 @@ from opentelemetry import trace
 from vigil import __version__
 from vigil.config import Settings
 from vigil.detect import Context, Detector, Policy, default_detectors
-from vigil.domain import Action, Decision, Feedback, Login, Phase, Transaction, parse_event
+from vigil.domain import (
+    Action,
+    Decision,
+    Feedback,
+    Login,
+    Phase,
+    Reason,
+    Transaction,
+    parse_event,
+)
 from vigil.enrich import Enricher
-from vigil.models.scorer import model_detectors, model_versions, terminal_risk
+from vigil.models.combiner import NAME, served_combiner
+from vigil.models.scorer import ModelScorer, model_detectors, model_versions, terminal_risk
 from vigil.models.standin import standin_detectors
 from vigil.privacy.keys import PrivacyKeys
 from vigil.profiles import MemoryProfileStore, ProfileStore
@@ -131,7 +141,6 @@ class Engine:
         self.terminal_risk = terminal_risk(self.detectors)
         if self.terminal_risk is not None and recorder.store is not None:
             _restore_terminal_risk(self.terminal_risk, recorder.store)
-        self.policy = Policy(self.settings.policy)
         # Events answered with the decision an earlier one with their id got (here or in
         # another process sharing the profiles), since this engine started.
         self.repeats = 0
@@ -141,6 +150,19 @@ class Engine:
             if rules is not None
             else engine_rules(self.settings.rules, self.detectors, recorder.store)
         )
+        # The decision score: the reasons' noisy-OR, or with a combiner stacked on the served
+        # model, its calibrated probability of the model's and the reasons' evidence. The
+        # model is then asked apart, for its probability whatever it is.
+        self._assess: Callable[[Context], tuple[float | None, list[Reason]]] | None = None
+        scorer = next((d for d in self.detectors if isinstance(d, ModelScorer)), None)
+        combiner = None
+        if scorer is not None:
+            combiner = served_combiner(self.settings, scorer.model.version)
+        if combiner is not None:
+            self.detectors = [d for d in self.detectors if d is not scorer]
+            self._assess = scorer.assess
+            self.model_versions = {**self.model_versions, NAME: str(combiner.model_.version)}
+        self.policy = Policy(self.settings.policy, combiner=combiner)
         # Tracing is looked at once, here: with a provider that records (``tracer_provider``,
         # else the global one), process and decide are answered by their traced versions;
         # without, the untraced path runs as it always did, creating no span, its only cost
@@ -266,11 +288,15 @@ class Engine:
         _pair_with_start(ctx)
         # detect
         reasons = [reason for detector in self.detectors for reason in detector.detect(ctx)]
+        probability = None
+        if self._assess is not None:
+            probability, found = self._assess(ctx)
+            reasons += found
         ruled = self.rules.judge(ctx, reasons)
         # decide
         if stages is not None:
             stages.enter("decide")
-        score, action, reasons = self.policy.decide(ruled.reasons, ruled.action)
+        score, action, reasons = self.policy.decide(ruled.reasons, ruled.action, probability)
         # Built from the engine's own checked values: constructed, not validated again.
         decision = Decision.model_construct(
             decision_id=f"{_DECISION_IDS.getrandbits(128):032x}",

@@ -2,63 +2,18 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
 import polars as pl
-import pytest
 
+from tests.models.conftest import decide_all
 from vigil.config import PolicyConfig, RulesConfig, Settings
 from vigil.detect import default_detectors
-from vigil.domain import Decision
 from vigil.engine import Engine
-from vigil.features import transaction_features
 from vigil.features.io import read_reference
-from vigil.ingest import iter_event_file
-from vigil.models.labels import feedback_items, fraud_feedback, run
-from vigil.models.pipeline import save_result, transaction_feature_names
-from vigil.models.registry import Registry
 from vigil.models.scorer import CODE, ModelScorer, model_detectors, transaction_features_of
-from vigil.models.train import TrainOptions, train
-from vigil.replay import in_time_order
-from vigil.simulate import BankConfig, generate
-
-DELAY = timedelta(days=1)
-
-
-def _decide_all(engine: Engine, bank: Path) -> list[Decision]:
-    """Every event through the engine, and each fraud label as feedback arriving one label
-    delay after its transaction (as the offline table assumes), in one time-ordered stream."""
-    feedback = fraud_feedback(
-        pl.read_parquet(bank / "events.parquet"), pl.read_csv(bank / "labels.csv"), [DELAY]
-    )
-    events = iter_event_file(bank / "events.parquet")
-    decisions, learnt = run(engine, in_time_order(events, feedback_items(feedback)))
-    assert learnt > 20  # terminal risk is not all zero
-    return decisions
-
-
-@pytest.fixture(scope="module")
-def bank(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("bank")
-    generate(BankConfig(cards=300, days=20, fraud_rate=0.08, seed=11), out)
-    return out
-
-
-@pytest.fixture(scope="module")
-def trained(bank: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Settings, pl.DataFrame]:
-    events = pl.read_parquet(bank / "events.parquet")
-    labels = pl.read_csv(bank / "labels.csv")
-    table = transaction_features(
-        events, labels=labels, label_delay=DELAY, reference=read_reference(bank)
-    )
-    # The split gap is the label delay: the engine measures terminal risk with it too.
-    result = train(table, transaction_feature_names(), TrainOptions(gap=DELAY))
-    root = tmp_path_factory.mktemp("registry")
-    registry = Registry(root)
-    registry.promote("transaction", save_result(registry, result))
-    return Settings(models={"registry_dir": root, "reason_at": 0.5}), table
 
 
 class _Spy:
@@ -93,7 +48,7 @@ def test_served_scores_equal_the_offline_scores(
     )
     engine = Engine.in_memory(read_reference(bank), settings=never_block, detectors=[spy])
     assert engine.terminal_risk is scorer.risk is not None  # the model reads terminal risk
-    decisions = _decide_all(engine, bank)
+    decisions = decide_all(engine, bank)
     model = scorer.model
     offline = dict(
         zip(
@@ -129,7 +84,7 @@ def test_with_the_detectors_blocking_the_scores_still_agree(
         settings=settings,
         detectors=[*default_detectors(settings.detectors), spy],
     )
-    decisions = _decide_all(engine, bank)
+    decisions = decide_all(engine, bank)
     model = scorer.model
     offline = model.probability_batch(table.select(model.features).to_numpy())
     served = np.array([spy.served[i] for i in table.get_column("event_id").to_list()])

@@ -61,8 +61,16 @@ class LinearModel:
 
     @classmethod
     def fit(
-        cls, X: np.ndarray, y: np.ndarray, features: Sequence[str], *, c: float = 1.0
+        cls,
+        X: np.ndarray,
+        y: np.ndarray,
+        features: Sequence[str],
+        *,
+        c: float = 1.0,
+        class_weight: str | None = "balanced",
     ) -> LinearModel:
+        """Fit on ``X`` (NaN: missing); ``class_weight=None`` keeps the classes' own weights,
+        so the probability is calibrated as fitted (the stacked combiner's)."""
         from sklearn.linear_model import LogisticRegression
 
         X = np.asarray(X, dtype=np.float64)
@@ -75,7 +83,7 @@ class LinearModel:
         mean = filled.mean(axis=0)
         scale = filled.std(axis=0)
         scale = np.where(scale > 0, scale, 1.0)
-        lr = LogisticRegression(C=c, class_weight="balanced", max_iter=2000)
+        lr = LogisticRegression(C=c, class_weight=class_weight, max_iter=2000)
         lr.fit((filled - mean) / scale, np.asarray(y, dtype=int))
         return cls(
             features,

@@ -107,13 +107,27 @@ class ModelScorer:
         probability = self._reason_probability(row)
         if probability is None:
             return []
+        return [self._reason(row, probability)]
+
+    def assess(self, ctx: Any) -> tuple[float | None, list[Reason]]:
+        """The probability whatever it is (None when the event is not scored) and the reason
+        :meth:`detect` gives: what the engine asks when a combiner weighs the probability."""
+        row = self._row_of(ctx)
+        if row is None:
+            return None, []
+        probability = self._probability(row)
+        if probability < self.reason_at:
+            return probability, []
+        return probability, [self._reason(row, probability)]
+
+    def _reason(self, row: list[float], probability: float) -> Reason:
         index = self._index
         top = ", ".join(
             f"{name}={row[index[name]]:.3g} ({value:+.2g})"
             for name, value in self.model.reasons(row, top=self.top)
         )
         detail = f"model {self.model.name} {self.model.version}: p={probability:.3f}"
-        return [Reason(code=CODE, score=round(probability, 6), detail=f"{detail}; {top}")]
+        return Reason(code=CODE, score=round(probability, 6), detail=f"{detail}; {top}")
 
 
 def registry_dir(settings: Settings) -> Path:
