@@ -83,7 +83,8 @@ def stacked_columns(
     left, right, top, bottom = 48, 10, 34, 34
     plot_w, plot_h = width - left - right, height - top - bottom
     totals = [sum(s[i] for s in series.values()) for i in range(len(buckets))]
-    peak = max(totals) or 1.0
+    # An even whole number on top, so the three gridlines (0, half, top) are whole numbers.
+    peak = float(max(2, math.ceil(max(totals) / 2) * 2))
     step = plot_w / len(buckets)
     parts = [_open(width, height, title)]
     for frac in (0.0, 0.5, 1.0):  # gridlines with values
