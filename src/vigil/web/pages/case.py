@@ -17,7 +17,8 @@ from vigil.api import casework
 from vigil.api.deps import ServiceDep
 from vigil.api.schemas import ProfileView, RiskEventPatch
 from vigil.api.service import DecisionService
-from vigil.domain import FeedbackLabel
+from vigil.domain import Decision, FeedbackLabel
+from vigil.models.scorer import CODE as MODEL_REASON
 from vigil.storage import cases, timeline
 from vigil.web import geomap
 from vigil.web.auth import AnalystViewer, PageRefused, Viewer, first, next_path, posted
@@ -39,6 +40,24 @@ def _place(event: dict[str, Any]) -> geomap.Place | None:
         label=str(where),
         flagged=event["action"] not in (None, "allow"),
     )
+
+
+def contributions(decision: Decision | None) -> list[tuple[str, list[str]]]:
+    """The model's top contributions, as its reason names them (``feature=value (+share)``).
+
+    >>> from vigil.domain import Reason
+    >>> d = Decision(decision_id="d", event_id="e", event_kind="transaction", score=0.9,
+    ...     action="block", reasons=[Reason(code=MODEL_REASON, score=0.9,
+    ...     detail="model transaction v0002: p=0.900; amount_z=4.1 (+1.2), hour=3 (+0.4)")])
+    >>> contributions(d)
+    [('model transaction v0002: p=0.900', ['amount_z=4.1 (+1.2)', 'hour=3 (+0.4)'])]
+    """
+    out = []
+    for reason in decision.reasons if decision is not None else []:
+        if reason.code == MODEL_REASON and "; " in reason.detail:
+            head, top = reason.detail.split("; ", 1)
+            out.append((head, [item for item in top.split(", ") if item]))
+    return out
 
 
 def _profile(svc: DecisionService, kind: str, key: str | None) -> ProfileView | None:
@@ -69,6 +88,7 @@ def _read(svc: DecisionService, risk_event_id: int) -> dict[str, Any]:
         "timeline": around,
         "map": geomap.draw(places, focus=row["event_id"]),
         "journal": cases.journal(store, risk_event_id),
+        "contributions": contributions(decision),
         "related": [
             r
             for r in store.list_risk_events(
