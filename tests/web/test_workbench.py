@@ -120,6 +120,17 @@ def test_take_and_bulk_close_with_a_legitimate_label_that_feeds_the_engine(
     assert "ann" in row.inner_text()
     assert served.api(f"/v1/risk-events/{first}")["assignee"] == "ann"
 
+    page.goto(f"{served.url}/cases/{first}")
+    page.get_by_label("Assign to (an analyst's key name; empty: nobody)").fill("bob")
+    page.get_by_role("button", name="Assign").click()
+    page.wait_for_url(re.compile(rf"/cases/{first}$"))
+    assert "with bob" in page.get_by_role("heading", level=1).inner_text()
+    journal = served.api(f"/v1/risk-events/{first}")["journal"]
+    assert [(j["action"], j["assignee"], j["actor"]) for j in journal] == [
+        ("assign", "ann", "ann"),
+        ("assign", "bob", "ann"),
+    ]
+    page.goto(f"{served.url}/queue?sort=score")
     page.get_by_label(f"Select case {second}", exact=True).check()
     page.get_by_label(f"Select case {third}", exact=True).check()
     page.get_by_label("Label", exact=True).select_option("legitimate")
@@ -128,7 +139,7 @@ def test_take_and_bulk_close_with_a_legitimate_label_that_feeds_the_engine(
     page.wait_for_url(re.compile(r"closed=\d+"))
     assert re.search(r"Closed \d+ cases?", page.get_by_role("status").inner_text())
     ids = queue_ids(page)
-    assert second not in ids and third not in ids and first in ids
+    assert second not in ids and third not in ids and first in ids  # taken, still to work
     for case in (second, third):
         shown = served.api(f"/v1/risk-events/{case}")
         assert (shown["status"], shown["analyst_label"]) == ("closed", "legitimate")

@@ -150,6 +150,16 @@ def router() -> APIRouter:
             next_path(back) if back else f"/cases/{risk_event_id}", status_code=303
         )
 
+    @web.post("/cases/{risk_event_id}/assign")
+    async def assign(
+        request: Request, risk_event_id: CaseId, viewer: AnalystViewer, svc: ServiceDep
+    ) -> Response:
+        fields = await posted(request, viewer)
+        to = first(fields, "assignee")[:200]
+        status = cases.Status.IN_REVIEW if to else cases.Status.OPEN  # nobody: back to open
+        await _act(viewer, svc, risk_event_id, RiskEventPatch(status=status, assignee=to))
+        return RedirectResponse(f"/cases/{risk_event_id}", status_code=303)
+
     @web.post("/cases/{risk_event_id}/label")
     async def label(
         request: Request, risk_event_id: CaseId, viewer: AnalystViewer, svc: ServiceDep
