@@ -116,7 +116,7 @@ def test_stored_events_are_duplicates_and_progress_is_told(store: Store, tmp_pat
 
 @pytest.mark.parametrize(
     "why",
-    ["quoted newline", "repeated id", "unmapped field", "two-phase"],
+    ["quoted newline", "repeated id", "unmapped field", "two-phase", "control character"],
 )
 def test_files_it_cannot_number_or_check_go_row_by_row(tmp_path: Path, why: str) -> None:
     rows = [list(r) for r in ROWS]
@@ -132,9 +132,11 @@ def test_files_it_cannot_number_or_check_go_row_by_row(tmp_path: Path, why: str)
     elif why == "unmapped field":
         header.append("ip")
         rows = [[*r, "10.0.0.1"] for r in rows]
-    else:
+    elif why == "two-phase":
         header.append("phase")
         rows = [[*r, "single"] for r in rows]
         rows[0][-1] = "start"
+    else:  # what the domain refuses in an id (its PRINTABLE rule), the chunks refuse too
+        rows[2][2] = "C\x07Z"
     path = write_csv(tmp_path / "f.csv", header, [tuple(r) for r in rows])
     assert columnar.load_clean(_store(tmp_path, "v.db"), path, inputs) is None

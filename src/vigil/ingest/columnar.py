@@ -42,7 +42,13 @@ from typing import TYPE_CHECKING
 import polars as pl
 
 from vigil.domain import Channel, FeedbackLabel, TransactionType
-from vigil.domain.types import EARLIEST, LATEST, MAX_AMOUNT, ZERO_DECIMAL_CURRENCIES
+from vigil.domain.types import (
+    EARLIEST,
+    LATEST,
+    MAX_AMOUNT,
+    PRINTABLE,
+    ZERO_DECIMAL_CURRENCIES,
+)
 from vigil.ingest.generic import _Plan
 from vigil.ingest.source import CSV_SUFFIXES, SourceTable
 from vigil.ingest.summary import ImportSummary
@@ -80,7 +86,6 @@ _ISO = (
     r"(?:Z|[+-]\d{2}:?\d{2})?$"
 )
 _AMOUNT = r"^\d{1,13}(?:\.\d+)?$"
-_CONTROL = r"[\x00-\x1f\x7f]"
 _TYPES = [t.value for t in TransactionType]
 _CHANNELS = [c.value for c in Channel]
 _LABELS = [label.value for label in FeedbackLabel]
@@ -220,7 +225,7 @@ def _checked(
         value = frame.get_column(field)
         _require(value.is_not_null().all() if field in ("event_id", "transaction_id") else True)
         _require(value.drop_nulls().str.len_chars().le(128))
-        _require(~value.drop_nulls().str.contains(_CONTROL))
+        _require(value.drop_nulls().str.contains(PRINTABLE))  # the domain's own rule
     _require(frame.get_column("type").is_in(_TYPES))
     _require(frame.get_column("channel").is_in(_CHANNELS))
     _require(frame.get_column("phase") == "single")  # two-phase files go row by row
