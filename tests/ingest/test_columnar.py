@@ -140,3 +140,13 @@ def test_files_it_cannot_number_or_check_go_row_by_row(tmp_path: Path, why: str)
         rows[2][2] = "C\x07Z"
     path = write_csv(tmp_path / "f.csv", header, [tuple(r) for r in rows])
     assert columnar.load_clean(_store(tmp_path, "v.db"), path, inputs) is None
+
+
+def test_a_byte_order_mark_and_crlf_lines_read_as_row_by_row(tmp_path: Path) -> None:
+    lines = [",".join(HEADER), *(",".join(r) for r in ROWS)]
+    path = tmp_path / "excel.csv"
+    path.write_bytes(("\ufeff" + "\r\n".join(lines) + "\r\n").encode())
+    fast, slow = _store(tmp_path, "fast.db"), _store(tmp_path, "slow.db")
+    assert columnar.load_clean(fast, path, INPUTS) is not None
+    _row_by_row(slow, path, INPUTS)
+    assert _stored(fast) == _stored(slow)

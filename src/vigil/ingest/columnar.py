@@ -138,7 +138,9 @@ def load_clean(
                 if on_progress is not None:
                     on_progress(chunk.height)
             duplicates = read - written["transactions"]
-    except _Unclean:
+    except (_Unclean, pl.exceptions.PolarsError):
+        # A check failed, or Polars could not read the file as the csv module does: either
+        # way the row-by-row reader takes it (and names what is wrong, if anything is).
         return None
     return ImportSummary(
         file=str(path),
