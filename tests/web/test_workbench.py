@@ -297,6 +297,9 @@ def test_the_other_pages_render_and_are_keyboard_usable(page, served: Served) ->
     page.wait_for_selector(".plotly-graph-div .main-svg")
     assert "vigil model transaction v0001" in page.content()
     shot(page, "model-report")
+    missing = page.goto(served.url + "/cases/999999")
+    assert missing.status == 404 and "There is no case #999999" in page.inner_text("main")
+    assert page.get_by_role("heading", level=1).inner_text() == "Not found"
     page.goto(served.url + "/overview")
     assert page.locator("svg.chart").count() >= 2
     with pytest.raises(urllib.error.HTTPError) as refused:

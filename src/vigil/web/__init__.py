@@ -43,4 +43,5 @@ def mount(app: FastAPI, settings: Settings, *, signer: Signer | None = None) -> 
 
     @app.exception_handler(PageRefused)
     async def _refused(request: Request, exc: PageRefused) -> Response:
-        return page(request, "refused.html", {"detail": exc.detail, "viewer": None}, exc.status)
+        context = {"detail": exc.detail, "status": exc.status, "viewer": None}
+        return page(request, "refused.html", context, exc.status)
