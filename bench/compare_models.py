@@ -47,7 +47,7 @@ from vigil.engine import Engine
 from vigil.evaluate.ranking import average_precision, roc_auc
 from vigil.features import read_event_frame, read_labels, read_reference, transaction_features
 from vigil.ingest import iter_event_file
-from vigil.models.combiner import NAME, cross_fitted, fit_combiner, save_combiner
+from vigil.models.combiner import NAME, save_combiner, stack
 from vigil.models.labels import feedback_items, fraud_feedback, run
 from vigil.models.pipeline import save_result, transaction_feature_names
 from vigil.models.registry import Registry
@@ -145,14 +145,9 @@ def main() -> None:
             strict=True,
         )
     )
-    unseen = cross_fitted(before, transaction_feature_names(), TrainOptions(gap=DELAY))
     stacking = [d for d in decided["gated"] if d.event_time < cut]
     frauds = set(labels.get_column("event_id").to_list())
-    fitted = fit_combiner(
-        {d.event_id: [(r.code, r.score) for r in d.reasons] for d in stacking},
-        unseen,
-        frauds,
-    )
+    fitted = stack(stacking, before, frauds, transaction_feature_names(), TrainOptions(gap=DELAY))
     registry.promote(
         NAME,
         save_combiner(registry, fitted, version, {"training_data": {"until": str(cut)}}),

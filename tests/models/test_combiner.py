@@ -12,7 +12,7 @@ import polars as pl
 import pytest
 from sklearn.base import clone
 
-from tests.models.conftest import decide_all
+from tests.models.conftest import DELAY, decide_all
 from vigil.config import Settings
 from vigil.domain import Decision
 from vigil.engine import Engine
@@ -25,9 +25,12 @@ from vigil.models.combiner import (
     fit_combiner,
     save_combiner,
     served_combiner,
+    stack,
 )
+from vigil.models.pipeline import transaction_feature_names
 from vigil.models.registry import Registry
 from vigil.models.scorer import CODE
+from vigil.models.train import TrainOptions
 
 
 def _two_sources(n: int, seed: int) -> tuple[list[list[tuple[str, float]]], np.ndarray, np.ndarray]:
@@ -92,10 +95,9 @@ def test_a_code_seen_too_rarely_is_not_weighed() -> None:
 def stacked(
     bank: Path, trained: tuple[Settings, pl.DataFrame], tmp_path_factory: pytest.TempPathFactory
 ) -> tuple[Settings, list[Decision], dict[str, float]]:
-    """The engine with the model and no combiner replayed; a combiner fitted on its decisions
-    over the model's test part (events the model was not fitted on, as stacking needs; the
-    model's probability from the offline table) and promoted on a copy of the registry,
-    stacked on the served model."""
+    """The engine with the model and no combiner replayed; a combiner stacked on its
+    decisions (the model's probabilities cross-fitted) and promoted on a copy of the
+    registry, beside the served model."""
     settings, table = trained
     root = tmp_path_factory.mktemp("stacked") / "models"
     shutil.copytree(settings.models.registry_dir, root)
@@ -112,17 +114,15 @@ def stacked(
             strict=True,
         )
     )
-    tested = registry.test_scores("transaction", str(model.version))
-    assert tested is not None
-    since = tested["timestamp"].min()
-    unseen = [d for d in plain if d.event_time >= since]
-    assert 0.1 * len(plain) < len(unseen) < 0.5 * len(plain)
     labels = pl.read_csv(bank / "labels.csv")
-    fitted = fit_combiner(
-        {d.event_id: [(r.code, r.score) for r in d.reasons] for d in unseen},
-        probability,
+    fitted = stack(
+        plain,
+        table,
         labels["event_id"].to_list(),
+        transaction_feature_names(),
+        TrainOptions(gap=DELAY),
     )
+    assert "model_logit" in fitted.feature_names and fitted.weighed
     version = save_combiner(registry, fitted, str(model.version), {"metrics": {}})
     registry.promote(NAME, version)
     return settings, plain, probability

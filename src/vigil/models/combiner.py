@@ -14,9 +14,9 @@ Stacking: the combiner must see the model's probabilities on events the model wa
 trained on, or it learns to trust the model's view of its own training rows.
 :func:`cross_fitted` gives every row of a training table such a probability (blocks of time,
 each scored by a model trained on the others); the combiner is fitted on the events of the
-same period with them, then promoted in the registry under the name ``combiner`` with the
-transaction model version it serves beside (trained on the whole period); the engine uses it
-only beside that version (:func:`served_combiner`).
+same period with them (:func:`stack` does both), then promoted in the registry under the
+name ``combiner`` with the transaction model version it serves beside (trained on the whole
+period); the engine uses it only beside that version (:func:`served_combiner`).
 
 The inputs are built by one function, :meth:`Combiner.evidence`, online (the engine) and
 offline (:func:`fit_combiner`), so the two cannot drift. scikit-learn's conventions: the
@@ -56,6 +56,7 @@ if TYPE_CHECKING:
     import polars as pl
 
     from vigil.config import Settings
+    from vigil.domain import Decision
     from vigil.models.registry import Registry
     from vigil.models.train import TrainOptions
 
@@ -266,6 +267,26 @@ def cross_fitted(
         scores = model.probability_batch(feature_matrix(block, features))
         out.update(zip(block.get_column("event_id").to_list(), scores.tolist(), strict=True))
     return out
+
+
+def stack(
+    decisions: Iterable[Decision],
+    table: pl.DataFrame,
+    fraud: Iterable[str],
+    features: list[str],
+    options: TrainOptions,
+    *,
+    folds: int = 4,
+    min_events: int = 20,
+    c: float = 1.0,
+) -> Combiner:
+    """The combiner for a period: the engine's ``decisions`` over it (their reasons), its
+    point-in-time feature ``table`` (the model's probabilities cross-fitted on it with
+    ``features`` and ``options``, as the model is trained) and the ids of its fraudulent
+    events ``fraud``; see :func:`cross_fitted` and :func:`fit_combiner`."""
+    unseen = cross_fitted(table, features, options, folds=folds)
+    given = {d.event_id: [(r.code, r.score) for r in d.reasons] for d in decisions}
+    return fit_combiner(given, unseen, fraud, min_events=min_events, c=c)
 
 
 def save_combiner(
