@@ -15,6 +15,7 @@ from vigil.detect import Context, default_detectors
 from vigil.domain import Action, Phase, Reason, Transaction
 from vigil.engine import Engine
 from vigil.features import TerminalRisk, online_features
+from vigil.features.declared import load_features, with_declared
 from vigil.features.io import read_event_frame, read_feedback_frame, read_labels, read_reference
 from vigil.ingest import iter_event_file
 from vigil.models.labels import feedback_items, fraud_feedback, run
@@ -23,6 +24,21 @@ from vigil.simulate import BankConfig, generate
 from vigil.storage.reference import ReferenceData
 
 LABEL_DELAY = timedelta(days=3)
+# A feature file's windowed aggregations, replayed and built beside the built-in features.
+DECLARED = load_features(
+    """
+features:
+  - {name: terminal_txn_count_1d, over: terminal, aggregate: count, window: 1d}
+  - {name: terminal_withdrawn_1h, over: terminal, aggregate: sum, window: 1h,
+     types: [withdrawal]}
+  - {name: card_withdrawn_7d, over: card, aggregate: sum, window: 7d, types: [withdrawal]}
+  - {name: user_mean_sent_30d, over: user, aggregate: mean, window: 30d,
+     types: [payment, transfer]}
+  - {name: card_deposits_90d, over: card, aggregate: count, window: 90d, types: [deposit]}
+""",
+    source="tests/features/conftest.py",
+)
+ALL_FEATURES = with_declared(DECLARED)
 
 
 @dataclass
@@ -44,7 +60,8 @@ class Replayed:
 
 
 class _Capture:
-    """A detector that reads the features where detectors read profiles, and flags nothing."""
+    """A detector that reads the features (the built-in and the declared ones) where
+    detectors read profiles, and flags nothing."""
 
     codes: tuple[str, ...] = ()
 
@@ -55,7 +72,7 @@ class _Capture:
     def detect(self, ctx: Context) -> list[Reason]:
         event = ctx.event
         if isinstance(event, Transaction) and event.phase is not Phase.START:
-            self.seen[event.event_id] = online_features(ctx, risk=self.risk)
+            self.seen[event.event_id] = online_features(ctx, risk=self.risk, features=ALL_FEATURES)
         return []
 
 

@@ -6,13 +6,18 @@ Public API (stable; the models package builds on it)::
     FEATURE_NAMES: tuple[str, ...]         # their names
     Feature                                # name, entity, aggregation, window, categories, doc
 
-    transaction_features(events, *, labels=None, label_delay, reference=None) -> pl.DataFrame
+    transaction_features(events, *, labels=None, label_delay, reference=None,
+                         features=FEATURES) -> pl.DataFrame
         one row per decided completed transaction (``single`` or ``end`` event), in replay
         order: event_id, transaction_id, timestamp, card_id, user_id, terminal_id, amount,
-        *FEATURE_NAMES (Float64, NaN = undefined), and ``label`` (Int8 0/1) when labels given.
-    online_features(ctx, *, risk=None) -> dict[str, float]
+        the features' columns (Float64, NaN = undefined), and ``label`` (Int8 0/1) when
+        labels given.
+    online_features(ctx, *, risk=None, features=FEATURES) -> dict[str, float]
         the same features for one event from the profiles in an engine Context, read before
         the profiles are updated (as the detectors see them); ``risk`` is a TerminalRisk.
+    load_feature_file(path) -> tuple[Feature, ...]   # a feature file's declared features,
+    with_declared(declared) -> tuple[Feature, ...]   # checked (FeatureFileError); the
+        built-in features then those: the ``features`` of the two calls above.
     TerminalRisk(label_delay)              # online label-delayed terminal fraud-rate state:
         .observe(event) / .learn(feedback)    the engine's feed: decided events, fraud labels
         .add_transaction(terminal_id, when, event_id=None) / .add_label(terminal_id,
@@ -64,6 +69,12 @@ counts only from its arrival, as the engine learns it from feedback.
 True
 """
 
+from vigil.features.declared import (
+    FeatureFileError,
+    load_feature_file,
+    load_features,
+    with_declared,
+)
 from vigil.features.io import read_event_frame, read_feedback_frame, read_labels, read_reference
 from vigil.features.offline import transaction_features
 from vigil.features.online import online_features
@@ -85,11 +96,14 @@ __all__ = [
     "FEATURE_NAMES",
     "USER_SNAPSHOT_FEATURES",
     "Feature",
+    "FeatureFileError",
     "Snapshots",
     "TerminalRisk",
     "card_aggregated_features",
     "card_model_training_data",
     "feature",
+    "load_feature_file",
+    "load_features",
     "online_features",
     "read_event_frame",
     "read_feedback_frame",
@@ -98,4 +112,5 @@ __all__ = [
     "transaction_features",
     "user_aggregated_features",
     "user_model_training_data",
+    "with_declared",
 ]

@@ -3,9 +3,12 @@
     vigil features build --events events.parquet --labels labels.csv --bank FOLDER --out tx.parquet
     vigil features build --events cards.csv --map timestamp=TX_DATETIME ... --label-column TX_FRAUD
     vigil features snapshots --events events.parquet --feedback feedback.csv --out-dir DIR
+    vigil features list [--features features.yaml]
 
-Each writes Parquet files (all or nothing: written next to the target, then renamed) and
-prints the figures as one JSON line last.
+``build`` and ``snapshots`` write Parquet files (all or nothing: written next to the target,
+then renamed) and print the figures as one JSON line last. ``--features FILE`` adds a feature
+file's declared windowed aggregations to the built-in features (:mod:`vigil.features.declared`),
+checked before anything is read; ``list`` shows them all.
 """
 
 from __future__ import annotations
@@ -24,10 +27,11 @@ from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from vigil.cli_common import progress_display
 from vigil.cli_inputs import EventInput, event_options
+from vigil.features.declared import FeatureFileError, load_feature_file, with_declared
 from vigil.features.io import read_feedback_frame, read_reference
 from vigil.features.offline import transaction_features
 from vigil.features.snapshots import Snapshots, snapshot_rows
-from vigil.features.spec import FEATURES
+from vigil.features.spec import FEATURES, Feature
 
 app = typer.Typer(
     help="Features: point-in-time training sets and daily snapshots.", no_args_is_help=True
@@ -38,6 +42,22 @@ EventsOpt = Annotated[Path, typer.Option(help="Event file (Parquet/CSV; see Read
 LabelsOpt = Annotated[Path | None, typer.Option(help="labels.csv: event_id of fraud events")]
 FeedbackOpt = Annotated[Path | None, typer.Option(help="feedback.csv: StandIn outcomes, disputes")]
 BankOpt = Annotated[Path | None, typer.Option(help="Bank folder: terminal places, account ages")]
+FeaturesOpt = Annotated[
+    Path | None,
+    typer.Option("--features", help="Feature file (YAML): declared features to add"),
+]
+
+
+def _features(path: Path | None) -> tuple[Feature, ...]:
+    """The built-in features, and the file's declared ones after them; a file with mistakes
+    has every one printed, and exits 2 before anything else is read."""
+    if path is None:
+        return FEATURES
+    try:
+        return with_declared(load_feature_file(path))
+    except FeatureFileError as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(code=2) from None
 
 
 @contextmanager
@@ -77,8 +97,10 @@ def build(
     inputs: EventInput,
     labels: LabelsOpt = None,
     bank: BankOpt = None,
+    features: FeaturesOpt = None,
 ) -> None:
     """One row per completed transaction with every declared feature, as of just before it."""
+    declared = _features(features)
 
     def run() -> dict:
         began = time.perf_counter()
@@ -86,15 +108,19 @@ def build(
             with _step(progress, "reading"):
                 frame, known = inputs.frame(events, labels=labels)
                 reference = read_reference(bank) if bank is not None else None
-            with _step(progress, f"computing {len(FEATURES)} features"):
+            with _step(progress, f"computing {len(declared)} features"):
                 table = transaction_features(
-                    frame, labels=known, label_delay=inputs.label_delay, reference=reference
+                    frame,
+                    labels=known,
+                    label_delay=inputs.label_delay,
+                    reference=reference,
+                    features=declared,
                 )
             with _step(progress, "writing"):
                 _write(table, out)
         return {
             "transactions": table.height,
-            "features": len(FEATURES),
+            "features": len(declared),
             "labelled": int(table["label"].sum()) if "label" in table.columns else None,
             "seconds": round(time.perf_counter() - began, 3),
             "out": str(out),
@@ -163,3 +189,18 @@ def snapshots(
         return figures
 
     _guarded(run)
+
+
+@app.command("list")
+def list_features(features: FeaturesOpt = None) -> None:
+    """Every feature: the built-in ones, then a feature file's; one line each (name, over,
+    aggregation, window, transaction types, what it is), and a JSON line of counts."""
+    chosen = _features(features)
+    for f in chosen:
+        types = "all" if f.categories == FEATURES[0].categories else ",".join(f.categories)
+        where = "built-in" if f in FEATURES else "declared"
+        print(
+            f"{f.name:28s} {where:8s} {f.entity:8s} {f.aggregation:12s} "
+            f"{f.window or '-':4s} {types:24s} {f.doc}"
+        )
+    print(json.dumps({"features": len(chosen), "declared": len(chosen) - len(FEATURES)}))

@@ -39,7 +39,7 @@ from vigil.features.history import (
     ordinary_pages,
     stable_order,
 )
-from vigil.features.spec import FEATURES, P95, TRANSACTION_TYPES, Feature
+from vigil.features.spec import FEATURES, P95, TRANSACTION_TYPES, WINDOWED, Feature
 from vigil.features.timeline import Timeline
 from vigil.geo import haversine_km
 from vigil.profiles.sketch import ALPHA
@@ -58,8 +58,12 @@ def transaction_features(
     labels: pl.DataFrame | None = None,
     label_delay: timedelta,
     reference: ReferenceData | None = None,
+    features: tuple[Feature, ...] = FEATURES,
 ) -> pl.DataFrame:
     """One row per decided completed transaction with every declared feature (NaN: undefined).
+
+    ``features`` are the built-in ones by default; a feature file's are added to them
+    (:mod:`vigil.features.declared`).
 
     ``labels`` names fraudulent events (``event_id``, optionally ``transaction_id``); each is
     known ``label_delay`` after the transaction, which is what terminal risk may use, or,
@@ -72,7 +76,7 @@ def transaction_features(
     if delay <= 0:
         raise ValueError("label_delay: must be positive (a zero delay leaks labels)")
     with ordinary_pages():
-        return _transaction_features(events, labels, delay, reference)
+        return _transaction_features(events, labels, delay, reference, features)
 
 
 def _transaction_features(
@@ -80,6 +84,7 @@ def _transaction_features(
     labels: pl.DataFrame | None,
     delay: int,
     reference: ReferenceData | None,
+    features: tuple[Feature, ...],
 ) -> pl.DataFrame:
     history = History.build(events, reference)
     fraud = history.tx_flags(labels)
@@ -87,7 +92,7 @@ def _transaction_features(
     has_times = labels is not None and "known_at" in labels.columns
     known = history.tx_known_at(labels) if has_times else None  # type: ignore[arg-type]
     builder = _Builder(history, fraud if labels is not None else None, delay, known)
-    columns = builder.columns(FEATURES)
+    columns = builder.columns(features)
     out = history.tx.with_columns(
         pl.DataFrame(columns, schema={name: pl.Float64 for name in columns})
     )
@@ -124,7 +129,7 @@ class _Builder:
             for f in mine:
                 if f.aggregation in ("since_last", "km_from_last", "age_days"):
                     out[f.name] = self.feature(f)
-            windows = [f for f in mine if f.aggregation in ("count", "mean_amount")]
+            windows = [f for f in mine if f.aggregation in WINDOWED]
             for window in dict.fromkeys(f.window for f in windows):
                 for f in windows:
                     if f.window == window:
@@ -183,8 +188,8 @@ class _Builder:
 
     def _window(self, f: Feature) -> tuple[Ints, Ints | None, EntityRows]:
         """(count, sum of cents) of the entity's earlier transactions of ``f``'s types in the
-        window, per row of the entity's transactions (returned too); the sum only for a
-        ``mean_amount`` feature."""
+        window, per row of the entity's transactions (returned too); the sum only for an
+        amount feature."""
         rows = self._tx_rows(f.entity)
         lo = self._edge(f.entity, f.window_index)  # type: ignore[arg-type]
         # Rows before this one in replay order, after the window's edge: lo .. here.
@@ -193,7 +198,7 @@ class _Builder:
         else:
             counts = self._running(f.entity, f.category_indexes, "count")
             count = counts[:-1] - counts[lo]
-        if f.aggregation != "mean_amount":
+        if f.aggregation == "count":
             return count, None, rows
         sums = self._running(f.entity, f.category_indexes, "cents")
         total = sums[lo]
@@ -226,6 +231,10 @@ class _Builder:
     def _count(self, f: Feature) -> Floats:
         count, _, rows = self._window(f)
         return _scatter(self.h, rows, count)
+
+    def _sum_amount(self, f: Feature) -> Floats:
+        _, total, rows = self._window(f)
+        return _scatter(self.h, rows, total / 100)  # type: ignore[operator]
 
     def _mean_amount(self, f: Feature) -> Floats:
         count, total, rows = self._window(f)

@@ -44,7 +44,7 @@ from typing import Any
 
 from vigil.detect.context import Context
 from vigil.features.risk import TerminalRisk
-from vigil.features.spec import FEATURE_NAMES, FEATURES, P95, Feature
+from vigil.features.spec import FEATURE_NAMES, FEATURES, P95, WINDOWED, Feature
 from vigil.geo import haversine_km
 from vigil.profiles.windows import N_CATEGORIES
 
@@ -54,14 +54,24 @@ _DAY = 86400.0
 Read = Callable[[Context, TerminalRisk | None], list[float]]
 
 
-def online_features(ctx: Context, *, risk: TerminalRisk | None = None) -> dict[str, float]:
-    """Every declared feature for the event in ``ctx``, by name, in declaration order."""
-    return dict(zip(FEATURE_NAMES, _every_feature().read(ctx, risk), strict=True))
+def online_features(
+    ctx: Context,
+    *,
+    risk: TerminalRisk | None = None,
+    features: tuple[Feature, ...] = FEATURES,
+) -> dict[str, float]:
+    """Every feature of ``features`` (the built-in ones by default; a feature file's are
+    added to them) for the event in ``ctx``, by name, in declaration order."""
+    if features is FEATURES:
+        return dict(zip(FEATURE_NAMES, _every_feature().read(ctx, risk), strict=True))
+    names = tuple(f.name for f in features)
+    return dict(zip(names, _row_reader(names, features).read(ctx, risk), strict=True))
 
 
-def online_row(names: Sequence[str]) -> RowReader:
-    """The reader of the declared features ``names``, in that order (one per list of names)."""
-    return _row_reader(tuple(names))
+def online_row(names: Sequence[str], features: tuple[Feature, ...] = FEATURES) -> RowReader:
+    """The reader of the features ``names`` among ``features``, in that order (one per list
+    of names)."""
+    return _row_reader(tuple(names), features)
 
 
 class RowReader:
@@ -72,14 +82,14 @@ class RowReader:
     fraud rates are NaN).
     """
 
-    def __init__(self, names: Sequence[str]) -> None:
+    def __init__(self, names: Sequence[str], features: tuple[Feature, ...] = FEATURES) -> None:
         self.names = tuple(names)
         targets: dict[int, list[int]] = {}  # declared feature index → output positions
-        declared = {name: at for at, name in enumerate(FEATURE_NAMES)}
+        declared = {f.name: at for at, f in enumerate(features)}
         for position, name in enumerate(self.names):
             if name in declared:
                 targets.setdefault(declared[name], []).append(position)
-        self.source, constants = _generate(len(self.names), targets)
+        self.source, constants = _generate(len(self.names), targets, features)
         namespace: dict[str, Any] = {
             "_NAN": _NAN,
             "_P95": P95,
@@ -92,8 +102,8 @@ class RowReader:
 
 
 @cache
-def _row_reader(names: tuple[str, ...]) -> RowReader:
-    return RowReader(names)
+def _row_reader(names: tuple[str, ...], features: tuple[Feature, ...]) -> RowReader:
+    return RowReader(names, features)
 
 
 @cache
@@ -131,14 +141,16 @@ def _total(array: str, slots: list[int]) -> str:
     return " + ".join(f"{array}[{s}]" for s in slots) or "0"
 
 
-def _generate(width: int, targets: dict[int, list[int]]) -> tuple[str, dict[str, Any]]:
+def _generate(
+    width: int, targets: dict[int, list[int]], features: tuple[Feature, ...]
+) -> tuple[str, dict[str, Any]]:
     code = _Code()
     code.line(0, "def read(ctx, risk):")
     code.line(1, f"v = [_NAN] * {int(width)}")
     entities: dict[str, list[tuple[Feature, list[int]]]] = {}
     user_age: list[int] | None = None
     rates: list[tuple[float, list[int]]] = []
-    for at, f in enumerate(FEATURES):
+    for at, f in enumerate(features):
         positions = targets.get(at)
         if positions is None:
             continue
@@ -181,16 +193,16 @@ def _generate(width: int, targets: dict[int, list[int]]) -> tuple[str, dict[str,
 
 def _entity(code: _Code, entity: str, features: list[tuple[Feature, list[int]]]) -> None:
     """The body reading one entity's profile ``p`` (present)."""
-    # per (window, types): the output positions of its count and of its mean amount; one
-    # read of the counts serves both
-    windows: dict[tuple[int, tuple[int, ...]], tuple[list[int], list[int]]] = {}
+    # per (window, types): the output positions of its count, its total and its mean
+    # amount; one read of the counts serves all three
+    windows: dict[tuple[int, tuple[int, ...]], tuple[list[int], list[int], list[int]]] = {}
     single: dict[str, list[int]] = {}
     for f, positions in features:
         kind = f.aggregation
-        if kind in ("count", "mean_amount"):
+        if kind in WINDOWED:
             base = f.window_index * N_CATEGORIES  # type: ignore[operator]
-            counts, means = windows.setdefault((base, f.category_indexes), ([], []))
-            (counts if kind == "count" else means).extend(positions)
+            counts, sums, means = windows.setdefault((base, f.category_indexes), ([], [], []))
+            {"count": counts, "sum_amount": sums, "mean_amount": means}[kind].extend(positions)
         elif kind in ("zscore", "to_mean", "to_p95", "since_last", "km_from_last", "age_days"):
             single.setdefault(kind, []).extend(positions)
         else:  # pragma: no cover - a declared aggregation without an online reader
@@ -198,13 +210,15 @@ def _entity(code: _Code, entity: str, features: list[tuple[Feature, list[int]]])
     if windows:
         code.line(2, "w = p.windows")
         code.line(2, "c = w.counts")
-        if any(means for _, means in windows.values()):
+        if any(sums or means for _, sums, means in windows.values()):
             code.line(2, "t = w.sums")
-    for (base, categories), (counts, means) in windows.items():
+    for (base, categories), (counts, sums, means) in windows.items():
         slots = _slots(base, categories)
         code.line(2, f"n = {_total('c', slots)}")
         if counts:
             code.line(2, f"{_store(counts)}float(n)")
+        if sums:
+            code.line(2, f"{_store(sums)}({_total('t', slots)}) / 100")
         if means:
             code.line(2, "if n:")
             code.line(3, f"{_store(means)}({_total('t', slots)}) / 100 / n")

@@ -18,8 +18,11 @@ from typing import Literal
 from vigil.profiles.windows import CATEGORIES, CATEGORY_INDEX, WINDOW_INDEX, WINDOWS
 
 Entity = Literal["card", "user", "terminal"]
+#: The windowed aggregations (what a feature file may declare).
+WINDOWED: tuple[str, ...] = ("count", "sum_amount", "mean_amount")
 Aggregation = Literal[
     "count",  # completed transactions in the window
+    "sum_amount",  # their total amount (0 when none)
     "mean_amount",  # their mean amount (NaN when none)
     "zscore",  # (amount - mean) / std of the entity's earlier amounts of the same type
     "to_mean",  # amount / that mean

@@ -29,6 +29,7 @@ event and every label (``Engine.learn``), so the online features are those of tr
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Mapping, Sequence
 from functools import cache, partial
 from pathlib import Path
@@ -38,6 +39,7 @@ from vigil.config import Settings
 from vigil.domain import Reason
 from vigil.models.model import Model
 
+log = logging.getLogger(__name__)
 CODE = "transaction_model"
 # The terminal-risk features' names begin so (label-fed: see terminal_risk).
 TERMINAL_RISK_PREFIX = "terminal_fraud_rate"
@@ -147,6 +149,7 @@ def model_detectors(settings: Settings) -> list[ModelScorer]:
     if version is None:
         return []
     model = registry.load("transaction", version)
+    _warn_unknown(model)
     risk = None
     if any(name.startswith(TERMINAL_RISK_PREFIX) for name in model.features):
         from vigil.features import TerminalRisk
@@ -163,6 +166,21 @@ def model_detectors(settings: Settings) -> list[ModelScorer]:
             row_of=transaction_row_of(model.features, risk=risk),
         )
     ]
+
+
+def _warn_unknown(model: Model) -> None:
+    """A model trained on features the engine does not compute (a feature file's, say) would
+    read them as missing online: said once, when it is loaded."""
+    from vigil.features import FEATURE_NAMES
+
+    unknown = [n for n in model.features if n not in FEATURE_NAMES and n != AMOUNT]
+    if unknown:
+        log.warning(
+            "model %s %s: features %s are not computed online and read as missing",
+            model.name,
+            model.version,
+            ", ".join(unknown),
+        )
 
 
 def terminal_risk(detectors: list[Any]) -> Any:
