@@ -334,4 +334,4 @@ def _write(store: Store, conn: Connection, table: str, frame: pl.DataFrame) -> i
     if store.dialect == "sqlite":
         return sqlite_insert_frame(conn, target, frame, skip_existing=True)
     # PostgreSQL: the store's own path (its COPY, and the time partitions the rows need).
-    return store._insert_new(conn, target, frame.to_dicts())
+    return store.insert_new(conn, target, frame.to_dicts())

@@ -302,8 +302,10 @@ class Store:
         conn.execute(stmt, rows)
         return len(rows)
 
-    def _insert_new(self, conn: Connection, table: Table, rows: list[dict[str, Any]]) -> int:
-        """Insert rows whose event_id is not stored yet; returns how many went in."""
+    def insert_new(self, conn: Connection, table: Table, rows: list[dict[str, Any]]) -> int:
+        """Insert rows of an event table (rows as :mod:`vigil.storage.rows` makes them) whose
+        event_id is not stored yet, inside ``conn``'s transaction; returns how many went in.
+        The bulk importers call it too, so their rows take the same path (COPY, partitions)."""
         if not rows:
             return 0
         rows = _by_key(rows, lambda r: r["event_id"], keep="first")
@@ -376,13 +378,13 @@ class Store:
             R.transaction_row(tx) for tx in _need(txs, Transaction, "transactions")
         )
         with self._joined(conn) as c:
-            return self._insert_new(c, self.tables.transactions, rows)
+            return self.insert_new(c, self.tables.transactions, rows)
 
     def insert_logins(self, logins: Sequence[Login], conn: Connection | None = None) -> int:
         """Insert logins; an event_id already stored is skipped. Returns rows inserted."""
         rows = self._pseudonymised(R.login_row(lg) for lg in _need(logins, Login, "logins"))
         with self._joined(conn) as c:
-            return self._insert_new(c, self.tables.logins, rows)
+            return self.insert_new(c, self.tables.logins, rows)
 
     def insert_feedback(self, items: Sequence[Feedback], conn: Connection | None = None) -> int:
         """Insert feedback; an event_id already stored is skipped. Returns rows inserted.
@@ -394,7 +396,7 @@ class Store:
             if row.get("note"):
                 row["note"] = self.privacy.pseudonyms.text(row["note"])
         with self._joined(conn) as c:
-            return self._insert_new(c, self.tables.feedback, rows)
+            return self.insert_new(c, self.tables.feedback, rows)
 
     def load_feedback(self, target_event_id: str | None = None) -> list[Feedback]:
         """Feedback in timestamp order, all of it or only on one event."""
