@@ -329,7 +329,7 @@ class StandinConfig(BaseModel):
     user_weight: float = Field(0.4, ge=0)
     card_weight: float = Field(0.4, ge=0)
     amount_weight: float = Field(0.2, ge=0)
-    # Once `vigil score` has run, the engine decides StandIn transactions itself (a
+    # Once `vigil score profiles` has run, the engine decides StandIn transactions itself (a
     # standin_approve / standin_review / standin_decline reason); false leaves it to the CLI.
     in_engine: bool = True
 
