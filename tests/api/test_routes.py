@@ -501,8 +501,10 @@ def test_a_repeat_sent_while_another_process_decides_it_is_a_409(
 
 
 def test_unknown_routes_and_methods_are_problems(api: Api) -> None:
-    assert_problem(api.client.get("/v1/nowhere"), 404)
+    assert_problem(api.client.get("/v1/nowhere", headers=api.headers("analyst")), 404)
     assert_problem(api.client.get("/v1/transactions", headers=api.headers("ingest")), 405)
+    # Without a key, no route is told apart from another: which exist is not given away.
+    assert_problem(api.client.get("/v1/nowhere"), 401)
 
 
 def test_the_openapi_document_has_examples_and_every_route(api: Api) -> None:

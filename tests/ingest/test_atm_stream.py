@@ -149,7 +149,12 @@ def test_malformed_row_is_reported_with_its_line(tmp_path: Path) -> None:
     assert lines == [
         (3, "(row)", "expected 7 fields, found 5"),
         (4, "(row)", "expected 7 fields, found 8"),
-        (5, "number_id (card_id)", "must not contain control characters (NUL, newline, tab, ...)"),
+        (
+            5,
+            "number_id (card_id)",
+            "must not contain control or bidirectional characters (U+000A at position 1; not "
+            "NUL, newline, tab, U+0085, U+202E, ...)",
+        ),
         (7, "transaction_amount (amount)", "Input should be a valid decimal"),
     ]
     # The quoted newline in t4's card id spans lines 5-6 (and no id holds one), so t5 starts

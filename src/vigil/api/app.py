@@ -41,6 +41,7 @@ from vigil.api import lifeline, problems
 from vigil.api.deps import require
 from vigil.api.direct import DirectRoutes
 from vigil.api.extensions import admin_routers
+from vigil.api.guard import KeyFirst
 from vigil.api.keys import KeyRing, Role
 from vigil.api.limits import BodySizeLimit
 from vigil.api.metrics import ApiMetrics
@@ -138,6 +139,7 @@ def create_app(
     app.direct = DirectRoutes(
         decision_routes, max_bytes=settings.api.max_body_bytes, on_error=metrics.error
     )
+    app.add_middleware(KeyFirst)  # the key before the body, unique JSON keys
     app.add_middleware(BodySizeLimit, max_bytes=settings.api.max_body_bytes, on_error=metrics.error)
     app.add_middleware(RequestId)  # added last, so outermost: a 413 has its request id too
     app.include_router(feedback.router())

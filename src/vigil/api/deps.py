@@ -42,10 +42,26 @@ async def authorize(request: Request, role: Role, key: str | None = None) -> Pri
     return await check_key(request.app.state.keys, key, role, client)
 
 
+async def authenticate(request: Request) -> Principal:
+    """The caller's principal, whatever its roles; else a 401 or 429 problem."""
+    client = request.client.host if request.client is not None else None
+    key = request.headers.get(API_KEY_HEADER)
+    return await _principal(request.app.state.keys, key, client)
+
+
 async def check_key(
     ring: KeyRing, key: str | None, role: Role, client: str | None = None
 ) -> Principal:
     """The principal of ``key`` if it holds ``role``; else a 401, 403 or 429 problem."""
+    principal = await _principal(ring, key, client)
+    if not principal.may(role):
+        raise ProblemError(
+            403, f"{API_KEY_HEADER}: key {principal.key_id} lacks the {role.value} role"
+        )
+    return principal
+
+
+async def _principal(ring: KeyRing, key: str | None, client: str | None) -> Principal:
     if not key:
         raise ProblemError(401, f"{API_KEY_HEADER}: no API key given", headers=_CHALLENGE)
     entry = ring.cached(key)
@@ -60,10 +76,6 @@ async def check_key(
     if principal is None:
         raise ProblemError(
             401, f"{API_KEY_HEADER}: unknown, malformed or revoked key", headers=_CHALLENGE
-        )
-    if not principal.may(role):
-        raise ProblemError(
-            403, f"{API_KEY_HEADER}: key {principal.key_id} lacks the {role.value} role"
         )
     return principal
 

@@ -54,8 +54,12 @@ class Problem(BaseModel):
     errors: list[FieldError] | None = None
 
 
-class ProblemError(Exception):
-    """Raise anywhere in a request to answer with a problem document."""
+class ProblemError(StarletteHTTPException):
+    """Raise anywhere in a request to answer with a problem document.
+
+    An HTTP exception, so one raised while FastAPI reads a body (a body past the size limit,
+    counted as it arrives) reaches the handlers as itself, not as FastAPI's 400 "error parsing
+    the body"."""
 
     def __init__(
         self,
@@ -67,13 +71,16 @@ class ProblemError(Exception):
         errors: Sequence[FieldError] | None = None,
         headers: Mapping[str, str] | None = None,
     ) -> None:
-        super().__init__(detail)
+        super().__init__(status, detail, dict(headers or {}))
         self.status = status
         self.detail = detail
         self.title = title
         self.type = type_
         self.errors = list(errors) if errors is not None else None
         self.headers = dict(headers or {})
+
+    def __str__(self) -> str:
+        return self.detail
 
 
 def field_name(loc: Sequence[int | str], message: str = "") -> str:
@@ -174,11 +181,13 @@ def error_response(
         # The client left mid-request (a load generator stopping, a timeout): nobody reads the
         # answer, and it is not a server failure to log.
         return Response(status_code=499)
-    if isinstance(exc, RequestValidationError):
+    if isinstance(exc, ProblemError):
+        pass
+    elif isinstance(exc, RequestValidationError):
         exc = invalid(field_errors(exc.errors()))
     elif isinstance(exc, StarletteHTTPException):
         exc = ProblemError(exc.status_code, str(exc.detail), headers=exc.headers)
-    elif not isinstance(exc, ProblemError):
+    else:
         log.error("unhandled error on %s", path, exc_info=exc)
         exc = ProblemError(500, "the server failed; the error is logged")
     if on_error is not None:

@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from vigil.api.keys import Role
 from vigil.domain import Action, FeedbackLabel
-from vigil.domain.types import NO_NUL, Identifier, Printable, UtcDatetime
+from vigil.domain.types import FreeText, Identifier, Printable, UtcDatetime
 from vigil.profiles.profile import Profile
 from vigil.profiles.windows import CATEGORIES, N_CATEGORIES, WINDOWS
 from vigil.storage.cases import Status as CaseStatus
@@ -49,9 +49,9 @@ class FeedbackIn(BaseModel):
     decision_id: Identifier | None = None
     label: FeedbackLabel
     timestamp: UtcDatetime | None = Field(None, description="When it was learnt; default now")
-    source: Annotated[str, Field(min_length=1, max_length=64)] = "analyst"
-    pattern: Annotated[str, Field(max_length=64)] | None = None
-    note: Annotated[str, Field(max_length=2000, pattern=NO_NUL)] | None = None
+    source: Annotated[str, Field(min_length=1, max_length=64), *Printable] = "analyst"
+    pattern: Annotated[str, Field(max_length=64), *Printable] | None = None
+    note: Annotated[str, Field(max_length=2000), *FreeText] | None = None
 
     @model_validator(mode="after")
     def _one_target(self) -> FeedbackIn:
@@ -136,7 +136,7 @@ class RiskEventPatch(BaseModel):
     status: CaseStatus | None = None
     assignee: Annotated[str, Field(max_length=200), *Printable] | None = None
     label: FeedbackLabel | None = None
-    note: Annotated[str, Field(max_length=2000, pattern=NO_NUL)] | None = None
+    note: Annotated[str, Field(max_length=2000), *FreeText] | None = None
 
     @model_validator(mode="after")
     def _something(self) -> RiskEventPatch:

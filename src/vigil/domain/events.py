@@ -24,6 +24,7 @@ from vigil.domain.types import (
     Amount,
     CountryCode,
     CurrencyCode,
+    FreeText,
     Identifier,
     Latitude,
     Longitude,
@@ -170,7 +171,7 @@ class Feedback(BaseModel):
     timestamp: UtcDatetime
     source: Annotated[str, Field(max_length=64)] = "analyst"
     pattern: Annotated[str, Field(max_length=64)] | None = None
-    note: Annotated[str, Field(max_length=2000)] | None = None
+    note: Annotated[str, Field(max_length=2000), *FreeText] | None = None
 
 
 Event = Annotated[Transaction | Login | Feedback, Field(discriminator="kind")]

@@ -65,22 +65,46 @@ UtcDatetime = Annotated[datetime, AfterValidator(_to_utc)]
 Amount = Annotated[Decimal, BeforeValidator(_reject_float_nan), AfterValidator(_check_amount)]
 Latitude = Annotated[float, Field(ge=-90, le=90, allow_inf_nan=False)]
 Longitude = Annotated[float, Field(ge=-180, le=180, allow_inf_nan=False)]
-# No control characters in ids and short codes: none belongs there, and PostgreSQL refuses NUL
-# in text, so one would fail a write instead of the request (422 naming the field).
-PRINTABLE = r"^[^\x00-\x1f\x7f]+$"
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
-# Free text (notes) may hold newlines and tabs, never NUL.
-NO_NUL = r"^[^\x00]*$"
+# No control characters in ids and short codes: none belongs there, PostgreSQL refuses NUL in
+# text (one would fail a write instead of the request: 422 naming the field), and C1 controls
+# and the bidirectional marks, embeddings, overrides and isolates change what an analyst reads
+# (U+202E shows "gnirts" as "string"). Free text (notes) may hold newlines and tabs, nothing
+# else of those.
+_SPOOFING = r"\x80-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069"
+PRINTABLE = rf"^[^\x00-\x1f\x7f{_SPOOFING}]+$"
+FREE_TEXT = rf"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f{_SPOOFING}]*$"
+_CONTROL = re.compile(rf"[\x00-\x1f\x7f{_SPOOFING}]")
+_TEXT_CONTROL = re.compile(rf"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f{_SPOOFING}]")
+
+
+def _refuse(found: re.Match[str], allowed: str) -> ValueError:
+    return ValueError(
+        f"must not contain control or bidirectional characters (U+{ord(found.group()):04X} at "
+        f"position {found.start()}; {allowed})"
+    )
 
 
 def _printable(value: str) -> str:
-    if _CONTROL.search(value):
-        raise ValueError("must not contain control characters (NUL, newline, tab, ...)")
+    """
+    >>> _printable("a\u202eb")
+    Traceback (most recent call last):
+    ...
+    ValueError: must not contain control or bidirectional characters (U+202E at position 1; ...
+    """
+    if found := _CONTROL.search(value):
+        raise _refuse(found, "not NUL, newline, tab, U+0085, U+202E, ...")
+    return value
+
+
+def _free_text(value: str) -> str:
+    if found := _TEXT_CONTROL.search(value):
+        raise _refuse(found, "newlines and tabs are fine")
     return value
 
 
 # Checked by a validator for its plain message; the pattern documents it in the schema.
 Printable = [Field(json_schema_extra={"pattern": PRINTABLE}), AfterValidator(_printable)]
+FreeText = [Field(json_schema_extra={"pattern": FREE_TEXT}), AfterValidator(_free_text)]
 Identifier = Annotated[str, Field(min_length=1, max_length=128), *Printable]
 CountryCode = Annotated[str, Field(min_length=2, max_length=3, pattern=r"^[A-Z]{2,3}$")]
 CurrencyCode = Annotated[str, Field(pattern=r"^[A-Z]{3}$")]

@@ -24,6 +24,7 @@ from starlette.datastructures import State
 from starlette.responses import Response
 
 from vigil.api.deps import API_KEY_HEADER, API_KEY_SCHEME, check_key
+from vigil.api.guard import reject_duplicate_keys
 from vigil.api.keys import Role
 from vigil.api.problems import (
     FieldError,
@@ -90,6 +91,7 @@ LOGINS = EventKind("login", Login, TypeAdapter(Login), TypeAdapter(list[Login]),
 def parse_events(body: bytes, kind: EventKind, max_batch: int) -> tuple[list[Any], bool]:
     """The validated events of a request body, and whether it was a batch."""
     batch = body.lstrip()[:1] == b"["
+    reject_duplicate_keys(body)
     try:
         events = kind.many.validate_json(body) if batch else [kind.one.validate_json(body)]
     except ValidationError as exc:

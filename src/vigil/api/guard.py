@@ -1,0 +1,95 @@
+"""What every route checks before its body is parsed: the caller's key, then unique JSON keys.
+
+FastAPI parses a route's body before it solves the route's dependencies, so a malformed body
+sent without a key was answered 422, telling an anonymous caller how its input was read.
+:class:`KeyFirst` authenticates the key of every API request first (401 or 429), and reads a
+JSON body once to refuse duplicate keys: JSON parsers keep the last of
+``{"amount": "1.00", "amount": "90000.00"}``, so what a log or a proxy saw and what was decided
+could differ. The decision routes, answered at the front door, call :func:`reject_duplicate_keys`
+themselves after their own key check.
+
+>>> reject_duplicate_keys(b'{"amount": "1.00", "card": {"amount": 2}}')
+>>> reject_duplicate_keys(b'[{"amount": "1.00", "amount": "90000.00"}]')
+Traceback (most recent call last):
+...
+vigil.api.problems.ProblemError: invalid amount: given twice in one JSON object
+>>> reject_duplicate_keys(b'{"broken')   # left to the parser that reports it, naming where
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from starlette.requests import Request
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from vigil.api.deps import authenticate
+from vigil.api.problems import FieldError, error_response, invalid
+
+
+def _unique(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out = dict(pairs)
+    if len(out) != len(pairs):
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                message = "given twice in one JSON object"
+                raise invalid([FieldError(field=key, message=message, type="duplicate_key")])
+            seen.add(key)
+    return out
+
+
+def reject_duplicate_keys(body: bytes) -> None:
+    """A 422 problem naming the first key given twice in one object of the JSON ``body``;
+    nothing for unique keys or a body that is not JSON (its parser reports that)."""
+    try:
+        json.loads(body, object_pairs_hook=_unique)
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError):
+        return
+
+
+def _is_json(scope: Scope) -> bool:
+    for name, value in scope["headers"]:
+        if name == b"content-type":
+            kind = value.split(b";", 1)[0].strip().lower()
+            return kind == b"application/json" or kind.endswith(b"+json")
+    return False
+
+
+class KeyFirst:
+    """A plain ASGI middleware in front of the API routes (every ``/v1/`` route needs a key):
+    the key is authenticated before anything reads the body (401 or 429; the route's own
+    dependency still checks its role), then a JSON body is read once, refused if it repeats a
+    key, and handed on unchanged."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not scope["path"].startswith("/v1/"):
+            await self.app(scope, receive, send)
+            return
+        request = Request(scope, receive)
+        try:
+            await authenticate(request)
+            if not _is_json(scope):
+                await self.app(scope, receive, send)
+                return
+            body = await request.body()
+            reject_duplicate_keys(body)
+        except Exception as exc:  # answered as the app's own handlers would
+            state = scope["app"].state if "app" in scope else None
+            on_error = getattr(getattr(state, "metrics", None), "error", None)
+            await error_response(exc, scope["path"], on_error)(scope, receive, send)
+            return
+        replayed = False
+
+        async def replay() -> Message:
+            nonlocal replayed
+            if replayed:
+                return await receive()
+            replayed = True
+            return {"type": "http.request", "body": body, "more_body": False}
+
+        await self.app(scope, replay, send)
