@@ -445,9 +445,12 @@ def _print_evaluation(figures: dict) -> None:
 
 @app.command()
 def demo(
-    out: Annotated[Path, typer.Option("--out", "-o", help="Demo folder (replaced)")] = Path(
-        "vigil-demo"
-    ),
+    out: Annotated[
+        Path,
+        typer.Option(
+            "--out", "-o", help="Demo folder: new, empty, or an earlier demo's (replaced)"
+        ),
+    ] = Path("vigil-demo"),
     cards: Annotated[int, typer.Option(help="Number of cards")] = 2000,
     days: Annotated[int, typer.Option(help="Days of activity")] = 30,
     seed: Annotated[int, typer.Option(help="Random seed")] = 7,
@@ -457,8 +460,7 @@ def demo(
 ) -> None:
     """Generate a small bank, replay it through the engine, evaluate, and write the report."""
     started = time.perf_counter()
-    if out.exists():
-        shutil.rmtree(out)
+    _demo_folder(out)
     data = out / "bank"
     settings = Settings(database_url=f"sqlite:///{out / 'vigil.db'}")
     console.rule("1/3 generate a synthetic bank")
@@ -499,6 +501,29 @@ def demo(
             "workbench": {"serve": serve, "url": workbench},
         }
     )
+
+
+# Written into every demo folder: only a folder holding it is ever deleted by `vigil demo`.
+DEMO_MARK = ".vigil-demo"
+
+
+def _demo_folder(out: Path) -> None:
+    """Make ``out`` an empty demo folder: a new or empty folder is used, an earlier demo's
+    (it holds :data:`DEMO_MARK`) is replaced, anything else is refused untouched."""
+    if out.is_symlink() or (out.exists() and not out.is_dir()):
+        raise typer.BadParameter(
+            f"{out} exists and is not a folder; nothing deleted", param_hint="--out"
+        )
+    if out.exists() and any(out.iterdir()):
+        if not (out / DEMO_MARK).is_file():
+            raise typer.BadParameter(
+                f"{out} is not empty and is no earlier demo's folder; choose another or empty it "
+                "(nothing deleted)",
+                param_hint="--out",
+            )
+        shutil.rmtree(out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / DEMO_MARK).write_text("made by vigil demo; vigil demo -o here replaces this folder\n")
 
 
 def _demo_analyst_key(settings: Settings) -> str:

@@ -91,3 +91,28 @@ def _dev_key() -> str:
     from vigil.config import DEV_ENCRYPTION_KEY
 
     return DEV_ENCRYPTION_KEY
+
+
+def test_purge_has_a_dry_run_and_takes_a_day_with_its_timezone(tmp_path) -> None:
+    """Issue 18: purge deleted with no way to look first, and refused the zone it asked for."""
+    url = f"sqlite:///{tmp_path / 'v.db'}"
+    _seed(url)
+    runner = CliRunner()
+    before = Store(url).counts()
+
+    dry = runner.invoke(app, ["purge", "--database", url, "--now", "2022-07-22Z", "--dry-run"])
+    assert dry.exit_code == 0, dry.output
+    figures = _last_json(dry.output)
+    assert figures["dry_run"] is True and figures["now"] == "2022-07-22T00:00:00+00:00"
+    assert figures["logins"] == 4  # days 0, 30, 60 and 90: over 90 days before day 200
+    assert "nothing deleted" in dry.output
+    assert Store(url).counts() == before
+
+    done = runner.invoke(app, ["purge", "--database", url, "--now", "2022-07-22Z"])
+    assert done.exit_code == 0, done.output
+    assert {k: v for k, v in _last_json(done.output).items() if k != "dry_run"} == {
+        k: v for k, v in figures.items() if k != "dry_run"
+    }
+    assert Store(url).counts()["logins"] == before["logins"] - 4
+    zoned = runner.invoke(app, ["purge", "--database", url, "--now", "2022-07-22+01:00"])
+    assert _last_json(zoned.output)["now"] == "2022-07-21T23:00:00+00:00"

@@ -240,7 +240,11 @@ def test_purge_applies_the_retention_policy(store: Store, make) -> None:
             for age in (10, 380)
         ]
     )
+    before = table_dump(store)
+    dry = purge(store, RetentionPolicy(), now, dry_run=True)
+    assert table_dump(store) == before  # a dry run changes nothing
     counts = purge(store, RetentionPolicy(), now)
+    assert counts == dry
     assert counts == {
         "logins": 3,
         "transactions": 1,
@@ -313,9 +317,9 @@ def test_forget_leaves_no_card_token_shadow_hit_score_or_note_of_the_person(
 
 def test_every_table_is_covered_by_erasure(store: Store) -> None:
     """A new table must say what erasure does with it, or this fails."""
-    from vigil.privacy.erasure import COVERAGE
-
     from sqlalchemy import inspect
+
+    from vigil.privacy.erasure import COVERAGE
 
     schema = store.tables.metadata.schema
     in_database = set(inspect(store.engine).get_table_names(schema=schema))

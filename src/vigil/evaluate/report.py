@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from html import escape
 from pathlib import Path
 
@@ -30,6 +29,7 @@ import plotly.graph_objects as go
 import plotly.offline
 import polars as pl
 
+from vigil import files
 from vigil.evaluate import charts
 from vigil.evaluate.inputs import normalise_terminals
 from vigil.evaluate.results import Evaluation
@@ -359,7 +359,7 @@ def write_report(
     staged: list[tuple[str, Path]] = []
     try:
         for path, text in documents.items():
-            handle, temporary = tempfile.mkstemp(dir=out_dir, prefix=f".{path.name}.")
+            handle, temporary = files.staged(path)  # the user's ordinary mode, not mkstemp's 0600
             staged.append((temporary, path))
             with os.fdopen(handle, "w", encoding="utf-8") as stream:
                 stream.write(text + ("\n" if not text.endswith("\n") else ""))

@@ -6,6 +6,7 @@ Registered on the main app by :mod:`vigil.cli`; each prints its figures as a JSO
 from __future__ import annotations
 
 import os
+import re
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
@@ -52,18 +53,26 @@ def forget_command(
 def purge_command(
     database: DatabaseOpt = None,
     now: Annotated[
-        str | None, typer.Option(help="Purge relative to this instant (ISO 8601; default now)")
+        str | None,
+        typer.Option(
+            help="Purge relative to this instant (ISO 8601, e.g. 2023-06-01Z; default now)"
+        ),
     ] = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Count what would be deleted; delete nothing")
+    ] = False,
 ) -> None:
-    """Delete events older than the retention policy (privacy.retention settings)."""
+    """Delete events older than the retention policy (privacy.retention settings); --dry-run
+    first to see how many."""
     from vigil.privacy.retention import RetentionPolicy, purge
 
     settings = _settings(database)
     at = _instant(now) if now else datetime.now(UTC)
     policy = RetentionPolicy.from_config(settings.privacy.retention)
-    counts = purge(_store(settings), policy, at)
-    console.print(", ".join(f"{n:,} {name}" for name, n in counts.items()) + " deleted")
-    _emit({"now": at.isoformat(), **counts})
+    counts = purge(_store(settings), policy, at, dry_run=dry_run)
+    done = "would be deleted (dry run: nothing deleted)" if dry_run else "deleted"
+    console.print(", ".join(f"{n:,} {name}" for name, n in counts.items()) + f" {done}")
+    _emit({"now": at.isoformat(), "dry_run": dry_run, **counts})
 
 
 @audit_app.command("verify")
@@ -135,9 +144,18 @@ def rotate_key(database: DatabaseOpt = None) -> None:
     _emit({"key_id": store.privacy.cipher.current, **figures})
 
 
+_DAY_IN_ZONE = re.compile(r"^(\d{4}-\d{2}-\d{2})(Z|[+-]\d{2}:?\d{2})$")
+
+
 def _instant(text: str) -> datetime:
+    """An ISO 8601 instant with its timezone; a day with one (2023-06-01Z) is its midnight.
+
+    >>> _instant("2023-06-01Z").isoformat(), _instant("2023-06-01+01:00").isoformat()
+    ('2023-06-01T00:00:00+00:00', '2023-05-31T23:00:00+00:00')
+    """
+    day = _DAY_IN_ZONE.match(text.strip())
     try:
-        value = datetime.fromisoformat(text)
+        value = datetime.fromisoformat(f"{day[1]}T00:00{day[2]}" if day else text.strip())
     except ValueError:
         raise typer.BadParameter(f"--now {text!r}: not an ISO 8601 instant") from None
     if value.tzinfo is None:

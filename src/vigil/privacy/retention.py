@@ -49,14 +49,21 @@ class RetentionPolicy:
         return cls(config.logins_days, config.transactions_days, config.risk_events_days)
 
 
-def purge(store: Store, policy: RetentionPolicy, now: datetime) -> dict[str, int]:
-    """Delete what the policy no longer keeps, in one transaction; rows deleted per table."""
+def purge(
+    store: Store, policy: RetentionPolicy, now: datetime, *, dry_run: bool = False
+) -> dict[str, int]:
+    """Delete what the policy no longer keeps, in one transaction; rows deleted per table.
+
+    ``dry_run`` runs the very same deletes and rolls them back: the counts are what a purge
+    at ``now`` would delete, and nothing changes.
+    """
     if now.tzinfo is None:
         raise ValueError(f"now: naive datetime {now.isoformat()}; give a timezone (UTC)")
     t = store.tables
     d, r = t.decisions, t.risk_events
     counts = dict.fromkeys(("logins", "transactions", "feedback", "decisions", "risk_events"), 0)
     with store.transaction() as conn:
+        savepoint = conn.begin_nested() if dry_run else None
         if policy.risk_events_days is not None:
             cut = now - timedelta(days=policy.risk_events_days)
             counts["risk_events"] = conn.execute(delete(r).where(r.c.event_time < cut)).rowcount
@@ -77,4 +84,6 @@ def purge(store: Store, policy: RetentionPolicy, now: datetime) -> dict[str, int
             if kind == "transaction":
                 f = t.feedback
                 counts["feedback"] = conn.execute(delete(f).where(f.c.timestamp < cut)).rowcount
+        if savepoint is not None:
+            savepoint.rollback()
     return counts

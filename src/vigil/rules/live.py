@@ -27,7 +27,6 @@ import hashlib
 import logging
 import os
 import socket
-import tempfile
 import time
 from collections.abc import Callable, Collection
 from functools import lru_cache
@@ -36,6 +35,7 @@ from typing import Any, Protocol
 
 from vigil.config import RulesConfig
 from vigil.domain import Reason
+from vigil.files import replace_file
 from vigil.rules.book import RuleBook, Verdict
 from vigil.rules.loader import Problem, Rule, RuleFileError, load_rules
 
@@ -122,19 +122,6 @@ def install(target: Path, text: str, *, store: Any, source: str) -> tuple[int, b
             )
         replace_file(target, text)
     return store.activate_rules(text, sha256_text(text), path=str(target), source=source)
-
-
-def replace_file(target: Path, text: str) -> None:
-    """Write ``text`` to ``target`` through a temporary file renamed over it (atomic)."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as out:
-            out.write(text)
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _unreadable(path: Path, exc: Exception) -> RuleFileError:
