@@ -106,7 +106,7 @@ features:
 def test_features_list_shows_the_built_in_and_the_declared(tmp_path: Path) -> None:
     path = tmp_path / "features.yaml"
     path.write_text(FILE)
-    result = runner.invoke(app, ["features", "list", "--features", str(path)])
+    result = runner.invoke(app, ["features", "list", "--feature-file", str(path)])
     assert result.exit_code == 0, result.output
     *lines, last = result.stdout.strip().splitlines()
     assert json.loads(last) == {"features": len(FEATURE_NAMES) + 2, "declared": 2}
@@ -130,7 +130,7 @@ def test_a_bad_feature_file_stops_build_before_reading_naming_every_mistake(
             str(tmp_path / "absent.parquet"),
             "--out",
             str(tmp_path / "tx.parquet"),
-            "--features",
+            "--feature-file",
             str(path),
         ],
     )
@@ -156,7 +156,7 @@ def test_build_adds_the_declared_features(bank: Bank, tmp_path: Path) -> None:
             f"{LABEL_DELAY.days}d",
             "--out",
             str(out),
-            "--features",
+            "--feature-file",
             str(path),
         ],
     )

@@ -3,12 +3,12 @@
     vigil features build --events events.parquet --labels labels.csv --bank FOLDER --out tx.parquet
     vigil features build --events cards.csv --map timestamp=TX_DATETIME ... --label-column TX_FRAUD
     vigil features snapshots --events events.parquet --feedback feedback.csv --out-dir DIR
-    vigil features list [--features features.yaml]
+    vigil features list [--feature-file features.yaml]
 
 ``build`` and ``snapshots`` write Parquet files (all or nothing: written next to the target,
-then renamed) and print the figures as one JSON line last. ``--features FILE`` adds a feature
-file's declared windowed aggregations to the built-in features (:mod:`vigil.features.declared`),
-checked before anything is read; ``list`` shows them all.
+then renamed) and print the figures as one JSON line last. ``--feature-file F`` adds a
+feature file's declared windowed aggregations to the built-in features
+(:mod:`vigil.features.declared`), checked before anything is read; ``list`` shows them all.
 """
 
 from __future__ import annotations
@@ -44,7 +44,7 @@ FeedbackOpt = Annotated[Path | None, typer.Option(help="feedback.csv: StandIn ou
 BankOpt = Annotated[Path | None, typer.Option(help="Bank folder: terminal places, account ages")]
 FeaturesOpt = Annotated[
     Path | None,
-    typer.Option("--features", help="Feature file (YAML): declared features to add"),
+    typer.Option("--feature-file", help="Feature file (YAML): declared features to add"),
 ]
 
 
