@@ -89,3 +89,20 @@ def test_a_chunked_body_past_the_limit_is_413(api: Api) -> None:
     ingest = {**api.headers("ingest"), "Content-Type": "application/json"}
     assert_problem(api.client.post("/v1/transactions", content=_chunks(1_048_576),
                                    headers=ingest), 413)  # fmt: skip
+
+
+def test_a_405_allows_every_method_of_the_path(api: Api) -> None:
+    answer = api.client.request("DELETE", "/v1/risk-events/1", headers=api.headers("analyst"))
+    assert_problem(answer, 405)
+    assert answer.headers["Allow"] == "GET, PATCH"
+
+
+def test_unknown_query_parameters_and_undecodable_bodies_are_refused(api: Api) -> None:
+    misspelt = api.client.get("/v1/risk-events?limti=5&user_id=u-1", headers=api.headers("analyst"))
+    problem = assert_problem(misspelt, 422, "limti")
+    assert [e["field"] for e in problem["errors"]] == ["limti"]
+    latin1 = _raw(api, "/v1/feedback", '{"target_event_id": "x", "label": "fraud"}', "analyst")
+    assert latin1.status_code != 422  # well-formed: reaches the route (404: no such event)
+    body = b'{"target_event_id": "x", "label": "fraud", "note": "caf\xe9"}'
+    headers = {**api.headers("analyst"), "Content-Type": "application/json"}
+    assert_problem(api.client.post("/v1/feedback", content=body, headers=headers), 422, "body")

@@ -24,6 +24,7 @@ from typing import Any
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from vigil.api.conformance import Conformance
 from vigil.api.deps import authenticate
 from vigil.api.problems import FieldError, error_response, invalid
 
@@ -57,11 +58,38 @@ def _is_json(scope: Scope) -> bool:
     return False
 
 
+def _reject_unknown_query(request: Request) -> None:
+    """A 422 naming each query parameter the operation does not take (a misspelt filter
+    would otherwise be ignored, and widen what is read)."""
+    if not request.query_params:
+        return
+    conformance = Conformance.of(request.app)
+    unknown = conformance.unknown_query(request.method, request.url.path, request.query_params)
+    if unknown:
+        raise invalid(
+            [
+                FieldError(field=n, message="unknown query parameter", type="extra_forbidden")
+                for n in unknown
+            ]
+        )
+
+
+def _reject_undecodable(body: bytes) -> None:
+    """A 422 naming ``body`` when a JSON body is not UTF-8 (FastAPI would answer 400)."""
+    try:
+        body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        error = FieldError(field="body", message=f"not UTF-8: {exc.reason} at byte {exc.start}",
+                           type="encoding")  # fmt: skip
+        raise invalid([error]) from None
+
+
 class KeyFirst:
     """A plain ASGI middleware in front of the API routes (every ``/v1/`` route needs a key):
     the key is authenticated before anything reads the body (401 or 429; the route's own
-    dependency still checks its role), then a JSON body is read once, refused if it repeats a
-    key, and handed on unchanged."""
+    dependency still checks its role), unknown query parameters are refused
+    (:mod:`vigil.api.conformance`), then a JSON body is read once, refused if it is not UTF-8
+    or repeats a key, and handed on unchanged."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -73,10 +101,12 @@ class KeyFirst:
         request = Request(scope, receive)
         try:
             await authenticate(request)
+            _reject_unknown_query(request)
             if not _is_json(scope):
                 await self.app(scope, receive, send)
                 return
             body = await request.body()
+            _reject_undecodable(body)
             reject_duplicate_keys(body)
         except Exception as exc:  # answered as the app's own handlers would
             state = scope["app"].state if "app" in scope else None

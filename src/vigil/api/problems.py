@@ -207,7 +207,15 @@ def install(app: FastAPI, on_error: Callable[[int], None] | None = None) -> None
     """Answer every error raised in a request with :func:`error_response`."""
 
     async def handle(request: Request, exc: Exception) -> Response:
-        return error_response(exc, request.url.path, on_error)
+        response = error_response(exc, request.url.path, on_error)
+        if response.status_code == 405:
+            # Every method of the path, not only those of the first route FastAPI matched.
+            from vigil.api.conformance import Conformance
+
+            allowed = Conformance.of(request.app).allowed(request.url.path)
+            if allowed:
+                response.headers["Allow"] = allowed
+        return response
 
     for kind in (
         ClientDisconnect,
