@@ -106,3 +106,34 @@ def test_unknown_query_parameters_and_undecodable_bodies_are_refused(api: Api) -
     body = b'{"target_event_id": "x", "label": "fraud", "note": "caf\xe9"}'
     headers = {**api.headers("analyst"), "Content-Type": "application/json"}
     assert_problem(api.client.post("/v1/feedback", content=body, headers=headers), 422, "body")
+
+
+def test_the_openapi_document_describes_what_the_api_answers_and_accepts(api: Api) -> None:
+    """Findings of the fuzz with all checks: errors documented as application/json (they are
+    problem documents), and bodies the document allowed but the API refused."""
+    doc = api.client.get("/openapi.json").json()
+    errors = [
+        (path, method, status, response.get("content"))
+        for path, operations in doc["paths"].items()
+        for method, operation in operations.items()
+        for status, response in operation["responses"].items()
+        if status[0] in "45"
+    ]
+    assert errors and all(
+        list(content) == ["application/problem+json"] for *_, content in errors
+    ), [e for e in errors if list(e[3]) != ["application/problem+json"]]
+    assert "HTTPValidationError" not in doc["components"]["schemas"]
+    schemas = doc["components"]["schemas"]
+    assert [b["required"] for b in schemas["FeedbackIn"]["oneOf"]] == [
+        ["target_event_id"],
+        ["decision_id"],
+    ]
+    assert len(schemas["RiskEventPatch"]["anyOf"]) == 4
+    timestamp = schemas["Transaction"]["properties"]["timestamp"]
+    assert timestamp["pattern"] == r"^(199\d|20\d\d)-"
+    both = {"target_event_id": "x", "decision_id": "y", "label": "fraud"}
+    assert_problem(api.client.post("/v1/feedback", json=both, headers=api.headers("analyst")), 422)
+    empty = api.client.patch(
+        "/v1/risk-events/1", json={"note": None}, headers=api.headers("analyst")
+    )
+    assert_problem(empty, 422)

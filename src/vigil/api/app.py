@@ -257,7 +257,8 @@ def _tune_gc() -> None:
 
 
 def _openapi(app: FastAPI) -> dict[str, Any]:
-    """FastAPI's document, plus the models the hand-parsed event routes refer to."""
+    """FastAPI's document, plus the models the hand-parsed event routes refer to, every error
+    documented as the problem document it is."""
     if app.openapi_schema:
         return app.openapi_schema
     schema = get_openapi(
@@ -279,5 +280,5 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
     components = schema.setdefault("components", {}).setdefault("schemas", {})
     for name, model_schema in defs.get("$defs", {}).items():
         components.setdefault(name, model_schema)
-    app.openapi_schema = schema
+    app.openapi_schema = problems.document_problems(schema)
     return schema

@@ -240,3 +240,22 @@ def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
         status: {"description": _TITLES.get(status, "Error"), "content": PROBLEM_CONTENT}
         for status in statuses
     }
+
+
+def document_problems(schema: dict[str, Any]) -> dict[str, Any]:
+    """Every error response of an OpenAPI document as what it is: a problem document.
+
+    FastAPI documents the 422 of a route without its own as ``application/json`` holding its
+    ``HTTPValidationError``; vigil answers every error as ``application/problem+json``
+    (:func:`error_response`), so the document says so, and the unused models go.
+    """
+    for operations in schema.get("paths", {}).values():
+        for operation in operations.values():
+            for status, response in operation.get("responses", {}).items():
+                if str(status)[:1] in ("4", "5"):
+                    response["content"] = PROBLEM_CONTENT
+    components = schema.get("components", {}).get("schemas", {})
+    for name in ("HTTPValidationError", "ValidationError"):
+        components.pop(name, None)
+    return schema
+

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -26,19 +26,37 @@ from vigil.storage.cases import Status as CaseStatus
 _IN = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
 
+_NOT_NULL = {"not": {"type": "null"}}
+
+
+def _given(name: str) -> dict[str, Any]:
+    """JSON Schema: ``name`` is given, and not as null."""
+    return {"required": [name], "properties": {name: _NOT_NULL}}
+
+
+def _one_of(first: str, second: str) -> list[dict[str, Any]]:
+    """JSON Schema: exactly one of two fields is given (the other absent or null), as the
+    model's validator demands, so the document describes what the API accepts."""
+    return [
+        {"required": [a], "properties": {a: _NOT_NULL, b: {"type": "null"}}}
+        for a, b in ((first, second), (second, first))
+    ]
+
+
 class FeedbackIn(BaseModel):
     """A label on an earlier event, named by its event id or by the decision id vigil returned."""
 
     model_config = ConfigDict(
         **_IN,
         json_schema_extra={
+            "oneOf": _one_of("target_event_id", "decision_id"),
             "examples": [
                 {
                     "target_event_id": "tx-20240501-000123",
                     "label": "fraud",
                     "note": "customer confirmed the card was stolen",
                 }
-            ]
+            ],
         },
     )
 
@@ -126,10 +144,12 @@ class RiskEventPatch(BaseModel):
     model_config = ConfigDict(
         **_IN,
         json_schema_extra={
+            # At least one of them, not null (the validator's rule, in the document).
+            "anyOf": [_given(name) for name in ("status", "assignee", "label", "note")],
             "examples": [
                 {"label": "fraud", "note": "customer confirmed the card was stolen"},
                 {"status": "in_review", "assignee": "ann"},
-            ]
+            ],
         },
     )
 

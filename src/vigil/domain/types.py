@@ -61,7 +61,12 @@ def _reject_float_nan(value: object) -> object:
     return value
 
 
-UtcDatetime = Annotated[datetime, AfterValidator(_to_utc)]
+# The years the validator accepts, in the schema too (JSON Schema has no date range): a
+# generator or a client reading the document then sends what the API takes.
+_YEARS = r"^(199\d|20\d\d)-"
+UtcDatetime = Annotated[
+    datetime, Field(json_schema_extra={"pattern": _YEARS}), AfterValidator(_to_utc)
+]
 Amount = Annotated[Decimal, BeforeValidator(_reject_float_nan), AfterValidator(_check_amount)]
 Latitude = Annotated[float, Field(ge=-90, le=90, allow_inf_nan=False)]
 Longitude = Annotated[float, Field(ge=-180, le=180, allow_inf_nan=False)]
