@@ -178,3 +178,28 @@ def test_a_bad_row_in_a_mapped_file_is_named_not_a_traceback(tmp_path: Path) -> 
     args += ["--map", "timestamp=WHEN", "--map", "card_id=CARD", "--map", "amount=AMT"]
     result = runner.invoke(app, [*args, "--registry", str(tmp_path / "models")])
     assert result.exit_code == 2 and "AMT (amount)" in result.output, result.output
+
+
+def test_promotion_is_refused_to_a_model_worse_than_the_promoted_one(
+    bank: Path, tmp_path: Path
+) -> None:
+    """Issue 18: --promote promoted a model with test average precision 0.005."""
+    registry = str(tmp_path / "models")
+    common = ["--events", str(bank / "events.parquet"), "--labels", str(bank / "labels.csv"),
+              "--bank", str(bank), "--registry", registry, "--label-delay", "1d"]  # fmt: skip
+    good = _run("train", *common, "--promote")
+    assert good["promoted"] is True and good["promotion_refused"] is None
+    # The same model blind to all but the card's age: far worse at ranking fraud.
+    blind = [f"--drop={name}" for name in transaction_feature_names() if name != "card_age_days"]
+    worse = runner.invoke(app, ["train", *common, "--promote", *blind])
+    assert worse.exit_code == 2, worse.output
+    figures = json.loads(worse.stdout.strip().splitlines()[-1])
+    ours = figures["metrics"]["test"]["average_precision"]
+    theirs = good["metrics"]["test"]["average_precision"]
+    assert ours < theirs and figures["promoted"] is False
+    assert f"below the promoted v0001's {theirs:.3f}" in worse.stderr
+    assert "vigil models promote transaction v0002" in worse.stderr
+    assert _run("models", "show", "transaction", "--registry", registry)["version"] == "v0001"
+    # Promoting it anyway is an explicit act.
+    promoted = _run("models", "promote", "transaction", "v0002", "--registry", registry)
+    assert promoted["status"] == "promoted"

@@ -91,7 +91,10 @@ def train(
     drop: Annotated[
         list[str], typer.Option("--drop", help="Feature to leave out, repeatable")
     ] = [],  # noqa: B006
-    promote: Annotated[bool, typer.Option(help="Promote the new version at once")] = False,
+    promote: Annotated[
+        bool,
+        typer.Option(help="Promote the new version if it tests no worse than the promoted one"),
+    ] = False,
     bank: BankOpt = None,
     keep_terminal_risk: Annotated[
         bool,
@@ -149,6 +152,11 @@ def train(
     _print_days(figures["test_by_day"], k)
     console.print(f"report: [bold]{figures['report']}[/]")
     _emit(figures)
+    if figures["promotion_refused"]:
+        _fail(
+            f"--promote: {figures['promotion_refused']}; {figures['version']} is kept as a "
+            f"candidate (vigil models promote {target} {figures['version']} promotes it anyway)"
+        )
 
 
 @score_app.command("profiles")

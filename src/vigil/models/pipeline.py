@@ -26,6 +26,7 @@ import polars as pl
 from vigil.config import StandinConfig
 from vigil.ingest.inputs import EventInput
 from vigil.models import standin
+from vigil.models.gate import promotion_refusal
 from vigil.models.registry import Registry
 from vigil.models.report import write_model_report
 from vigil.models.scorer import TERMINAL_RISK_PREFIX
@@ -127,8 +128,13 @@ def train_target(
         "input": inputs.as_dict(),
     }
     version = save_result(registry, result, sources=sources, table_seconds=built)
-    if promote:
-        registry.promote(target, version)
+    refused = None
+    if promote:  # only a model no worse than the one it replaces (vigil.models.gate)
+        current = registry.promoted(target)
+        theirs = None if current is None else registry.manifest(target, current)["metrics"]["test"]
+        refused = promotion_refusal(result.metrics["test"], theirs, current)
+        if refused is None:
+            registry.promote(target, version)
     report = write_model_report(
         registry.manifest(target, version),
         result.test_scores,
@@ -138,7 +144,8 @@ def train_target(
         "name": target,
         "version": version,
         "kind": kind,
-        "promoted": promote,
+        "promoted": promote and refused is None,
+        "promotion_refused": refused,
         "rows": table.height,
         "positives": int(table.get_column("label").sum()),
         "features": len(features),
