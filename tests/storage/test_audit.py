@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 
 import pytest
@@ -212,3 +213,37 @@ def test_v1_databases_are_upgraded_and_their_risk_events_chained(store: Store, m
 
     store.upsert_users([User(user_id="u-1", address="x" * 500)])  # ciphertext fits
     assert store.load_reference().users["u-1"].address == "x" * 500
+
+
+def test_a_signed_anchor_file_catches_a_truncated_tail_without_head(
+    tmp_path, make, monkeypatch
+) -> None:
+    """Issue 18: deleting the newest risk event was detected only with --head."""
+    from vigil.cli import app
+
+    url = f"sqlite:///{tmp_path / 'v.db'}"
+    store = Store(url)
+    store.init_schema()
+    _record(store, make, 0, 3)
+    anchor = tmp_path / "anchor" / "audit-head.json"
+    monkeypatch.setenv("VIGIL_AUDIT_ANCHOR", str(anchor))
+    runner = CliRunner()
+    first = runner.invoke(app, ["audit", "verify", "--database", url])
+    assert first.exit_code == 0, first.output
+    assert json.loads(anchor.read_text())["seq"] == 3
+    _record(store, make, 10, 2)
+    grown = runner.invoke(app, ["audit", "verify", "--database", url])
+    assert grown.exit_code == 0, grown.output
+    assert json.loads(anchor.read_text())["seq"] == 5
+
+    r = store.tables.risk_events
+    with store.transaction() as conn:  # the newest risk event goes: the chain alone holds
+        conn.execute(delete(r).where(r.c.seq == 5))
+    cut = runner.invoke(app, ["audit", "verify", "--database", url])
+    assert cut.exit_code == 1
+    assert json.loads(cut.output.splitlines()[-1])["problem"] == "anchored seq 5 is gone"
+
+    forged = json.loads(anchor.read_text())
+    anchor.write_text(json.dumps({**forged, "seq": 4}))  # moving the anchor back is seen
+    refused = runner.invoke(app, ["audit", "verify", "--database", url])
+    assert refused.exit_code == 2 and "signature does not match" in refused.output

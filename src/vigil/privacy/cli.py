@@ -81,15 +81,34 @@ def audit_verify(
     head: Annotated[
         str | None, typer.Option(help="SEQ:HASH from an earlier verify that must still hold")
     ] = None,
+    anchor: Annotated[
+        Path | None,
+        typer.Option(
+            envvar="VIGIL_AUDIT_ANCHOR",
+            help="Signed head file kept outside the database: the head it holds must still "
+            "hold, and an intact walk records the new one (catches a truncated tail)",
+        ),
+    ] = None,
 ) -> None:
     """Walk the risk-event hash chain; exit 1 naming the first broken link."""
+    from vigil.storage.anchor import read_anchor, write_anchor
     from vigil.storage.audit import verify
 
-    report = verify(_store(_settings(database)), expect_head=_head(head))
+    settings = _settings(database)
+    store = _store(settings)
+    key = settings.privacy.hmac_key.encode()
+    expected = _head(head)
+    if expected is None and anchor is not None:
+        expected = read_anchor(anchor, key, settings.database_url)
+    report = verify(store, expect_head=expected)
     if report.ok:
+        kept = "keep it to check with --head later"
+        if anchor is not None and report.head_seq is not None and report.head_hash is not None:
+            write_anchor(anchor, key, settings.database_url, report.head_seq, report.head_hash)
+            kept = f"signed into {anchor}"
         console.print(
             f"chain intact: {report.checked:,} risk events; "
-            f"head {report.head_seq}:{report.head_hash} (keep it to check with --head later)"
+            f"head {report.head_seq}:{report.head_hash} ({kept})"
         )
     else:
         err.print(
