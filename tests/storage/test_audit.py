@@ -7,6 +7,7 @@ import threading
 
 import pytest
 from sqlalchemy import delete, update
+from sqlalchemy.exc import IntegrityError
 from typer.testing import CliRunner
 
 from vigil.storage import Store
@@ -247,3 +248,25 @@ def test_a_signed_anchor_file_catches_a_truncated_tail_without_head(
     anchor.write_text(json.dumps({**forged, "seq": 4}))  # moving the anchor back is seen
     refused = runner.invoke(app, ["audit", "verify", "--database", url])
     assert refused.exit_code == 2 and "signature does not match" in refused.output
+
+
+def test_changing_or_deleting_a_flagged_decision_is_caught(store: Store, make) -> None:
+    """Issue 18: changing a row of decisions directly was not detected."""
+    from vigil.storage.audit import verify
+
+    _record(store, make, 0, 3)
+    assert verify(store).ok
+    d = store.tables.decisions
+    [second] = [r["decision_id"] for r in store.list_risk_events() if r["seq"] == 2]
+    with store.transaction() as conn:  # the block becomes an allow, in decisions only
+        conn.execute(update(d).where(d.c.decision_id == second).values(action="allow", score=0.1))
+    report = verify(store)
+    assert (report.ok, report.broken_seq) == (False, 2)
+    assert (
+        report.problem == f"decision {second} of risk event {report.broken_risk_event_id} "
+        "was altered: it no longer matches"
+    )
+    # Deleting it is refused by the database itself (a foreign key from risk_events); were the
+    # key dropped first, verify would say the decision "is gone".
+    with pytest.raises(IntegrityError), store.transaction() as conn:
+        conn.execute(delete(d).where(d.c.decision_id == second))

@@ -12,7 +12,11 @@ Writers append under a lock: SQLite holds its one write lock from a batch's firs
 PostgreSQL takes a transaction-level advisory lock, so two ``serve`` processes never fork the
 chain. The chain cannot show the *newest* rows being deleted (nothing follows them); the head
 (``seq``, ``hash``) that :func:`verify_chain` reports is what to anchor elsewhere, and
-``expect_head`` checks such an anchor later.
+``expect_head`` checks such an anchor later (:mod:`vigil.storage.anchor` keeps it signed).
+
+A flagged decision is held to its risk event: the decision row it rests on must still exist and
+carry the event, score, action and reason codes the chain committed to, so changing or deleting
+it in ``decisions`` is caught too (decisions that flagged nothing are not chained).
 
 >>> from datetime import datetime, UTC
 >>> from vigil.privacy.pseudonyms import Pseudonymiser
@@ -145,17 +149,19 @@ def verify_chain(
     pseudonyms: Pseudonymiser,
     *,
     expect_head: tuple[int, str] | None = None,
+    decisions: Table | None = None,
 ) -> ChainReport:
     """Walk the chain in ``seq`` order and report the first link that does not hold.
 
     The first stored row is trusted to start the chain (at seq 1 from the genesis hash, or
     later if retention removed older risk events). ``expect_head``, a ``(seq, hash)`` reported
-    by an earlier verification, must still be in the chain.
+    by an earlier verification, must still be in the chain. With ``decisions``, each risk
+    event's decision row must agree with it (see the module docstring).
     """
     checked = 0
     seq = previous = None
     anchored = expect_head is None
-    for row in _rows(conn, table):
+    for row in _rows(conn, table, decisions):
         rid = row["risk_event_id"]
         if row["seq"] is None or row["hash"] is None:
             return _broken(checked, seq, previous, row, f"risk event {rid} is not chained")
@@ -172,6 +178,8 @@ def verify_chain(
         expected = link(row, row["seq"], row["prev_hash"], pseudonyms)
         if expected != row["hash"]:
             problem = f"risk event {rid} (seq {row['seq']}) was altered: its hash does not match"
+            return _broken(checked, seq, previous, row, problem)
+        if decisions is not None and (problem := _decision_disagrees(row)) is not None:
             return _broken(checked, seq, previous, row, problem)
         seq, previous = row["seq"], row["hash"]
         checked += 1
@@ -193,7 +201,11 @@ def verify(store: Store, *, expect_head: tuple[int, str] | None = None) -> Chain
     """:func:`verify_chain` over a store's risk events, under its privacy key."""
     with store.engine.connect() as conn:
         return verify_chain(
-            conn, store.tables.risk_events, store.privacy.pseudonyms, expect_head=expect_head
+            conn,
+            store.tables.risk_events,
+            store.privacy.pseudonyms,
+            expect_head=expect_head,
+            decisions=store.tables.decisions,
         )
 
 
@@ -203,7 +215,33 @@ def _broken(
     return ChainReport(checked, seq, previous, row["seq"], row["risk_event_id"], problem)
 
 
-def _rows(conn: Connection, table: Table) -> Iterator[Mapping[str, Any]]:
+def _rows(
+    conn: Connection, table: Table, decisions: Table | None = None
+) -> Iterator[Mapping[str, Any]]:
     # Unchained rows (seq NULL) sort first on both backends, so they are reported first.
-    query = select(table).order_by(table.c.seq.asc().nulls_first(), table.c.risk_event_id)
+    query = select(table)
+    if decisions is not None:
+        d = decisions
+        query = select(
+            table,
+            d.c.decision_id.label("d_decision_id"),
+            d.c.event_id.label("d_event_id"),
+            d.c.score.label("d_score"),
+            d.c.action.label("d_action"),
+            d.c.reasons.label("d_reasons"),
+        ).select_from(table.outerjoin(d, d.c.decision_id == table.c.decision_id))
+    query = query.order_by(table.c.seq.asc().nulls_first(), table.c.risk_event_id)
     yield from conn.execute(query.execution_options(yield_per=_PAGE)).mappings()
+
+
+def _decision_disagrees(row: Mapping[str, Any]) -> str | None:
+    """Why the decision a risk event rests on no longer matches it; None when it does."""
+    rid, decision = row["risk_event_id"], row["decision_id"]
+    if row["d_decision_id"] is None:
+        return f"decision {decision} of risk event {rid} is gone"
+    codes = ",".join(dict.fromkeys(r["code"] for r in row["d_reasons"] or ()))
+    stored = (row["d_event_id"], float(row["d_score"]), row["d_action"], codes)
+    chained = (row["event_id"], float(row["score"]), row["action"], row["reason_codes"])
+    if stored != chained:
+        return f"decision {decision} of risk event {rid} was altered: it no longer matches"
+    return None
