@@ -18,6 +18,7 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.request
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -271,7 +272,12 @@ def test_an_event_a_dead_worker_claimed_holds_up_its_card_until_the_claim_lapses
 
     worker = _worker(_env(store, nats_server, 1, profiles_url), 19480)
     try:
+        # Held up behind the claim, the worker reports what waits behind it as lag.
+        _wait(lambda: _metric(19480, "vigil_stream_lag") > 0, 30, "a lag while held up")
         _wait(lambda: store.counts()["decisions"] >= len(events), 60, "every event decided")
+        _wait(lambda: _metric(19480, "vigil_stream_lag") == 0, 10, "no lag once done")
+        decided = 'vigil_stream_decided_total{kind="transactions"}'
+        assert _metric(19480, decided) == len(events)
     finally:
         worker.send_signal(signal.SIGTERM)
         output = worker.communicate(timeout=60)[0].decode()
@@ -279,3 +285,16 @@ def test_an_event_a_dead_worker_claimed_holds_up_its_card_until_the_claim_lapses
     assert worker.returncode == 0
     assert store.counts()["decisions"] == len(events)
     _assert_in_order(store)
+
+
+def _metric(port: int, name: str) -> float:
+    """A sample of a worker's /metrics (0 while the worker is not serving them yet)."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2) as answer:
+            text = answer.read().decode()
+    except OSError:
+        return 0.0
+    for line in text.splitlines():
+        if line.startswith(name + " "):
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0
