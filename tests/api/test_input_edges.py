@@ -137,3 +137,9 @@ def test_the_openapi_document_describes_what_the_api_answers_and_accepts(api: Ap
         "/v1/risk-events/1", json={"note": None}, headers=api.headers("analyst")
     )
     assert_problem(empty, 422)
+
+
+def test_a_query_parameter_given_twice_is_refused_unless_it_is_a_list(api: Api) -> None:
+    polluted = "/v1/risk-events?assignee=ann&assignee=bob&status=open"
+    problem = assert_problem(api.client.get(polluted, headers=api.headers("analyst")), 422)
+    assert [(e["field"], e["type"]) for e in problem["errors"]] == [("assignee", "repeated")]

@@ -4,7 +4,9 @@ Built once, lazily, from the app's own document, so the code and its documentati
 drift: the methods a path allows (a 405 answers them all in ``Allow``; FastAPI names only those
 of the first route it matched, so ``GET`` alone for ``/v1/risk-events/{id}``, which also takes
 ``PATCH``) and the query parameters an operation takes (an unknown one is refused, 422 naming
-it, instead of being silently ignored: a misspelt filter would otherwise widen a query).
+it, instead of being silently ignored: a misspelt filter would otherwise widen a query; and one
+that is not a list, given twice, is refused rather than the last silently winning, as with
+duplicate JSON keys).
 
 >>> paths = {"/v1/risk-events/{risk_event_id}": {"get": {"parameters": [
 ...     {"name": "fields", "in": "query"}]}, "patch": {}}}
@@ -13,6 +15,8 @@ it, instead of being silently ignored: a misspelt filter would otherwise widen a
 ('GET, PATCH', None)
 >>> doc.unknown_query("GET", "/v1/risk-events/12", ["fields", "limti"])
 ['limti']
+>>> doc.repeated_query("GET", "/v1/risk-events/12", ["fields", "fields"])
+['fields']
 """
 
 from __future__ import annotations
@@ -29,6 +33,14 @@ _METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
 class _Path:
     pattern: re.Pattern[str]
     query: dict[str, frozenset[str]]  # METHOD -> query parameter names
+    lists: dict[str, frozenset[str]]  # METHOD -> those that take several values
+
+
+def _is_list(parameter: dict[str, Any]) -> bool:
+    schema = parameter.get("schema", {})
+    return schema.get("type") == "array" or any(
+        s.get("type") == "array" for s in schema.get("anyOf", ())
+    )
 
 
 @dataclass(frozen=True)
@@ -40,14 +52,14 @@ class Conformance:
         paths = []
         for template, operations in document.get("paths", {}).items():
             pattern = re.compile("^" + re.sub(r"\\\{[^}]+\\\}", "[^/]+", re.escape(template)) + "$")
-            query = {
-                method.upper(): frozenset(
-                    p["name"] for p in operation.get("parameters", []) if p.get("in") == "query"
-                )
-                for method, operation in operations.items()
-                if method in _METHODS
-            }
-            paths.append(_Path(pattern, query))
+            query, lists = {}, {}
+            for method, operation in operations.items():
+                if method not in _METHODS:
+                    continue
+                params = [p for p in operation.get("parameters", []) if p.get("in") == "query"]
+                query[method.upper()] = frozenset(p["name"] for p in params)
+                lists[method.upper()] = frozenset(p["name"] for p in params if _is_list(p))
+            paths.append(_Path(pattern, query, lists))
         return cls(tuple(paths))
 
     def _match(self, path: str) -> _Path | None:
@@ -73,3 +85,15 @@ class Conformance:
         if known is None:
             return []
         return sorted({n for n in names if n not in known})
+
+    def repeated_query(self, method: str, path: str, names: Iterable[str]) -> list[str]:
+        """The query parameters given more than once that take one value."""
+        found = self._match(path)
+        lists = found.lists.get(method, frozenset()) if found is not None else frozenset()
+        seen: set[str] = set()
+        repeated = set()
+        for name in names:
+            if name in seen and name not in lists:
+                repeated.add(name)
+            seen.add(name)
+        return sorted(repeated)

@@ -60,18 +60,21 @@ def _is_json(scope: Scope) -> bool:
 
 def _reject_unknown_query(request: Request) -> None:
     """A 422 naming each query parameter the operation does not take (a misspelt filter
-    would otherwise be ignored, and widen what is read)."""
+    would otherwise be ignored, and widen what is read) or takes once but was given twice."""
     if not request.query_params:
         return
     conformance = Conformance.of(request.app)
-    unknown = conformance.unknown_query(request.method, request.url.path, request.query_params)
-    if unknown:
-        raise invalid(
-            [
-                FieldError(field=n, message="unknown query parameter", type="extra_forbidden")
-                for n in unknown
-            ]
-        )
+    method, path = request.method, request.url.path
+    names = [name for name, _ in request.query_params.multi_items()]
+    errors = [
+        FieldError(field=n, message="unknown query parameter", type="extra_forbidden")
+        for n in conformance.unknown_query(method, path, names)
+    ] + [
+        FieldError(field=n, message="given more than once; it takes one value", type="repeated")
+        for n in conformance.repeated_query(method, path, names)
+    ]
+    if errors:
+        raise invalid(errors)
 
 
 def _reject_undecodable(body: bytes) -> None:
