@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 from enum import StrEnum
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, model_validator
 
@@ -70,6 +70,21 @@ class FeedbackLabel(StrEnum):
 
 _FROZEN = ConfigDict(frozen=True, extra="forbid", str_strip_whitespace=True)
 
+
+def _given(name: str) -> dict[str, Any]:
+    return {"required": [name], "properties": {name: {"not": {"type": "null"}}}}
+
+
+# "latitude/longitude: give both or neither", in the schema too: what a client (or a fuzzer)
+# reads in the OpenAPI document is what the validator accepts.
+_BOTH_OR_NEITHER = {
+    "allOf": [
+        {"if": _given("latitude"), "then": _given("longitude")},
+        {"if": _given("longitude"), "then": _given("latitude")},
+    ]
+}
+_PLACED = ConfigDict(**_FROZEN, json_schema_extra=_BOTH_OR_NEITHER)
+
 # Deposits credit the account; every other type debits it unless the source says otherwise.
 _DEFAULT_DIRECTION = {TransactionType.DEPOSIT: Direction.CREDIT}
 
@@ -81,7 +96,7 @@ class Transaction(BaseModel):
     the completion for ``end`` events (whose ``started_at`` may repeat the start).
     """
 
-    model_config = _FROZEN
+    model_config = _PLACED
 
     kind: Literal["transaction"] = "transaction"
     event_id: Identifier
@@ -138,7 +153,7 @@ class Transaction(BaseModel):
 class Login(BaseModel):
     """One login attempt to internet or mobile banking."""
 
-    model_config = _FROZEN
+    model_config = _PLACED
 
     kind: Literal["login"] = "login"
     event_id: Identifier
