@@ -9,7 +9,6 @@ from the ``privacy`` settings and handed to the engine and the store.
 from __future__ import annotations
 
 import base64
-import logging
 import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -17,8 +16,6 @@ from datetime import UTC, datetime
 from vigil.config import DEV_ENCRYPTION_KEY, DEV_HMAC_KEY, PrivacyConfig, Settings
 from vigil.privacy.contact import ContactCipher
 from vigil.privacy.pseudonyms import Pseudonymiser
-
-log = logging.getLogger("vigil.privacy")
 
 #: The settings that replace the development keys, as environment variables.
 KEY_VARIABLES = (
@@ -63,7 +60,7 @@ class PrivacyKeys:
 
 def refuse_development_keys(settings: Settings, doing: str) -> None:
     """Refuse ``doing`` (say ``vigil serve``) while the privacy keys are the published
-    development ones, unless ``settings.dev`` says this is a development setup (then warn).
+    development ones, unless ``settings.dev`` says this is a development setup.
 
     With the public HMAC key every IPv4 pseudonym is reversed by hashing 2³² addresses, and
     contact data "encrypted" with the public key is readable by anyone; starting silently would
@@ -77,7 +74,6 @@ def refuse_development_keys(settings: Settings, doing: str) -> None:
     if not PrivacyKeys.from_config(settings.privacy).uses_development_keys:
         return
     if settings.dev:
-        log.warning("%s with the published development privacy keys (VIGIL_DEV=1)", doing)
         return
     raise DevelopmentKeysError(
         f"{doing} refused: the privacy keys are the published development keys, so pseudonyms "
