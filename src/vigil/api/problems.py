@@ -258,4 +258,3 @@ def document_problems(schema: dict[str, Any]) -> dict[str, Any]:
     for name in ("HTTPValidationError", "ValidationError"):
         components.pop(name, None)
     return schema
-
