@@ -56,13 +56,19 @@ async def _reset() -> None:
     await nc.close()
 
 
-async def _publish(partitions: int, bodies: list[bytes | dict[str, Any]]) -> None:
+async def _publish(
+    partitions: int, bodies: list[bytes | dict[str, Any]], *, pause_every: int = 0
+) -> None:
+    """Publish in order; with ``pause_every``, a pause of most of a second after each that
+    many (longer than a fetch waits, so consumers go idle)."""
     from vigil.stream.worker import ensure_streams
 
     nc = await nats.connect(NATS_URL)
     js = nc.jetstream()
     await ensure_streams(js)
-    for body in bodies:
+    for n, body in enumerate(bodies, start=1):
+        if pause_every and n % pause_every == 0:
+            await asyncio.sleep(0.8)
         if isinstance(body, dict):
             key = key_of("transactions", body)
             data = json.dumps(body).encode()
@@ -298,3 +304,32 @@ def _metric(port: int, name: str) -> float:
         if line.startswith(name + " "):
             return float(line.rsplit(" ", 1)[1])
     return 0.0
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("store", ["postgresql"], indirect=True)
+def test_a_worker_keeps_deciding_through_idle_spells(
+    store: Store, nats_server: str, redis_database: Callable[[int], str]
+) -> None:
+    """Events trickling in, with pauses that leave the partitions' consumers idle: an idle
+    fetch ends in ways (a bare timeout, no messages) that once ended a partition's task while
+    its lease was still renewed, so the partition stalled with nobody deciding it (seen in
+    bench/stream.py --rate 300 after ~3,500 events)."""
+    profiles_url = redis_database(12)
+    seed(store)
+    events = [withdrawal(i, "i") for i in range(4_000)]
+    worker = _worker(_env(store, nats_server, 4, profiles_url), 19481)
+    try:
+        _wait(lambda: _metric(19481, "vigil_stream_partitions") == 4, 60, "the partitions taken")
+        asyncio.run(_publish(4, events, pause_every=200))
+        _wait(
+            lambda: store.counts()["decisions"] >= len(events),
+            60,
+            lambda: f"every event decided ({store.counts()['decisions']} of {len(events)})",
+        )
+    finally:
+        worker.send_signal(signal.SIGTERM)
+        output = worker.communicate(timeout=60)[0].decode()
+        print(output[-3000:])
+    assert worker.returncode == 0
+    _assert_in_order(store)

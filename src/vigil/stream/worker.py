@@ -31,7 +31,6 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import nats
-from nats.errors import TimeoutError as FetchTimeout
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy, StreamConfig
 from nats.js.errors import NotFoundError
@@ -209,9 +208,8 @@ class Worker:
                 await asyncio.sleep(config.retry_seconds)
                 messages, waiting = waiting, []
             else:
-                try:
-                    messages = await sub.fetch(config.batch, timeout=0.5)
-                except FetchTimeout:
+                messages = await _fetch(sub, config.batch)
+                if not messages:
                     self.pending[kind, partition] = 0
                     continue
                 self.pending[kind, partition] = messages[-1].metadata.num_pending
@@ -303,6 +301,21 @@ class Worker:
         await message.ack()
         self.rejected += 1
         self.metrics.rejected.labels(kind).inc()
+
+
+async def _fetch(sub: JetStreamContext.PullSubscription, batch: int) -> list[Msg]:
+    """The next messages, or none within half a second. A fetch that fails otherwise (the
+    client also ends an empty fetch with a bare TimeoutError, or with no messages; the server
+    may be restarting) is logged and tried again: a partition's task must never end while its
+    lease is held, or the partition would stall with nobody deciding it."""
+    try:
+        return await sub.fetch(batch, timeout=0.5)
+    except TimeoutError:  # nats' own timeout is one too
+        return []
+    except Exception:
+        log.exception("fetching messages failed; trying again")
+        await asyncio.sleep(0.5)
+        return []
 
 
 async def _resume_from_ack_floor(
