@@ -125,7 +125,9 @@ async def drive(
         while len(decided) < warm:
             await asyncio.sleep(0.05)
     start = time.perf_counter()
-    window = 256  # publications in flight at once
+    # Publications in flight at once; at a set rate, small groups every 20 ms, so that the
+    # latency is the workers' and not a burst's queue.
+    window = max(1, round(args.rate / 50)) if args.rate else 256
     pause = window / args.rate if args.rate else 0.0
     with console.status(f"publishing {len(events) - warm:,} events"):
         for i in range(warm, len(events), window):
