@@ -311,6 +311,9 @@ class StreamConfig(BaseModel):
     # A message that cannot be decided yet (another process's claim on its event, a failed
     # commit) is tried again, in place, this often; its partition waits meanwhile.
     retry_seconds: float = Field(0.5, gt=0, le=60)
+    # How long the events and decisions streams keep messages, when vigil creates them: raw
+    # events carry personal data in clear, and the database keeps (and erases) both.
+    retain_hours: float = Field(168.0, gt=0)
     # /metrics of a worker (lag, decided, rejected, redelivered); 0: none.
     metrics_port: int = Field(9464, ge=0, le=65535)
 

@@ -333,3 +333,20 @@ def test_a_worker_keeps_deciding_through_idle_spells(
         print(output[-3000:])
     assert worker.returncode == 0
     _assert_in_order(store)
+
+
+def test_the_streams_keep_messages_only_as_long_as_configured(nats_server: str) -> None:
+    """Raw events carry personal data in clear: the streams vigil creates expire them."""
+    from vigil.stream.worker import ensure_streams
+
+    async def ages() -> list[float]:
+        nc = await nats.connect(nats_server)
+        js = nc.jetstream()
+        await ensure_streams(js, retain_hours=2)
+        found = [
+            (await js.stream_info(s)).config.max_age for s in (EVENTS_STREAM, DECISIONS_STREAM)
+        ]
+        await nc.close()
+        return found
+
+    assert asyncio.run(ages()) == [7200, 7200]

@@ -131,7 +131,7 @@ class Worker:
             start_http_server(config.metrics_port, registry=self.metrics.registry)
         nc = await nats.connect(config.nats_url, name=f"vigil-consume {self.owner}")
         js = nc.jetstream()
-        await ensure_streams(js)
+        await ensure_streams(js, config.retain_hours)
         leases = Leases(await lease_bucket(js, config.lease_seconds), self.owner)
         owned: dict[int, tuple[asyncio.Event, list[asyncio.Task[None]]]] = {}
         keeper = asyncio.create_task(self._keep(leases, owned, stop), name="vigil-leases")
@@ -342,8 +342,10 @@ async def _resume_from_ack_floor(
     )
 
 
-async def ensure_streams(js: JetStreamContext) -> None:
-    """The events and decisions streams, created if missing."""
+async def ensure_streams(js: JetStreamContext, retain_hours: float = 168.0) -> None:
+    """The events and decisions streams, created if missing, keeping messages ``retain_hours``
+    (``stream.retain_hours``): raw events carry personal data in clear, and both are copies
+    of what the database keeps (and erases), so they are not kept for ever."""
     for name, subjects in (
         (EVENTS_STREAM, ["vigil.events.>"]),
         (DECISIONS_STREAM, ["vigil.decisions.>"]),
@@ -352,7 +354,12 @@ async def ensure_streams(js: JetStreamContext) -> None:
             await js.stream_info(name)
         except NotFoundError:
             await js.add_stream(
-                StreamConfig(name=name, subjects=subjects, duplicate_window=DEDUP_SECONDS)
+                StreamConfig(
+                    name=name,
+                    subjects=subjects,
+                    duplicate_window=DEDUP_SECONDS,
+                    max_age=retain_hours * 3600,
+                )
             )
 
 
