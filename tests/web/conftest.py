@@ -144,8 +144,11 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
         log.close()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
+    """Chromium, for one test module. Not for the session: Playwright's synchronous API runs
+    an event loop in the main thread while it is open, and the doctests collected after the
+    browser tests (``asyncio.run`` in ``vigil.api.service``) then find a loop running."""
     if not Path(CHROMIUM).exists() and shutil.which("chromium") is None:
         pytest.fail("Debian's chromium is not installed (apt-get install chromium; .ci/run does)")
     from playwright.sync_api import sync_playwright
