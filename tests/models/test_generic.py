@@ -89,6 +89,35 @@ def test_vigil_train_takes_a_column_map(files: tuple[Path, Path], tmp_path: Path
     assert Path(figures["report"]).stat().st_size > 1_000_000
 
 
+def test_features_a_file_cannot_feed_are_named_at_training(
+    files: tuple[Path, Path], tmp_path: Path
+) -> None:
+    """Without the customer column nothing computes the user features: training says so (in
+    its figures and in the model card) instead of fitting on columns of nulls."""
+    _, foreign = files
+    cards = tmp_path / "cards.csv"  # the card payments alone, without the customer column
+    payments = pl.read_csv(foreign).filter(
+        (pl.col("RECORD_KIND") != "login") & pl.col("PAN_TOKEN").is_not_null()
+    )
+    payments.drop("CUSTOMER_NO").write_csv(cards)
+    mapping = {k: v for k, v in RENAMED.items() if k != "user_id"}
+    figures = train_target(
+        Registry(tmp_path),
+        target="transaction",
+        events=cards,
+        inputs=EventInput(mapping=mapping, label_column="IS_FRAUD", label_delay=DAY / 2),
+        kind="logreg",
+    )
+    empty = figures["uninformative_features"]
+    user = [n for n in transaction_feature_names() if n.startswith("user_")]
+    assert user and all(empty.get(name) == "all null" for name in user)
+    # The card's counts are computed; its distance from the last place is not (no terminal
+    # coordinates without the bank's reference data), and is named too.
+    assert "card_txn_count_1d" not in empty and empty["card_km_from_last"] == "all null"
+    manifest = Registry(tmp_path).manifest("transaction", figures["version"])
+    assert manifest["training_data"]["uninformative_features"] == empty
+
+
 @pytest.mark.parametrize("target", ["user", "card"])
 def test_the_standin_models_train_on_a_mapped_file_as_on_the_banks_own(
     files: tuple[Path, Path], tmp_path: Path, target: str

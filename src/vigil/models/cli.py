@@ -150,6 +150,12 @@ def train(
         _fail(str(exc))
     _print_metrics(figures)
     _print_days(figures["test_by_day"], k)
+    if empty := figures["uninformative_features"]:
+        named = ", ".join(f"{name} ({why})" for name, why in empty.items())
+        console.print(
+            f"[yellow]{len(empty)} feature(s) carry nothing on this data[/]: {named}; "
+            "map what they need (--map), or --drop them"
+        )
     console.print(f"report: [bold]{figures['report']}[/]")
     _emit(figures)
     if figures["promotion_refused"]:

@@ -17,6 +17,7 @@ served model worse than its report says.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -112,6 +113,7 @@ def train_target(
             reference=_reference(bank),
         )
     built = time.perf_counter() - started
+    empty = uninformative(table, features)
     options = TrainOptions(
         kind=kind,
         gap=label_delay,
@@ -127,7 +129,9 @@ def train_target(
         "bank": _str(bank),
         "input": inputs.as_dict(),
     }
-    version = save_result(registry, result, sources=sources, table_seconds=built)
+    version = save_result(
+        registry, result, sources=sources, table_seconds=built, uninformative=empty
+    )
     refused = None
     if promote:  # only a model no worse than the one it replaces (vigil.models.gate)
         current = registry.promoted(target)
@@ -149,6 +153,7 @@ def train_target(
         "rows": table.height,
         "positives": int(table.get_column("label").sum()),
         "features": len(features),
+        "uninformative_features": empty,
         "table_seconds": round(built, 3),
         "train_seconds": round(result.seconds, 3),
         "metrics": {p: result.metrics[p] for p in ("validation", "test")},
@@ -156,6 +161,28 @@ def train_target(
         "split": result.split,
         "report": str(report),
     }
+
+
+def uninformative(table: pl.DataFrame, features: Sequence[str]) -> dict[str, str]:
+    """The features that tell no row from another on this data: all null (nothing to compute
+    them from: user features of a file without users, say) or the same value on every row
+    (missing on some rows is information: a model can split on it). They
+    cost the model and teach it nothing: map what they need, or ``--drop`` them.
+
+    >>> frame = pl.DataFrame({"a": [None, None], "b": [1.0, 1.0], "c": [float("nan"), 2.0]})
+    >>> uninformative(frame, ["a", "b", "c"])
+    {'a': 'all null', 'b': 'constant'}
+    """
+    out: dict[str, str] = {}
+    for name in features:
+        column = table.get_column(name)
+        if column.dtype.is_float():
+            column = column.fill_nan(None)
+        if column.null_count() == column.len():
+            out[name] = "all null"
+        elif column.null_count() == 0 and column.n_unique() == 1:
+            out[name] = "constant"
+    return out
 
 
 def _read_feature_table(path: Path) -> pl.DataFrame:
@@ -174,8 +201,10 @@ def save_result(
     *,
     sources: dict[str, Any] | None = None,
     table_seconds: float | None = None,
+    uninformative: dict[str, str] | None = None,
 ) -> str:
-    """Store a training result as the next version of its model; returns the version."""
+    """Store a training result as the next version of its model; returns the version.
+    ``uninformative`` (features that were all null or constant) goes in the model card."""
     rows = {part: result.metrics[part]["rows"] for part in ("train", "validation", "test")}
     manifest = {
         "training_data": {
@@ -184,6 +213,7 @@ def save_result(
             "split": result.split,
             "sha256": result.data_sha256,
             "sources": sources or {},
+            "uninformative_features": uninformative or {},
         },
         "parameters": {**result.options.as_params(), **result.extra},
         "metrics": result.metrics,
