@@ -42,10 +42,12 @@ async def authorize(request: Request, role: Role, key: str | None = None) -> Pri
     return await check_key(request.app.state.keys, key, role, client)
 
 
-async def authenticate(request: Request) -> Principal:
-    """The caller's principal, whatever its roles; else a 401 or 429 problem."""
+async def authenticate(request: Request, key: str | None = None) -> Principal:
+    """The caller's principal, whatever its roles; else a 401 or 429 problem. The key is the
+    request's header unless given (the workbench's sign-in form)."""
     client = request.client.host if request.client is not None else None
-    key = request.headers.get(API_KEY_HEADER)
+    if key is None:
+        key = request.headers.get(API_KEY_HEADER)
     return await _principal(request.app.state.keys, key, client)
 
 

@@ -1,6 +1,6 @@
 """Signing in with an API key of role analyst or admin, and signing out.
 
-The key is checked as the API checks it (:func:`vigil.api.deps.check_key`), then forgotten:
+The key is checked as the API checks it (:func:`vigil.api.deps.authenticate`), then forgotten:
 the session cookie names the key's id, never the key. The sign-in form has its own CSRF token
 (a random value in a short-lived cookie, repeated in the form), so no other site can sign a
 browser in under a key of its choosing.
@@ -16,7 +16,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request
 from starlette.responses import RedirectResponse, Response
 
-from vigil.api.deps import check_key
+from vigil.api.deps import authenticate
 from vigil.api.keys import Principal, Role
 from vigil.api.problems import ProblemError
 from vigil.web.auth import CSRF_FIELD, AnyViewer, first, form_fields, next_path, posted, signer
@@ -51,16 +51,24 @@ def _form(request: Request, next_to: str, error: str | None, status: int = 200) 
     return response
 
 
-async def _principal(request: Request, key: str) -> Principal | str:
-    """The key's principal if it may use the workbench, else why not."""
-    ring = request.app.state.keys
-    for role in (Role.ANALYST, Role.ADMIN):
-        try:
-            return await check_key(ring, key, role)
-        except ProblemError as exc:
-            if exc.status != 403:
-                return "That key is unknown, malformed or revoked."
-    return "That key has neither the analyst nor the admin role."
+async def _principal(request: Request, key: str) -> Principal | ProblemError:
+    """The key's principal if it may use the workbench, else why not: checked once, with the
+    client's address, so failed sign-ins count against the key id and the address as failed
+    API calls do, and are refused alike once there are too many (429)."""
+    try:
+        principal = await authenticate(request, key or None)
+    except ProblemError as exc:
+        if exc.status == 429:
+            return ProblemError(
+                429,
+                "Too many failed sign-ins for this key or from this address: wait "
+                f"{exc.headers.get('Retry-After', '60')} s and try again.",
+                headers=exc.headers,
+            )
+        return ProblemError(401, "That key is unknown, malformed or revoked.")
+    if principal.may(Role.ANALYST) or principal.may(Role.ADMIN):
+        return principal
+    return ProblemError(401, "That key has neither the analyst nor the admin role.")
 
 
 def router() -> APIRouter:
@@ -85,9 +93,12 @@ def router() -> APIRouter:
         if not expected or not hmac.compare_digest(given.encode(), expected.encode()):
             return _form(request, next_to, "The form expired: sign in again.", status=403)
         found = await _principal(request, first(fields, "api_key"))
-        if isinstance(found, str):
-            log.warning("workbench sign-in refused: %s", found, extra={"outcome": "refused"})
-            return _form(request, next_to, found, status=401)
+        if isinstance(found, ProblemError):
+            why = found.detail
+            log.warning("workbench sign-in refused: %s", why, extra={"outcome": "refused"})
+            refused = _form(request, next_to, why, status=found.status)
+            refused.headers.update(found.headers)
+            return refused
         sign = signer(request)
         session = sign.issue(found.key_id, found.name, found.roles)
         log.info(
