@@ -26,11 +26,10 @@ from datetime import datetime
 
 from markupsafe import Markup, escape
 
+from vigil.config import ImpossibleTravelConfig
 from vigil.geo import haversine_km
 
 WIDTH, HEIGHT, MARGIN = 640, 360, 40
-# A move faster than an airliner is physically impossible: drawn in the alert colour.
-IMPOSSIBLE_KMH = 900.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,14 +48,12 @@ class Leg:
     end: Place
     km: float
     hours: float
+    # Impossible by the travel detector's own limits: drawn in the alert colour.
+    impossible: bool = False
 
     @property
     def kmh(self) -> float:
         return self.km / self.hours if self.hours > 0 else (math.inf if self.km > 0.5 else 0.0)
-
-    @property
-    def impossible(self) -> bool:
-        return self.kmh > IMPOSSIBLE_KMH
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,13 +62,17 @@ class Map:
     legs: list[Leg]
 
 
-def legs_of(places: Sequence[Place]) -> list[Leg]:
-    """Moves between consecutive places (in time order) that changed place."""
+def legs_of(places: Sequence[Place], travel: ImpossibleTravelConfig) -> list[Leg]:
+    """Moves between consecutive places (in time order) that changed place, each marked
+    impossible as the travel detector would judge it (``detectors.impossible_travel``)."""
     out = []
     for a, b in itertools.pairwise(places):
         km = float(haversine_km(a.latitude, a.longitude, b.latitude, b.longitude))
         if km >= 0.5:
-            out.append(Leg(a, b, km, max(0.0, (b.at - a.at).total_seconds() / 3600)))
+            leg = Leg(a, b, km, max(0.0, (b.at - a.at).total_seconds() / 3600))
+            if km >= travel.min_distance_km and leg.kmh > travel.max_speed_kmh:
+                leg = Leg(a, b, leg.km, leg.hours, impossible=True)
+            out.append(leg)
     return out
 
 
@@ -86,10 +87,16 @@ def speed(leg: Leg) -> str:
     return f"{leg.kmh:,.1f} km/h" if leg.kmh < 10 else f"{leg.kmh:,.0f} km/h"
 
 
-def draw(places: Sequence[Place], *, focus: str | None = None) -> Map:
-    """The map of ``places`` (time order), with the event ``focus`` ringed."""
+def draw(
+    places: Sequence[Place],
+    *,
+    focus: str | None = None,
+    travel: ImpossibleTravelConfig | None = None,
+) -> Map:
+    """The map of ``places`` (time order), with the event ``focus`` ringed, and the legs the
+    travel detector (``travel``: its settings) would call impossible in the alert colour."""
     located = [p for p in places if p.latitude is not None and p.longitude is not None]
-    legs = legs_of(located)
+    legs = legs_of(located, travel or ImpossibleTravelConfig())
     if not located:
         return Map(Markup(""), [])
     mean_lat = math.radians(sum(p.latitude for p in located) / len(located))

@@ -86,7 +86,9 @@ def _read(svc: DecisionService, risk_event_id: int) -> dict[str, Any]:
         "event": known.get(row["event_id"]),
         "evidence": {e: known.get(e) for e in evidence_ids},
         "timeline": around,
-        "map": geomap.draw(places, focus=row["event_id"]),
+        "map": geomap.draw(
+            places, focus=row["event_id"], travel=svc.settings.detectors.impossible_travel
+        ),
         "journal": cases.journal(store, risk_event_id),
         "contributions": contributions(decision),
         "related": [
