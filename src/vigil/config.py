@@ -346,6 +346,10 @@ class ModelsConfig(BaseModel):
     # the engine to its detectors (or pin a version with transaction_version).
     transaction_model: bool = True
     transaction_version: str | None = None
+    # The feature file (features/declared.py) whose declared features the served transaction
+    # model reads online: a model trained on declared features this file does not declare, or
+    # declares otherwise, is refused at load, naming them (their values would be missing).
+    feature_file: Path | None = None
     # Model probability from which it adds a reason (noisy-OR evidence like a detector's).
     reason_at: float = Field(0.3, ge=0, le=1)
     top_reasons: int = Field(3, ge=1)

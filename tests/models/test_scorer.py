@@ -14,6 +14,7 @@ from vigil.config import PolicyConfig, RulesConfig, Settings
 from vigil.detect import default_detectors
 from vigil.engine import Engine
 from vigil.features.io import read_reference
+from vigil.models.feature_card import ModelFeaturesError
 from vigil.models.linear import LinearModel
 from vigil.models.model import Model
 from vigil.models.registry import Registry
@@ -156,15 +157,17 @@ def test_feedback_posted_to_the_api_feeds_the_served_models_terminal_risk(
         assert risk.counts("ATM-1", later, 86400 * 7) == (1, 1)
 
 
-def test_a_model_on_features_the_engine_does_not_compute_is_warned_of(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture
-) -> None:
+def test_a_model_on_features_the_engine_does_not_compute_is_refused(tmp_path: Path) -> None:
+    """Read as missing on every event, they would make the served model worse than its
+    report: the engine refuses to start with it, naming them."""
     names = ["amount", "terminal_txn_count_1d"]  # the second from a feature file
     linear = LinearModel(names, fill=[0, 0], mean=[0, 0], scale=[1, 1], coef=[1, 1], intercept=0)
     registry = Registry(tmp_path)
     version = registry.save(Model("transaction", "logreg", linear, calibration=(1, 0)), {})
     registry.promote("transaction", version)
-    with caplog.at_level("WARNING"):
-        [scorer] = model_detectors(Settings(models={"registry_dir": tmp_path}))
-    assert scorer.model.features == names
-    assert "features terminal_txn_count_1d are not computed online" in caplog.text
+    with pytest.raises(ModelFeaturesError) as raised:
+        model_detectors(Settings(models={"registry_dir": tmp_path}))
+    assert str(raised.value) == (
+        "model transaction v0001 reads feature terminal_txn_count_1d, which is neither built in "
+        "nor declared in its card: train it with vigil train --feature-file"
+    )

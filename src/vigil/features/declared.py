@@ -47,6 +47,7 @@ _NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 _ENTITIES = ("card", "user", "terminal")
 # The file's words for the aggregations, and the declarations' own.
 _AGGREGATES = {"count": "count", "sum": "sum_amount", "mean": "mean_amount"}
+_WORDS = {ours: word for word, ours in _AGGREGATES.items()}
 _WINDOWS = tuple(name for name, _ in WINDOWS)
 _FIELDS = ("name", "over", "aggregate", "window", "types", "doc")
 
@@ -80,10 +81,25 @@ def load_features(text: str, *, source: str = "<text>") -> tuple[Feature, ...]:
         raise FeatureFileError(source, [f"not YAML: {exc}"]) from exc
     if not isinstance(document, dict) or not isinstance(document.get("features"), list):
         raise FeatureFileError(source, ["features: a list of features is expected"])
+    return declared_from(document["features"], source=source)
+
+
+def declared_from(entries: list[Any], *, source: str) -> tuple[Feature, ...]:
+    """The features a list of declarations (a file's ``features``, or what a model card
+    kept: :func:`declaration`) declares, checked as a file's are.
+
+    >>> f = load_features("features: [{name: card_sent_1d, over: card, aggregate: sum, "
+    ...                   "window: 1d, types: [transfer, payment]}]")[0]
+    >>> entry = declaration(f)
+    >>> entry["aggregate"], entry["types"]
+    ('sum', ['transfer', 'payment'])
+    >>> declared_from([declaration(f)], source="a model card") == (f,)
+    True
+    """
     mistakes: list[str] = []
     out: list[Feature] = []
     seen: set[str] = set()
-    for i, entry in enumerate(document["features"]):
+    for i, entry in enumerate(entries):
         found = _feature(entry, seen)
         where = f"features[{i}]" + (f" {entry.get('name')}" if isinstance(entry, dict) else "")
         if isinstance(found, Feature):
@@ -93,6 +109,47 @@ def load_features(text: str, *, source: str = "<text>") -> tuple[Feature, ...]:
     if mistakes:
         raise FeatureFileError(source, mistakes)
     return tuple(out)
+
+
+def declaration(f: Feature) -> dict[str, Any]:
+    """A declared feature in the file's own words (its ``types`` only when it filters, its
+    ``doc`` only when it has one): what a model card keeps of the features it was trained on."""
+    entry: dict[str, Any] = {
+        "name": f.name,
+        "over": f.entity,
+        "aggregate": _WORDS[f.aggregation],
+        "window": f.window,
+    }
+    if set(f.categories) != set(TRANSACTION_TYPES):
+        entry["types"] = list(f.categories)
+    if f.doc:
+        entry["doc"] = f.doc
+    return entry
+
+
+def differences(trained: Feature, current: Feature) -> list[str]:
+    """The fields in which two declarations of one feature compute different values (its
+    ``doc`` aside; its types as a set), each as ``field: current (trained: ...)``.
+
+    >>> a, b = load_features("features: [{name: n, over: card, aggregate: count, window: 1d},"
+    ...                      " {name: m, over: user, aggregate: count, window: 7d}]")
+    >>> differences(a, b)
+    ['over: user (trained: card)', 'window: 7d (trained: 1d)']
+    """
+    was, now = declaration(trained), declaration(current)
+    out = []
+    for key in ("over", "aggregate", "window", "types"):
+        before, after = was.get(key), now.get(key)
+        if key == "types":
+            before, after = set(before or TRANSACTION_TYPES), set(after or TRANSACTION_TYPES)
+        if before != after:
+            shown = (
+                [",".join(sorted(v)) for v in (after, before)]
+                if key == "types"
+                else [after, before]
+            )
+            out.append(f"{key}: {shown[0]} (trained: {shown[1]})")
+    return out
 
 
 def with_declared(declared: tuple[Feature, ...]) -> tuple[Feature, ...]:

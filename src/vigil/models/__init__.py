@@ -10,6 +10,8 @@ One module per concept:
 - ``registry``: versioned artefacts with manifests; promotion;
 - ``scorer``: the transaction model as one more detector in the engine, with the terminal
   risk it reads (fed by the engine: every decided event, every fraud feedback);
+- ``feature_card``: the declared features a model reads, as its card keeps them, and the
+  check that the engine's feature file computes them as in training;
 - ``standin``: the user and card scores combined with the amount, thresholds for a target;
   in the engine, ``StandinScorer`` decides StandIn transactions from the scores in memory;
 - ``labels``: fraud labels as feedback in a replayed stream (benchmarks, parity tests);

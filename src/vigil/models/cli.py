@@ -72,6 +72,13 @@ def train(
         Path | None,
         typer.Option("--features", help="A feature table from vigil features build, not events"),
     ] = None,
+    feature_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--feature-file",
+            help="Feature file (YAML): its declared features become model inputs too",
+        ),
+    ] = None,
     train_period: Annotated[
         str | None,
         typer.Option(
@@ -145,6 +152,7 @@ def train(
                 promote=promote,
                 bank=bank,
                 keep_terminal_risk=keep_terminal_risk,
+                feature_file=feature_file,
             )
     except (ValueError, LookupError, IngestError) as exc:  # bad rows name line and field
         _fail(str(exc))

@@ -20,13 +20,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import polars as pl
 
 from vigil.config import StandinConfig
 from vigil.ingest.inputs import EventInput
 from vigil.models import standin
+from vigil.models.feature_card import AMOUNT, feature_card, offline_features
 from vigil.models.gate import promotion_refusal
 from vigil.models.registry import Registry
 from vigil.models.report import write_model_report
@@ -35,31 +36,43 @@ from vigil.models.split import Period, Periods
 from vigil.models.standin import StandinPolicy
 from vigil.models.train import TrainOptions, TrainResult, feature_matrix, train
 
+if TYPE_CHECKING:
+    from vigil.features.spec import Feature
+
 # Fewer StandIn outcomes than this after the models' training period: thresholds are chosen
 # on all of them (in-sample, and the figures say so).
 _MIN_HELD_OUT = 30
 
 
 def transaction_feature_names(
-    drop: list[str] | tuple[str, ...] = (), *, keep_terminal_risk: bool = True
+    drop: list[str] | tuple[str, ...] = (),
+    *,
+    keep_terminal_risk: bool = True,
+    declared: tuple[Feature, ...] = (),
 ) -> list[str]:
-    """The transaction model's features: the declared ones and the amount, minus ``drop``.
+    """The transaction model's features: the built-in ones, the amount and a feature file's
+    ``declared`` ones, minus ``drop``.
 
     >>> names = transaction_feature_names(["card_km_from_last"])
     >>> "amount" in names, "card_km_from_last" in names, "terminal_fraud_rate_7d" in names
     (True, False, True)
     >>> "terminal_fraud_rate_7d" in transaction_feature_names(keep_terminal_risk=False)
     False
+    >>> from vigil.features import load_features
+    >>> declared = load_features("features: [{name: t_1d, over: terminal, aggregate: count, "
+    ...                          "window: 1d}]")
+    >>> transaction_feature_names(declared=declared)[-2:]
+    ['amount', 't_1d']
     """
     from vigil.features import FEATURE_NAMES
 
-    known = {*FEATURE_NAMES, "amount"}
-    unknown = sorted(set(drop) - known)
+    every = (*FEATURE_NAMES, AMOUNT, *(f.name for f in declared))
+    unknown = sorted(set(drop) - set(every))
     if unknown:
         raise ValueError(f"drop: no feature named {', '.join(unknown)}")
     return [
         name
-        for name in (*FEATURE_NAMES, "amount")
+        for name in every
         if name not in drop and (keep_terminal_risk or not name.startswith(TERMINAL_RISK_PREFIX))
     ]
 
@@ -80,13 +93,16 @@ def train_target(
     keep_terminal_risk: bool = True,
     promote: bool = False,
     bank: Path | None = None,
+    feature_file: Path | None = None,
 ) -> dict[str, Any]:
     """Build the table (or read ``feature_table``, what ``vigil features build`` wrote), train,
     store, report; returns the figures the CLI prints.
 
     ``periods`` (train, test) trains on the first and tests on the second, with the history
     before them feeding the features and labels known ``label_delay`` after their event;
-    without them the rows are split 60/20/20 in time with a label-delay gap."""
+    without them the rows are split 60/20/20 in time with a label-delay gap.
+    ``feature_file`` adds its declared features to the transaction model's inputs (a feature
+    table must have been built with it); the model's card records them and the file's sha256."""
     import time
 
     started = time.perf_counter()
@@ -95,11 +111,20 @@ def train_target(
     drop = drop or []
     if (events is None) == (feature_table is None):
         raise ValueError("events: give an event file or a feature table (--features), not both")
+    declared = _declared(feature_file, target)
     if feature_table is not None:
         if target != "transaction":
             raise ValueError("--features: a feature table trains the transaction model only")
         table = _read_feature_table(feature_table)
-        names = transaction_feature_names(drop, keep_terminal_risk=keep_terminal_risk)
+        names = transaction_feature_names(
+            drop, keep_terminal_risk=keep_terminal_risk, declared=declared
+        )
+        absent = [f.name for f in declared if f.name in names and f.name not in table.columns]
+        if absent:
+            raise ValueError(
+                f"{feature_table}: no column for the declared feature(s) {', '.join(absent)}; "
+                f"build the table with vigil features build --feature-file {feature_file}"
+            )
         features = [n for n in names if n in table.columns]
     else:
         table, features = _training_table(
@@ -111,6 +136,7 @@ def train_target(
             drop=drop,
             keep_terminal_risk=keep_terminal_risk,
             reference=_reference(bank),
+            declared=declared,
         )
     built = time.perf_counter() - started
     empty = uninformative(table, features)
@@ -130,7 +156,12 @@ def train_target(
         "input": inputs.as_dict(),
     }
     version = save_result(
-        registry, result, sources=sources, table_seconds=built, uninformative=empty
+        registry,
+        result,
+        sources=sources,
+        table_seconds=built,
+        uninformative=empty,
+        card=None if feature_file is None else feature_card(feature_file, declared, features),
     )
     refused = None
     if promote:  # only a model no worse than the one it replaces (vigil.models.gate)
@@ -153,6 +184,7 @@ def train_target(
         "rows": table.height,
         "positives": int(table.get_column("label").sum()),
         "features": len(features),
+        "declared_features": [f.name for f in declared if f.name in features],
         "uninformative_features": empty,
         "table_seconds": round(built, 3),
         "train_seconds": round(result.seconds, 3),
@@ -185,6 +217,18 @@ def uninformative(table: pl.DataFrame, features: Sequence[str]) -> dict[str, str
     return out
 
 
+def _declared(feature_file: Path | None, target: str) -> tuple[Feature, ...]:
+    """The feature file's declared features, checked before any event is read (every mistake
+    named, :class:`~vigil.features.declared.FeatureFileError`)."""
+    if feature_file is None:
+        return ()
+    if target != "transaction":
+        raise ValueError(f"--feature-file: the {target} model reads its daily snapshots only")
+    from vigil.features import load_feature_file
+
+    return load_feature_file(feature_file)
+
+
 def _read_feature_table(path: Path) -> pl.DataFrame:
     """A training table written by ``vigil features build``: features, label, timestamp."""
     from vigil.features.io import read_event_frame
@@ -202,9 +246,12 @@ def save_result(
     sources: dict[str, Any] | None = None,
     table_seconds: float | None = None,
     uninformative: dict[str, str] | None = None,
+    card: dict[str, Any] | None = None,
 ) -> str:
     """Store a training result as the next version of its model; returns the version.
-    ``uninformative`` (features that were all null or constant) goes in the model card."""
+    ``uninformative`` (features that were all null or constant) goes in the model card, and
+    so does ``card``, the feature file it was trained with
+    (:func:`~vigil.models.feature_card.feature_card`)."""
     rows = {part: result.metrics[part]["rows"] for part in ("train", "validation", "test")}
     manifest = {
         "training_data": {
@@ -218,6 +265,7 @@ def save_result(
         "parameters": {**result.options.as_params(), **result.extra},
         "metrics": result.metrics,
         "importance": result.importance,
+        "feature_file": card,
         "seconds": {
             "train": round(result.seconds, 3),
             "table": None if table_seconds is None else round(table_seconds, 3),
@@ -252,6 +300,7 @@ def _training_table(
     drop: list[str],
     keep_terminal_risk: bool,
     reference: Any,
+    declared: tuple[Feature, ...] = (),
 ) -> tuple[pl.DataFrame, list[str]]:
     import vigil.features as F
 
@@ -260,8 +309,17 @@ def _training_table(
         if labels is None and inputs.label_column is None:
             raise ValueError("labels: give a labels file or the label column of the event file")
         frame, fraud = inputs.frame(events, labels=labels)
-        table = F.transaction_features(frame, labels=fraud, label_delay=delay, reference=reference)
-        return table, transaction_feature_names(drop, keep_terminal_risk=keep_terminal_risk)
+        table = F.transaction_features(
+            frame,
+            labels=fraud,
+            label_delay=delay,
+            reference=reference,
+            features=F.with_declared(declared),
+        )
+        names = transaction_feature_names(
+            drop, keep_terminal_risk=keep_terminal_risk, declared=declared
+        )
+        return table, names
     if feedback is None:
         raise ValueError(f"feedback: the {target} model learns StandIn outcomes; give feedback.csv")
     frame, fraud_or_none = inputs.frame(events, labels=labels)
@@ -311,12 +369,18 @@ def score_frame(
 
     The features are built as for training, point in time; the terminal-risk ones need the
     fraud labels (each counted ``label_delay`` after its event), else they are undefined, as
-    for a terminal the engine has never been told of a fraud at."""
+    for a terminal the engine has never been told of a fraud at. A model trained with a
+    feature file reads the declared features its card keeps."""
     import vigil.features as F
 
     model = registry.load("transaction", version)
+    manifest = registry.manifest("transaction", str(model.version))
     table = F.transaction_features(
-        events, labels=fraud, label_delay=label_delay, reference=reference
+        events,
+        labels=fraud,
+        label_delay=label_delay,
+        reference=reference,
+        features=offline_features(manifest),
     )
     score = model.probability_batch(feature_matrix(table, model.features))
     keep = ("event_id", "transaction_id", "timestamp", "card_id", "user_id")
@@ -329,9 +393,7 @@ def score_frame(
         "transactions": out.height,
         "mean_score": float(score.mean()) if score.size else None,
     }
-    trained_delay = registry.manifest("transaction", str(model.version))["parameters"].get(
-        "gap_seconds"
-    )
+    trained_delay = manifest["parameters"].get("gap_seconds")
     figures["label_delay_seconds"] = label_delay.total_seconds()
     figures["model_label_delay_seconds"] = trained_delay
     if "label" in table.columns:

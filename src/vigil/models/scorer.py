@@ -33,11 +33,15 @@ import logging
 from collections.abc import Callable, Mapping, Sequence
 from functools import cache, partial
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from vigil.config import Settings
 from vigil.domain import Reason
+from vigil.models.feature_card import AMOUNT, served_features
 from vigil.models.model import Model
+
+if TYPE_CHECKING:
+    from vigil.features.spec import Feature
 
 log = logging.getLogger(__name__)
 CODE = "transaction_model"
@@ -47,8 +51,6 @@ _NAN = float("nan")
 
 FeaturesOf = Callable[[Any], Mapping[str, float] | None]
 RowOf = Callable[[Any], list[float] | None]
-# The feature the scorer adds to the online features: the event's own amount.
-AMOUNT = "amount"
 
 
 class ModelScorer:
@@ -148,39 +150,26 @@ def model_detectors(settings: Settings) -> list[ModelScorer]:
     version = config.transaction_version or registry.promoted("transaction")
     if version is None:
         return []
+    manifest = registry.manifest("transaction", version)
+    # A feature the engine cannot compute as in training is refused here, naming it: read
+    # as missing on every event, it would make the served model worse than its report.
+    features = served_features(manifest, config.feature_file)
     model = registry.load("transaction", version)
-    _warn_unknown(model)
     risk = None
     if any(name.startswith(TERMINAL_RISK_PREFIX) for name in model.features):
         from vigil.features import TerminalRisk
 
-        delay = registry.manifest("transaction", version)["parameters"]["gap_seconds"]
-        risk = TerminalRisk(label_delay=delay)
+        risk = TerminalRisk(label_delay=manifest["parameters"]["gap_seconds"])
     return [
         ModelScorer(
             model,
-            partial(transaction_features_of, risk=risk),
+            partial(transaction_features_of, risk=risk, features=features),
             reason_at=config.reason_at,
             top=config.top_reasons,
             risk=risk,
-            row_of=transaction_row_of(model.features, risk=risk),
+            row_of=transaction_row_of(model.features, risk=risk, features=features),
         )
     ]
-
-
-def _warn_unknown(model: Model) -> None:
-    """A model trained on features the engine does not compute (a feature file's, say) would
-    read them as missing online: said once, when it is loaded."""
-    from vigil.features import FEATURE_NAMES
-
-    unknown = [n for n in model.features if n not in FEATURE_NAMES and n != AMOUNT]
-    if unknown:
-        log.warning(
-            "model %s %s: features %s are not computed online and read as missing",
-            model.name,
-            model.version,
-            ", ".join(unknown),
-        )
 
 
 def terminal_risk(detectors: list[Any]) -> Any:
@@ -193,23 +182,30 @@ def terminal_risk(detectors: list[Any]) -> Any:
     return None
 
 
-def transaction_features_of(ctx: Any, *, risk: Any = None) -> dict[str, float] | None:
+def transaction_features_of(
+    ctx: Any, *, risk: Any = None, features: tuple[Feature, ...] | None = None
+) -> dict[str, float] | None:
     """The online features of a completed transaction (single or end event), with its amount;
     None for logins and start events, which the transaction model does not score (the
     training table has one row per completed transaction). Terminal risk is read from
-    ``risk`` (NaN without one)."""
+    ``risk`` (NaN without one); ``features`` are the built-in ones unless a feature file's
+    are added (:func:`~vigil.models.feature_card.served_features`)."""
     phase = getattr(ctx.event, "phase", None)
     if phase is None or phase == "start" or ctx.amount_cents is None:
         return None
-    values = _online().online_features(ctx, risk=risk)
+    online = _online()
+    values = online.online_features(ctx, risk=risk, features=features or online.FEATURES)
     values[AMOUNT] = ctx.amount_cents / 100
     return values
 
 
-def transaction_row_of(names: Sequence[str], *, risk: Any = None) -> RowOf:
+def transaction_row_of(
+    names: Sequence[str], *, risk: Any = None, features: tuple[Feature, ...] | None = None
+) -> RowOf:
     """What :func:`transaction_features_of` gives, as a row in ``names`` order (a feature it
     does not give: NaN), read straight into the row."""
-    read = _online().online_row(names).read
+    online = _online()
+    read = online.online_row(names, features or online.FEATURES).read
     amount_at = tuple(i for i, name in enumerate(names) if name == AMOUNT)
 
     def row_of(ctx: Any) -> list[float] | None:
