@@ -309,11 +309,17 @@ class Store:
         if not rows:
             return 0
         rows = _by_key(rows, lambda r: r["event_id"], keep="first")
-        if self._partitions is not None and table.name in ("transactions", "logins"):
-            self._partitions.ensure(conn, table.name, (r["timestamp"] for r in rows))
+        self.ensure_partitions(conn, table, (r["timestamp"] for r in rows))
         if self.dialect == "postgresql":
             return copy_insert(conn, table, rows, skip_existing=True)
         return sqlite_insert(conn, table, rows, skip_existing=True)
+
+    def ensure_partitions(self, conn: Connection, table: Table, times: Iterable[datetime]) -> None:
+        """Create the monthly partitions rows of ``table`` at ``times`` need (PostgreSQL's event
+        tables; nothing otherwise), inside ``conn``'s transaction: what :meth:`insert_new` does
+        first, for a bulk importer that writes its rows its own way (a Polars frame by COPY)."""
+        if self._partitions is not None and table.name in ("transactions", "logins"):
+            self._partitions.ensure(conn, table.name, times)
 
     def _insert_all(self, conn: Connection, table: Table, rows: list[dict[str, Any]]) -> None:
         """Insert rows that must all be new: a clash raises IntegrityError."""
