@@ -15,6 +15,8 @@ One module per concept:
 - ``standin``: the user and card scores combined with the amount, thresholds for a target;
   in the engine, ``StandinScorer`` decides StandIn transactions from the scores in memory;
 - ``labels``: fraud labels as feedback in a replayed stream (benchmarks, parity tests);
+- ``combiner``: the decision score, stacked on the model's probability and the reasons;
+  ``stacking``: ``vigil train --target combiner`` (replay, stack, compare, store);
 - ``data`` / ``pipeline``: labelled event files in, registry and tables out (``vigil train``,
   ``vigil score profiles``); ``report``: the model report; ``cli``: the commands.
 

@@ -25,7 +25,7 @@ score_app = typer.Typer(
 )
 console = Console()
 
-TARGETS = ("transaction", "user", "card")
+TARGETS = ("transaction", "user", "card", "combiner")
 DatabaseOpt = Annotated[
     str | None, typer.Option("--database", "-d", help="Database URL (default: VIGIL_DATABASE_URL)")
 ]
@@ -92,7 +92,17 @@ def train(
     feedback: Annotated[
         Path | None, typer.Option(help="feedback.csv (StandIn outcomes; user/card targets)")
     ] = None,
-    target: Annotated[str, typer.Option(help="transaction, user or card")] = "transaction",
+    target: Annotated[
+        str,
+        typer.Option(help="transaction, user, card, or combiner (the decision score, stacked)"),
+    ] = "transaction",
+    stack_on: Annotated[
+        str | None,
+        typer.Option(
+            "--stack-on",
+            help="combiner: the transaction model version to stack on (default: the served one)",
+        ),
+    ] = None,
     model: Annotated[str, typer.Option("--model", help="lightgbm or logreg")] = "lightgbm",
     k: Annotated[int, typer.Option(help="Cards an analyst team checks a day (precision@k)")] = 10,
     drop: Annotated[
@@ -118,12 +128,20 @@ def train(
     With --train and --test the model fits the first period and is measured on the second,
     the whole file's earlier history feeding the features and each fraud label counting once
     it has arrived (--label-delay after its event); else the rows are split 60/20/20 in time.
+
+    --target combiner replays the file through the engine with the served transaction model
+    and stacks the decision score's combiner on its decisions over the train period, measured
+    on the test period against the detectors alone and the model alone.
     """
     from vigil.models.pipeline import train_target
     from vigil.models.split import Period
 
     if target not in TARGETS:
         _fail(f"--target {target!r}: expected one of {', '.join(TARGETS)}")
+    if stack_on is not None and target != "combiner":
+        _fail("--stack-on: only a combiner is stacked on a transaction model")
+    if target == "combiner" and events is None:
+        _fail("--target combiner: give --events (the engine's decisions on them are learnt from)")
     if (train_period is None) != (test_period is None):
         raise typer.BadParameter("give --train and --test together")
     try:
@@ -135,6 +153,20 @@ def train(
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from None
     settings = _settings(registry=registry)
+    if target == "combiner":
+        _train_combiner(
+            settings,
+            events=events,  # type: ignore[arg-type]
+            labels=labels,
+            inputs=inputs,
+            periods=periods,
+            k=k,
+            promote=promote,
+            bank=bank,
+            stack_on=stack_on,
+            feature_file=feature_file,
+        )
+        return
     try:
         with console.status(f"building the {target} training table and training {model}"):
             figures = train_target(
@@ -170,6 +202,54 @@ def train(
         _fail(
             f"--promote: {figures['promotion_refused']}; {figures['version']} is kept as a "
             f"candidate (vigil models promote {target} {figures['version']} promotes it anyway)"
+        )
+
+
+def _train_combiner(settings: Settings, **job: Any) -> None:
+    """``vigil train --target combiner``: stack, print the test period's comparison, store."""
+    from vigil.models.stacking import COMPARED, train_combiner
+
+    paths = ("events", "labels", "bank", "feature_file")
+    job["sources"] = {name: None if job[name] is None else str(job[name]) for name in paths}
+    job["sources"]["input"] = job["inputs"].as_dict()
+    try:
+        with console.status("replaying the events through the engine and stacking the combiner"):
+            figures = train_combiner(_registry(settings), settings, **job)
+    except (ValueError, LookupError, IngestError) as exc:  # bad rows name line and field
+        _fail(str(exc))
+    k = job["k"]
+    table = Table(
+        "score", "ROC AUC", "average precision", f"card precision@{k}",
+        title=f"combiner {figures['version']} stacked on transaction {figures['stacked_on']}: "
+        "test period",
+    )  # fmt: skip
+    named = {"detectors": "detectors alone", "model": "model alone", "stacked": "stacked"}
+    for name in COMPARED:
+        m = figures["compared"][name]
+        table.add_row(
+            named[name],
+            _fmt(m["roc_auc"]),
+            _fmt(m["average_precision"]),
+            _fmt(m.get(f"card_precision_at_{k}")),
+        )
+    console.print(table)
+    _print_days(figures["test_by_day"], k)
+    console.print(
+        f"{figures['stacked_events']:,} events stacked on ({figures['stacked_frauds']:,} "
+        f"frauds), {len(figures['codes'])} reason codes weighed: {', '.join(figures['codes'])}"
+    )
+    console.print(f"report: [bold]{figures['report']}[/]")
+    _emit(figures)
+    if figures["served_model"] != figures["stacked_on"]:
+        typer.echo(
+            f"warning: the engine serves transaction {figures['served_model']}; this combiner "
+            f"is used only beside {figures['stacked_on']}",
+            err=True,
+        )
+    if figures["promotion_refused"]:
+        _fail(
+            f"--promote: {figures['promotion_refused']}; {figures['version']} is kept as a "
+            f"candidate (vigil models promote combiner {figures['version']} promotes it anyway)"
         )
 
 
@@ -296,7 +376,7 @@ def list_models(
 
 @models_app.command("show")
 def show(
-    name: Annotated[str, typer.Argument(help="Model name: transaction, user, card")],
+    name: Annotated[str, typer.Argument(help="Model name: transaction, user, card, combiner")],
     version: Annotated[str | None, typer.Argument(help="Version (default: promoted)")] = None,
     registry: RegistryOpt = None,
 ) -> None:
@@ -318,12 +398,21 @@ def promote(
     version: Annotated[str, typer.Argument(help="Version to serve")],
     registry: RegistryOpt = None,
 ) -> None:
-    """Serve this version (the engine loads the promoted transaction model at start)."""
+    """Serve this version (the engine loads the promoted transaction model at start, and the
+    promoted combiner beside the model version it was stacked on)."""
+    reg = _registry(_settings(registry=registry))
     try:
-        manifest = _registry(_settings(registry=registry)).promote(name, version)
+        manifest = reg.promote(name, version)
     except LookupError as exc:
         _fail(str(exc))
     console.print(f"{name} {version} promoted")
+    stacked_on = manifest.get("stacked_on", {}).get("transaction")
+    if stacked_on is not None and stacked_on != reg.promoted("transaction"):
+        typer.echo(
+            f"warning: {name} {version} was stacked on transaction {stacked_on}, not the "
+            f"promoted {reg.promoted('transaction')}: the engine uses it only beside {stacked_on}",
+            err=True,
+        )
     _emit({"name": name, "version": version, "status": manifest["status"]})
 
 

@@ -290,12 +290,18 @@ def stack(
 
 
 def save_combiner(
-    registry: Registry, combiner: Combiner, stacked_on: str, manifest: Mapping[str, Any]
+    registry: Registry,
+    combiner: Combiner,
+    stacked_on: str,
+    manifest: Mapping[str, Any],
+    *,
+    test_scores: pl.DataFrame | None = None,
 ) -> str:
     """Store a fitted combiner as the next ``combiner`` version, noting the transaction
-    model version it was stacked on; returns its version."""
+    model version it was stacked on (and its ``test_scores``, for the report); returns its
+    version."""
     record = {**manifest, "stacked_on": {MODEL: stacked_on}, "codes": list(combiner.weighed)}
-    return registry.save(combiner._fitted(), record)
+    return registry.save(combiner._fitted(), record, test_scores=test_scores)
 
 
 def served_combiner(settings: Settings, model_version: str | None) -> Combiner | None:

@@ -12,10 +12,14 @@ rate (what ranking at random scores). A refused version stays in the registry as
 >>> promotion_refusal({**test, "average_precision": 0.41}, {"average_precision": 0.40}, "v0002")
 >>> promotion_refusal({**test, "average_precision": 0.30}, {"average_precision": 0.40}, "v0002")
 "test average precision 0.300 is below the promoted v0002's 0.400"
+>>> promotion_refusal({**test, "average_precision": 0.30}, None, None,
+...                   alone={"the model alone": {"average_precision": 0.35}})
+"test average precision 0.300 is below the model alone's 0.350"
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 
@@ -25,11 +29,19 @@ def promotion_refusal(
     promoted_version: str | None,
     *,
     tolerance: float = 0.0,
+    alone: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> str | None:
-    """Why a model with these test metrics must not replace the promoted one; None if it may."""
+    """Why a model with these test metrics must not replace the promoted one; None if it may.
+
+    ``alone`` names the test metrics of what a stacked model combines, each on the same rows
+    (the combiner: the detectors alone, the model alone): it must rank no worse than any."""
     ours = test.get("average_precision")
     if ours is None:
         return "no test average precision (no fraud in the test period?)"
+    for name, metrics in (alone or {}).items():
+        theirs_alone = metrics.get("average_precision")
+        if theirs_alone is not None and ours < theirs_alone:
+            return f"test average precision {ours:.3f} is below {name}'s {theirs_alone:.3f}"
     theirs = None if promoted_test is None else promoted_test.get("average_precision")
     if theirs is None:
         rows, positives = test.get("rows") or 0, test.get("positives") or 0

@@ -28,7 +28,8 @@ from __future__ import annotations
 import hashlib
 import math
 import time
-from dataclasses import asdict, dataclass, field
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field, fields
 from datetime import timedelta
 from typing import Any
 
@@ -71,6 +72,21 @@ class TrainOptions:
     seed: int = 7
     # Explicit train and test periods instead of ``fractions`` and ``gap``.
     periods: Periods | None = None
+
+    @classmethod
+    def from_params(cls, params: Mapping[str, Any]) -> TrainOptions:
+        """The options a manifest's ``parameters`` record (:meth:`as_params`), without what
+        training added to them and without the periods: how a model was trained, to train its
+        like again on other rows (a combiner cross-fits it).
+
+        >>> options = TrainOptions(kind="logreg", gap=timedelta(days=3), k=5)
+        >>> TrainOptions.from_params({**options.as_params(), "trees": 80}) == options
+        True
+        """
+        names = {f.name for f in fields(cls)} - {"gap", "periods"}
+        kept = {name: value for name, value in params.items() if name in names}
+        kept["fractions"] = tuple(kept.get("fractions", cls.fractions))
+        return cls(**kept, gap=timedelta(seconds=params["gap_seconds"]))
 
     def as_params(self) -> dict[str, Any]:
         params = asdict(self)
