@@ -6,10 +6,11 @@ of the first route it matched, so ``GET`` alone for ``/v1/risk-events/{id}``, wh
 ``PATCH``) and the query parameters an operation takes (an unknown one is refused, 422 naming
 it, instead of being silently ignored: a misspelt filter would otherwise widen a query; and one
 that is not a list, given twice, is refused rather than the last silently winning, as with
-duplicate JSON keys).
+duplicate JSON keys), and the roles it requires (the scopes of its security requirement).
 
 >>> paths = {"/v1/risk-events/{risk_event_id}": {"get": {"parameters": [
-...     {"name": "fields", "in": "query"}]}, "patch": {}}}
+...     {"name": "fields", "in": "query"}], "security": [{"ApiKey": ["analyst"]}]},
+...     "patch": {}}}
 >>> doc = Conformance.from_openapi({"paths": paths})
 >>> doc.allowed("/v1/risk-events/12"), doc.allowed("/nowhere")
 ('GET, PATCH', None)
@@ -17,6 +18,8 @@ duplicate JSON keys).
 ['limti']
 >>> doc.repeated_query("GET", "/v1/risk-events/12", ["fields", "fields"])
 ['fields']
+>>> doc.roles("GET", "/v1/risk-events/12"), doc.roles("PATCH", "/v1/risk-events/12")
+(('analyst',), ())
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ class _Path:
     pattern: re.Pattern[str]
     query: dict[str, frozenset[str]]  # METHOD -> query parameter names
     lists: dict[str, frozenset[str]]  # METHOD -> those that take several values
+    roles: dict[str, tuple[str, ...]]  # METHOD -> the roles its security requirements name
 
 
 def _is_list(parameter: dict[str, Any]) -> bool:
@@ -52,14 +56,16 @@ class Conformance:
         paths = []
         for template, operations in document.get("paths", {}).items():
             pattern = re.compile("^" + re.sub(r"\\\{[^}]+\\\}", "[^/]+", re.escape(template)) + "$")
-            query, lists = {}, {}
+            query, lists, roles = {}, {}, {}
             for method, operation in operations.items():
                 if method not in _METHODS:
                     continue
                 params = [p for p in operation.get("parameters", []) if p.get("in") == "query"]
                 query[method.upper()] = frozenset(p["name"] for p in params)
                 lists[method.upper()] = frozenset(p["name"] for p in params if _is_list(p))
-            paths.append(_Path(pattern, query, lists))
+                needed = {r for s in operation.get("security", ()) for v in s.values() for r in v}
+                roles[method.upper()] = tuple(sorted(needed))
+            paths.append(_Path(pattern, query, lists, roles))
         return cls(tuple(paths))
 
     def _match(self, path: str) -> _Path | None:
@@ -69,6 +75,12 @@ class Conformance:
         """The ``Allow`` value of a documented path (every method it takes), else None."""
         found = self._match(path)
         return ", ".join(sorted(found.query)) if found is not None else None
+
+    def roles(self, method: str, path: str) -> tuple[str, ...]:
+        """The roles an operation's security requirements name (their scopes: the key must
+        hold each); none for an undocumented one."""
+        found = self._match(path)
+        return () if found is None else found.roles.get(method, ())
 
     @classmethod
     def of(cls, app: Any) -> Conformance:

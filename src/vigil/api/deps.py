@@ -56,11 +56,16 @@ async def check_key(
 ) -> Principal:
     """The principal of ``key`` if it holds ``role``; else a 401, 403 or 429 problem."""
     principal = await _principal(ring, key, client)
+    ensure_role(principal, role)
+    return principal
+
+
+def ensure_role(principal: Principal, role: Role) -> None:
+    """A 403 problem unless ``principal`` holds ``role``."""
     if not principal.may(role):
         raise ProblemError(
             403, f"{API_KEY_HEADER}: key {principal.key_id} lacks the {role.value} role"
         )
-    return principal
 
 
 async def _principal(ring: KeyRing, key: str | None, client: str | None) -> Principal:
@@ -85,7 +90,11 @@ async def _principal(ring: KeyRing, key: str | None, client: str | None) -> Prin
 def require(role: Role) -> Callable[..., Awaitable[Principal]]:
     """A dependency that admits only keys holding ``role``."""
 
-    async def check(request: Request, key: str | None = Security(api_key)) -> Principal:
+    # The role as the security requirement's scope: the OpenAPI document names it, and
+    # vigil.api.guard.KeyFirst reads it from there to refuse a key without it before the body.
+    async def check(
+        request: Request, key: str | None = Security(api_key, scopes=[role.value])
+    ) -> Principal:
         return await authorize(request, role, key or "")
 
     check.__name__ = f"require_{role.value}"

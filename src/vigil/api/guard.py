@@ -1,9 +1,13 @@
-"""What every route checks before its body is parsed: the caller's key, then unique JSON keys.
+"""What every route checks before its body is parsed: the caller's key and the route's role,
+then unique JSON keys.
 
 FastAPI parses a route's body before it solves the route's dependencies, so a malformed body
-sent without a key was answered 422, telling an anonymous caller how its input was read.
-:class:`KeyFirst` authenticates the key of every API request first (401 or 429), and reads a
-JSON body once to refuse duplicate keys: JSON parsers keep the last of
+was answered 422 before the key was checked (telling an anonymous caller how its input was
+read), and before the route's role was (telling a key of another role). :class:`KeyFirst`
+authenticates the key of every API request first (401 or 429), holds it to the roles the
+route's operation requires in the OpenAPI document (403; the scopes of its security
+requirement, :func:`vigil.api.deps.require`), and reads a JSON body once to
+refuse duplicate keys: JSON parsers keep the last of
 ``{"amount": "1.00", "amount": "90000.00"}``, so what a log or a proxy saw and what was decided
 could differ. The decision routes, answered at the front door, call :func:`reject_duplicate_keys`
 themselves after their own key check.
@@ -25,7 +29,8 @@ from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from vigil.api.conformance import Conformance
-from vigil.api.deps import authenticate
+from vigil.api.deps import authenticate, ensure_role
+from vigil.api.keys import Role
 from vigil.api.problems import FieldError, error_response, invalid
 
 
@@ -89,10 +94,10 @@ def _reject_undecodable(body: bytes) -> None:
 
 class KeyFirst:
     """A plain ASGI middleware in front of the API routes (every ``/v1/`` route needs a key):
-    the key is authenticated before anything reads the body (401 or 429; the route's own
-    dependency still checks its role), unknown query parameters are refused
-    (:mod:`vigil.api.conformance`), then a JSON body is read once, refused if it is not UTF-8
-    or repeats a key, and handed on unchanged."""
+    the key is authenticated, and held to the route's roles, before anything reads the body
+    (401, 429 or 403; the route's own dependency checks its role again), unknown query
+    parameters are refused (:mod:`vigil.api.conformance`), then a JSON body is read once,
+    refused if it is not UTF-8 or repeats a key, and handed on unchanged."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -103,7 +108,9 @@ class KeyFirst:
             return
         request = Request(scope, receive)
         try:
-            await authenticate(request)
+            principal = await authenticate(request)
+            for role in Conformance.of(request.app).roles(request.method, request.url.path):
+                ensure_role(principal, Role(role))
             _reject_unknown_query(request)
             if not _is_json(scope):
                 await self.app(scope, receive, send)

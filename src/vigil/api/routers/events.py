@@ -144,7 +144,7 @@ def _openapi(kind: EventKind, max_batch: int) -> dict[str, Any]:
     return {
         "requestBody": body,
         "responses": {"200": answer},
-        "security": [{API_KEY_SCHEME: []}],
+        "security": [{API_KEY_SCHEME: [Role.INGEST.value]}],
     }
 
 
