@@ -4,11 +4,14 @@ field, with nothing written (issue 19, item 4)."""
 
 from __future__ import annotations
 
+import threading
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
+import polars as pl
 import pytest
-from sqlalchemy import text
+from sqlalchemy import Connection, event, text
 
 import vigil.ingest.columnar as columnar
 from vigil.ingest import EventInput, ImportRejected, load_events
@@ -150,3 +153,102 @@ def test_a_byte_order_mark_and_crlf_lines_read_as_row_by_row(tmp_path: Path) -> 
     assert columnar.load_clean(fast, path, INPUTS) is not None
     _row_by_row(slow, path, INPUTS)
     assert _stored(fast) == _stored(slow)
+
+
+def test_ids_with_commas_quotes_and_exact_cents_store_as_row_by_row(
+    store: Store, tmp_path: Path
+) -> None:
+    # PostgreSQL reads the chunk as CSV written by Polars: a comma, a quote or a value on every
+    # row (written into the SQLite statement once) must come back as the file said.
+    rows = [
+        ("T,1", "2018-04-01 00:00:31.123456", 'O\'Brien, "J"', "T'1", "99999999999.99", "0"),
+        ('T"2', "2018-05-01T00:00:00Z", 'O\'Brien, "J"', "T'1", "0.10", "1"),
+        ("T3", "2018-05-31 23:59:59-01:00", 'O\'Brien, "J"', "T'1", "12", "0"),
+    ]
+    path = write_csv(tmp_path / "odd.csv", HEADER, rows)
+    summary = load_events(store, path, inputs=INPUTS)
+    assert summary.written == {"transactions": 3, "logins": 0, "feedback": 3}
+    slow = _store(tmp_path, "slow.db")
+    _row_by_row(slow, path, INPUTS)
+    assert _stored(store) == _stored(slow)
+    assert {e.amount for e in _stored(store)[0]} == {
+        Decimal("99999999999.99"),
+        Decimal("0.10"),
+        Decimal("12"),
+    }
+
+
+def test_a_value_on_every_row_is_not_bound_per_row(tmp_path: Path) -> None:
+    # A card file's type, phase, channel, currency, direction and StandIn flag are the same on
+    # every row: SQLite gets them once, in the statement, and binds only what varies.
+    store = _store(tmp_path, "v.db")
+    bound: list[int] = []
+
+    def seen(*_: Any, statement: str, parameters: Any, executemany: bool, **__: Any) -> None:
+        if executemany and statement.startswith('INSERT INTO "transactions"'):
+            bound.append(len(parameters[0]))
+
+    event.listen(store.engine, "before_cursor_execute", seen, named=True)
+    path = write_csv(tmp_path / "cards.csv", HEADER, ROWS)
+    assert columnar.load_clean(store, path, INPUTS) is not None
+    # event_id, timestamp, transaction_id, amount, card_id and terminal_id (None in a chunk).
+    assert bound and max(bound) == 6
+    slow = _store(tmp_path, "slow.db")
+    _row_by_row(slow, path, INPUTS)
+    assert _stored(store) == _stored(slow)
+
+
+def test_chunks_are_read_and_checked_ahead_on_another_thread(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Reading and checking the next chunk (Polars) overlaps writing this one (the database).
+    where: list[str] = []
+    check = columnar._checked
+
+    def checked(*args: Any, **kwargs: Any) -> tuple[pl.DataFrame, pl.DataFrame]:
+        where.append(threading.current_thread().name)
+        return check(*args, **kwargs)
+
+    monkeypatch.setattr(columnar, "_checked", checked)
+    path = write_csv(tmp_path / "cards.csv", HEADER, ROWS)
+    assert columnar.load_clean(_store(tmp_path, "v.db"), path, INPUTS) is not None
+    assert len(where) == 3 and threading.main_thread().name not in where
+
+
+def test_a_failed_write_stops_the_reading_and_keeps_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = _store(tmp_path, "v.db")
+    write = columnar._write
+    calls: list[str] = []
+
+    def failing(store: Store, conn: Connection, table: str, frame: pl.DataFrame) -> int:
+        calls.append(table)
+        if len(calls) == 3:  # the second chunk's transactions
+            raise OSError("disk full")
+        return write(store, conn, table, frame)
+
+    monkeypatch.setattr(columnar, "_write", failing)
+    path = write_csv(tmp_path / "cards.csv", HEADER, ROWS)
+    before = _indexes(store)
+    with pytest.raises(OSError, match="disk full"):
+        columnar.load_clean(store, path, INPUTS)
+    assert _stored(store) == ([], []) and _indexes(store) == before
+    assert not [t for t in threading.enumerate() if t.name == "vigil-import-read-ahead"]
+
+
+def test_postgresql_takes_each_chunk_as_one_csv_copy(
+    store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # No dict, no Python object per row: Polars writes the chunk as CSV and COPY reads it.
+    if store.dialect != "postgresql":
+        pytest.skip("PostgreSQL's COPY")
+    import vigil.storage.store as store_module
+
+    def row_by_row(*_: Any, **__: Any) -> int:
+        raise AssertionError("a chunk was copied row by row")
+
+    monkeypatch.setattr(store_module, "copy_insert", row_by_row)
+    path = write_csv(tmp_path / "cards.csv", HEADER, ROWS)
+    summary = columnar.load_clean(store, path, INPUTS)
+    assert summary is not None and summary.written["transactions"] == len(ROWS)

@@ -7,7 +7,9 @@ card-payment or transfer file carries), :func:`load_clean` reads the file in chu
 Polars, checks each chunk column by column against the domain's rules (ids of 1–128 printable
 characters, ISO-8601 times within 1990–2100, non-negative amounts of at most two decimals or
 rounded to cents, known types and channels, a card, account or user on every transaction,
-known label values) and writes it chunk by chunk, all in one transaction.
+known label values) and writes it chunk by chunk, all in one transaction: SQLite by one
+``executemany`` a chunk, PostgreSQL by one COPY of the chunk written as CSV by Polars. The next
+chunk is read and checked on a second thread while the database writes this one.
 
 At the first check a chunk fails, nothing is kept (the transaction is rolled back) and
 :func:`load_clean` answers ``None``: the caller then reads the file row by row, which reports
@@ -32,12 +34,14 @@ True
 
 from __future__ import annotations
 
+import queue
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import polars as pl
 
@@ -53,7 +57,7 @@ from vigil.ingest.generic import _Plan
 from vigil.ingest.source import CSV_SUFFIXES, SourceTable
 from vigil.ingest.summary import ImportSummary
 from vigil.ingest.values import cents, parse_timestamp
-from vigil.storage.bulk import sqlite_indexes_deferred, sqlite_insert_frame
+from vigil.storage.bulk import copy_insert_frame, sqlite_indexes_deferred, sqlite_insert_frame
 from vigil.storage.rows import TRANSACTION_FIELDS
 
 if TYPE_CHECKING:
@@ -91,6 +95,9 @@ _CHANNELS = [c.value for c in Channel]
 _LABELS = [label.value for label in FeedbackLabel]
 
 
+_Item = TypeVar("_Item")
+
+
 class _Unclean(Exception):
     """A chunk failed a check: the file goes row by row (which names the row)."""
 
@@ -119,7 +126,10 @@ def load_clean(
         inputs.amounts == "round",
         inputs.label_delay,
     )
-    if not set(plan.source_of) <= FIELDS or not _one_line_a_row(path):
+    if not set(plan.source_of) <= FIELDS:
+        return None
+    rows = _rows(path)
+    if not _one_line_a_row(path, rows):
         return None
     columns = dict(plan.source_of)
     if plan.label_column is not None:
@@ -128,15 +138,20 @@ def load_clean(
         return None
     read = duplicates = 0
     written = {"transactions": 0, "logins": 0, "feedback": 0}
+
+    def checked() -> Iterator[tuple[int, pl.DataFrame, pl.DataFrame]]:
+        for chunk in _chunks(path, columns):
+            txs, feedback = _checked(chunk, plan, inputs)
+            yield chunk.height, _stored_transactions(store, txs), feedback
+
     try:
-        with store.transaction() as conn, _bulk(store, conn, _rows(path)):
-            for chunk in _chunks(path, columns):
-                txs, feedback = _checked(chunk, plan, inputs)
-                read += chunk.height
+        with store.transaction() as conn, _bulk(store, conn, rows):
+            for height, txs, feedback in _read_ahead(checked()):
+                read += height
                 written["transactions"] += _write(store, conn, "transactions", txs)
                 written["feedback"] += _write(store, conn, "feedback", feedback)
                 if on_progress is not None:
-                    on_progress(chunk.height)
+                    on_progress(height)
             duplicates = read - written["transactions"]
     except (_Unclean, pl.exceptions.PolarsError):
         # A check failed, or Polars could not read the file as the csv module does: either
@@ -158,9 +173,9 @@ def _rows(path: Path) -> int:
     return int(pl.scan_csv(path, infer_schema=False).select(pl.len()).collect().item())
 
 
-def _one_line_a_row(path: Path) -> bool:
+def _one_line_a_row(path: Path, rows: int) -> bool:
     """True when every record is one line, so a row's number is its line's (no quoted field
-    spans lines): the file's line count is its row count plus the header."""
+    spans lines): the file's line count is its ``rows`` plus the header."""
     lines = 0
     last = b"\n"
     with path.open("rb") as fh:
@@ -168,7 +183,7 @@ def _one_line_a_row(path: Path) -> bool:
             lines += block.count(b"\n")
             last = block[-1:]
     lines += last != b"\n"
-    return lines == _rows(path) + 1
+    return lines == rows + 1
 
 
 @contextmanager
@@ -316,22 +331,70 @@ def _feedback(frame: pl.DataFrame, plan: _Plan) -> pl.DataFrame:
     return out
 
 
+def _stored_transactions(store: Store, frame: pl.DataFrame) -> pl.DataFrame:
+    """The transactions as the store keeps them: card numbers pseudonymised as every write
+    does, and the columns the row-by-row path writes (:mod:`vigil.storage.rows`)."""
+    cards = frame.get_column("card_id").drop_nulls().unique()
+    tokens = {c: store.privacy.pseudonyms.card(c) for c in cards.to_list()}
+    changed = {c: t for c, t in tokens.items() if c != t}
+    if changed:
+        frame = frame.with_columns(pl.col("card_id").replace(changed))
+    return frame.select(
+        pl.col(f) if f in frame.columns else pl.lit(None).alias(f) for f in TRANSACTION_FIELDS
+    )
+
+
 def _write(store: Store, conn: Connection, table: str, frame: pl.DataFrame) -> int:
-    """Insert the rows whose event_id is new, card numbers pseudonymised as every write does."""
+    """Insert the rows whose event_id is new: SQLite binds them in one executemany,
+    PostgreSQL COPYs them after creating the time partitions they need."""
     if frame.is_empty():
         return 0
-    if table == "transactions":
-        cards = frame.get_column("card_id").drop_nulls().unique()
-        tokens = {c: store.privacy.pseudonyms.card(c) for c in cards.to_list()}
-        changed = {c: t for c, t in tokens.items() if c != t}
-        if changed:
-            frame = frame.with_columns(pl.col("card_id").replace(changed))
-        # The same columns the row-by-row path writes (vigil.storage.rows).
-        frame = frame.select(
-            pl.col(f) if f in frame.columns else pl.lit(None).alias(f) for f in TRANSACTION_FIELDS
-        )
     target = getattr(store.tables, table)
     if store.dialect == "sqlite":
         return sqlite_insert_frame(conn, target, frame, skip_existing=True)
-    # PostgreSQL: the store's own path (its COPY, and the time partitions the rows need).
-    return store.insert_new(conn, target, frame.to_dicts())
+    months = frame.get_column("timestamp").dt.truncate("1mo").unique()
+    store.ensure_partitions(conn, target, months.to_list())
+    return copy_insert_frame(conn, target, frame, skip_existing=True)
+
+
+def _read_ahead(items: Iterator[_Item]) -> Iterator[_Item]:
+    """``items``, each made on a thread of its own while the caller uses the one before:
+    reading and checking a chunk is Polars work that mostly runs without the GIL, so it takes
+    the second core while the database writes the previous chunk (SQLite in this process,
+    PostgreSQL in its own). One item is held ahead at most; an error raised making one is
+    raised here, and stopping early (the caller's error) stops the thread."""
+    handoff: queue.Queue[tuple[str, Any]] = queue.Queue(maxsize=1)
+    stop = threading.Event()
+
+    def hand(kind: str, value: Any) -> bool:
+        while not stop.is_set():
+            try:
+                handoff.put((kind, value), timeout=0.05)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def make() -> None:
+        try:
+            for item in items:
+                if not hand("item", item):
+                    return
+        except BaseException as exc:  # handed to the caller, raised there
+            hand("error", exc)
+            return
+        hand("end", None)
+
+    worker = threading.Thread(target=make, name="vigil-import-read-ahead", daemon=True)
+    worker.start()
+    try:
+        while True:
+            kind, value = handoff.get()
+            if kind == "end":
+                return
+            if kind == "error":
+                raise value
+            yield value
+    finally:
+        stop.set()
+        worker.join()

@@ -7,22 +7,28 @@ bind processors applied column by column, which skips SQLAlchemy's per-row param
 A Polars frame goes in the same way on SQLite (:func:`sqlite_insert_frame`), its columns
 turned into what the bind processors would have made of them by Polars itself (times as UTC
 text, amounts as floats, flags as 0/1): a file import writes a million rows without a Python
-call per value.
+call per value. A column with one value on every row (a file's type, channel, currency) is
+written once into the statement, quoted by SQLite's own ``quote()``, instead of being bound
+per row.
 
 PostgreSQL: COPY. A batched ``INSERT ... VALUES`` costs psycopg a parse of a huge statement
 per thousand rows, and ``INSERT ... RETURNING`` is the only way it reports how many rows an
 ``ON CONFLICT DO NOTHING`` kept. Copying the batch into a temporary table and moving it over
 with one ``INSERT ... SELECT`` is five times faster and gives an exact row count. Everything
-happens on the caller's connection, inside its transaction.
+happens on the caller's connection, inside its transaction. A Polars frame
+(:func:`copy_insert_frame`) is written as CSV by Polars and read by COPY as it is: no Python
+object per value on either side.
 
 >>> copy_sql("_vigil_load_1", ["event_id", "timestamp"])
 'COPY "_vigil_load_1" ("event_id", "timestamp") FROM STDIN'
+>>> copy_sql("_vigil_load_1", ["event_id"], csv=True)
+'COPY "_vigil_load_1" ("event_id") FROM STDIN (FORMAT csv)'
 """
 
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
@@ -39,8 +45,8 @@ def _quoted(names: list[str]) -> str:
     return ", ".join(f'"{n}"' for n in names)
 
 
-def copy_sql(temp: str, names: list[str]) -> str:
-    return f'COPY "{temp}" ({_quoted(names)}) FROM STDIN'
+def copy_sql(temp: str, names: list[str], *, csv: bool = False) -> str:
+    return f'COPY "{temp}" ({_quoted(names)}) FROM STDIN' + (" (FORMAT csv)" if csv else "")
 
 
 def sqlite_insert(
@@ -85,24 +91,50 @@ def sqlite_insert_frame(
     """
     if frame.is_empty():
         return 0
-    # A column empty on every row and without a default is left out: NULL all the same, and
-    # no None to bind a million times.
-    frame = frame.select(
+    frame = _bound(frame, table)
+    values = _sqlite_values(frame, {name: _kind(table.c[name].type) for name in frame.columns})
+    # A column with one value on every row is written once, into the statement (quoted by
+    # SQLite itself), rather than made into a Python object and bound on every row: a card
+    # file's type, phase, channel, currency, direction and StandIn flag, half its columns.
+    fixed = {
+        name: conn.exec_driver_sql("SELECT quote(?)", (values.get_column(name)[0],)).scalar_one()
+        for name in values.columns
+        if _one_value(values.get_column(name))
+    }
+    bound = [name for name in values.columns if name not in fixed]
+    conflict = " ON CONFLICT DO NOTHING" if skip_existing else ""
+    sql = (
+        f'INSERT INTO "{table.name}" ({_quoted([*bound, *fixed])}) '
+        f"VALUES ({', '.join(['?'] * len(bound) + list(fixed.values()))}){conflict}"
+    )
+    # rows() builds the tuples in one call, a third of iterating them.
+    return conn.exec_driver_sql(sql, values.select(bound).rows()).rowcount
+
+
+def _one_value(column: pl.Series) -> bool:
+    """True for a text or integer column holding one value on every row (no nulls). Floats
+    stay bound: a literal would be the value printed and read back, not the value itself."""
+    import polars as pl
+
+    # First against last answers most varying columns (ids) without a pass over the column.
+    return (
+        (column.dtype == pl.String or column.dtype.is_integer())
+        and column.null_count() == 0
+        and column[0] == column[-1]
+        and bool((column == column[0]).all())
+    )
+
+
+def _bound(frame: pl.DataFrame, table: Table) -> pl.DataFrame:
+    """The frame without the columns empty on every row that have no default: NULL all the
+    same, and no None to bind or copy a million times."""
+    return frame.select(
         name
         for name in frame.columns
         if frame.get_column(name).null_count() < frame.height
         or table.c[name].default is not None
         or table.c[name].server_default is not None
     )
-    kinds = {name: _kind(table.c[name].type) for name in frame.columns}
-    names = list(frame.columns)
-    conflict = " ON CONFLICT DO NOTHING" if skip_existing else ""
-    sql = (
-        f'INSERT INTO "{table.name}" ({_quoted(names)}) '
-        f"VALUES ({', '.join('?' * len(names))}){conflict}"
-    )
-    # rows() builds the tuples in one call, a third of iterating them.
-    return conn.exec_driver_sql(sql, _sqlite_values(frame, kinds).rows()).rowcount
 
 
 @contextmanager
@@ -139,7 +171,7 @@ def _kind(column_type: Any) -> str:
     if isinstance(column_type, Boolean):
         return "flag"
     if isinstance(column_type, JSON):
-        raise TypeError("sqlite_insert_frame: JSON columns go through sqlite_insert")
+        raise TypeError("JSON columns go row by row (sqlite_insert, copy_insert), not in a frame")
     return "plain"
 
 
@@ -161,6 +193,23 @@ def _sqlite_values(frame: pl.DataFrame, kinds: dict[str, str]) -> pl.DataFrame:
     return frame.select(out)
 
 
+def _postgres_values(frame: pl.DataFrame, kinds: dict[str, str]) -> pl.DataFrame:
+    """The frame as PostgreSQL reads it from CSV: times as UTC text with their offset, amounts
+    as their exact decimal text (NUMERIC keeps every cent), flags as true/false."""
+    import polars as pl
+
+    out = []
+    for name in frame.columns:
+        column = pl.col(name)
+        kind = kinds[name] if frame.schema[name] != pl.Null else "plain"
+        if kind == "time":
+            column = column.dt.convert_time_zone("UTC").dt.strftime("%Y-%m-%d %H:%M:%S%.6f+00")
+        elif kind == "money":
+            column = column.cast(pl.String)
+        out.append(column.alias(name))
+    return frame.select(out)
+
+
 def copy_insert(
     conn: Connection, table: Table, rows: list[dict[str, Any]], *, skip_existing: bool
 ) -> int:
@@ -171,11 +220,57 @@ def copy_insert(
     """
     if not rows:
         return 0
-    import psycopg
     from psycopg.types.json import Jsonb
 
     names = list(rows[0])
     json_at = [i for i, n in enumerate(names) if isinstance(table.c[n].type, JSON)]
+
+    def fill(copy: Any) -> None:
+        for row in rows:
+            values = [row[n] for n in names]
+            for i in json_at:
+                if values[i] is not None:
+                    values[i] = Jsonb(values[i])
+            copy.write_row(values)
+
+    return _copy_through_temp(conn, table, names, fill, csv=False, skip_existing=skip_existing)
+
+
+def copy_insert_frame(
+    conn: Connection, table: Table, frame: pl.DataFrame, *, skip_existing: bool
+) -> int:
+    """:func:`copy_insert` for a Polars frame whose columns are ``table``'s (as for
+    :func:`sqlite_insert_frame`): Polars writes it as CSV, COPY reads it, and PostgreSQL parses
+    every value in its own process while this one prepares the next frame."""
+    if frame.is_empty():
+        return 0
+    frame = _bound(frame, table)
+    kinds = {name: _kind(table.c[name].type) for name in frame.columns}
+    # Polars writes a null as an empty field and an empty text as "", which is how COPY's CSV
+    # format tells NULL from ''.
+    data = _postgres_values(frame, kinds).write_csv(include_header=False).encode()
+
+    def fill(copy: Any) -> None:
+        copy.write(data)
+
+    return _copy_through_temp(
+        conn, table, list(frame.columns), fill, csv=True, skip_existing=skip_existing
+    )
+
+
+def _copy_through_temp(
+    conn: Connection,
+    table: Table,
+    names: list[str],
+    fill: Callable[[Any], None],
+    *,
+    csv: bool,
+    skip_existing: bool,
+) -> int:
+    """COPY into a temporary table shaped as ``table``'s ``names`` (``fill`` writes the data),
+    then move the rows over with one ``INSERT ... SELECT``; returns the rows it inserted."""
+    import psycopg
+
     temp = f"_vigil_load_{next(_names)}"
     raw = conn.connection.driver_connection
     try:
@@ -186,13 +281,8 @@ def copy_insert(
                 f'CREATE TEMP TABLE "{temp}" ON COMMIT DROP AS '
                 f'SELECT {_quoted(names)} FROM "{table.name}" WITH NO DATA'
             )
-            with cur.copy(copy_sql(temp, names)) as copy:
-                for row in rows:
-                    values = [row[n] for n in names]
-                    for i in json_at:
-                        if values[i] is not None:
-                            values[i] = Jsonb(values[i])
-                    copy.write_row(values)
+            with cur.copy(copy_sql(temp, names, csv=csv)) as copy:
+                fill(copy)
     except psycopg.Error as exc:
         raise DBAPIError.instance(f"COPY {table.name}", None, exc, psycopg.Error) from exc
     conflict = " ON CONFLICT DO NOTHING" if skip_existing else ""
