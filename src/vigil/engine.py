@@ -24,6 +24,7 @@ True
 
 from __future__ import annotations
 
+import functools
 import os
 import random
 import time
@@ -378,20 +379,29 @@ class Engine:
     ) -> None:
         familiar, declined = action is Action.ALLOW, action is Action.BLOCK
         update_profiles(ctx, keys, familiar=familiar, declined=declined)
-        for attempt in range(_WRITE_ATTEMPTS):
-            if self.profiles.write(read, [ctx.profiles[kind] for kind, _ in keys], settled):
-                return
-            # Another process sharing the store updated one of these profiles since we read
-            # them. The decision stands (taken on the state as read, and already recorded);
-            # the event is applied again on top of the newer state, so no update is lost.
-            # The writer we clashed with has finished, so the first retry goes at once; after
-            # that a random pause, growing with each clash, lets writers of one hot entity
-            # pass (it holds this process's event loop, so it stays short).
-            if attempt:
-                time.sleep(random.uniform(0, 0.0005 * 2 ** min(attempt - 1, 6)))
+        profiles = [ctx.profiles[kind] for kind, _ in keys]
+        redo = functools.partial(self._update_again, ctx, keys, action, settled)
+        if not self.profiles.write(read, profiles, settled, redo=redo):
+            redo()
+
+    def _update_again(
+        self, ctx: Context, keys: list[Key], action: Action, settled: Decision | None
+    ) -> None:
+        """Another process sharing the store updated one of these profiles since we read
+        them. The decision stands (taken on the state as read, and already recorded); the
+        event is applied again on top of the newer state, so no update is lost. The writer we
+        clashed with has finished, so the first retry goes at once; after that a random pause,
+        growing with each clash, lets writers of one hot entity pass (it holds this process's
+        event loop, so it stays short)."""
+        familiar, declined = action is Action.ALLOW, action is Action.BLOCK
+        for attempt in range(1, _WRITE_ATTEMPTS):
+            if attempt > 1:
+                time.sleep(random.uniform(0, 0.0005 * 2 ** min(attempt - 2, 6)))
             read = self.profiles.read(keys)
             _use(ctx, read)
             update_profiles(ctx, keys, familiar=familiar, declined=declined)
+            if self.profiles.write(read, [ctx.profiles[kind] for kind, _ in keys], settled):
+                return
         raise RuntimeError(
             f"profiles: {keys} changed under {_WRITE_ATTEMPTS} attempts to update them "
             f"for event {ctx.event.event_id}"

@@ -285,6 +285,49 @@ def test_deciding_an_event_takes_two_round_trips(client, prefix, monkeypatch) ->
     assert store.claim(event["event_id"]) == decided.model_dump_json().encode()
 
 
+def test_a_batch_takes_one_round_trip_an_event(client, prefix, monkeypatch) -> None:
+    store = _store(client, prefix)
+    engine = _engine(store)
+    sent: list[str] = []
+    real = store.client.execute_command
+
+    def counted(*args, **options):
+        sent.append(str(args[0]))
+        return real(*args, **options)
+
+    first, *events = _events(8)
+    engine.process(first)  # Redis has the scripts from now on
+    monkeypatch.setattr(store.client, "execute_command", counted)
+    with store.batched():
+        decided = [engine.process(e) for e in events]
+        assert sent == ["EVALSHA"] * len(events)  # each event's read carries the last write
+    assert sent == ["EVALSHA"] * (len(events) + 1)  # the last write, sent on leaving
+    monkeypatch.undo()
+    alone = _engine(MemoryProfileStore())
+    assert [(d.action, d.score, d.reasons) for d in decided] == [
+        (d.action, d.score, d.reasons) for d in (alone.process(e) for e in [first, *events])
+    ][1:]
+    expected = {(k, key): p.to_bytes() for k, key, p in alone.profiles.items()}
+    assert {(k, key): p.to_bytes() for k, key, p in _store(client, prefix).items()} == expected
+    for event, decision in zip(events, decided, strict=True):  # each claim settled
+        assert store.claim(event["event_id"]) == decision.model_dump_json().encode()
+
+
+def test_a_held_write_that_loses_a_race_is_applied_again_before_the_next_read(
+    client, prefix
+) -> None:
+    batched, other = _engine(_store(client, prefix)), _engine(_store(client, prefix))
+    events = [e for e in _events(12) if e.get("card_id") == "c-1"][:3]
+    with batched.profiles.batched():
+        batched.process(events[0])  # its write is held back...
+        other.process(events[1])  # ...so another process writes the card first
+        seen = batched.profiles.read([("card", "c-1")]).profiles[0].n
+    assert seen == 2  # the held write was applied again, on top of the other's, before
+    batched.process(events[2])
+    card = _store(client, prefix).read([("card", "c-1")])
+    assert card.profiles[0].n == 3 and card.versions[0] == 3  # each event once
+
+
 def test_a_repeat_waits_while_another_engine_decides_then_gets_its_decision(client, prefix) -> None:
     shared = _store(client, prefix)
     event = _events(2)[1]

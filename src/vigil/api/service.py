@@ -145,6 +145,8 @@ class DecisionService:
 
     def decide(self, events: Sequence[Event]) -> list[Decision]:
         """Decide on validated events in order; a repeated event id gets its first decision.
+        Their profiles are written as a batch (:meth:`ProfileStore.batched`): on Redis, one
+        round trip an event, and every write sent before this returns.
 
         Each is counted (:class:`ApiMetrics`: by action, its reasons, its rules' hits) and, at
         debug level only, logged: one line per decision, ``decided`` or ``repeated``, with its
@@ -155,21 +157,22 @@ class DecisionService:
         decided, repeated, explained = metrics.decided, metrics.repeated, metrics.explained
         debug = log.isEnabledFor(logging.DEBUG)  # the hot path: off, a line costs nothing
         out = []
-        for event in events:
-            repeats = engine.repeats
-            decision = process(event)
-            if engine.repeats == repeats:
-                decided(decision.event_kind, decision.action.value, decision.latency_us / 1e6)
-                explained(decision.reasons, decision.shadow)
-                if self._lost:
-                    self._lost.discard(decision.event_id)
-                if debug:
-                    _log_decision("decided", decision)
-            else:  # its latency is the first decision's, already observed
-                repeated(decision.event_kind)
-                if debug:
-                    _log_decision("repeated", decision)
-            out.append(decision)
+        with self.profiles.batched():
+            for event in events:
+                repeats = engine.repeats
+                decision = process(event)
+                if engine.repeats == repeats:
+                    decided(decision.event_kind, decision.action.value, decision.latency_us / 1e6)
+                    explained(decision.reasons, decision.shadow)
+                    if self._lost:
+                        self._lost.discard(decision.event_id)
+                    if debug:
+                        _log_decision("decided", decision)
+                else:  # its latency is the first decision's, already observed
+                    repeated(decision.event_kind)
+                    if debug:
+                        _log_decision("repeated", decision)
+                out.append(decision)
         return out
 
     async def label(self, body: FeedbackIn) -> FeedbackOut:

@@ -1,10 +1,13 @@
 """Profiles in Redis, shared by several ``serve`` processes (``VIGIL_PROFILES_URL=redis://…``).
 
 Each profile is one string key, ``<prefix><kind>:<key>``, holding an 8-byte version followed
-by :meth:`Profile.to_bytes`. Per event there are two round trips, each one Lua script: the
-first claims the event id and reads every profile the event touches, the second writes them
-all — atomically, and only if each still has the version that was read (compare-and-set) —
-and leaves the decision under the claim. When another process got there first
+by :meth:`Profile.to_bytes`. An event's work is one Lua script: it claims the event id and
+reads every profile the event touches; its write stores them all — atomically, and only if
+each still has the version that was read (compare-and-set) — and leaves the decision under
+the claim. Alone, the write is a second round trip; in a batch (:meth:`RedisProfileStore.
+batched`, how ``vigil consume`` and batch requests decide) it is held back and sent in the
+same script as the next event's claim and read, so an event costs one round trip, and the last
+write is sent before the batch is committed. When another process got there first
 the script writes nothing and the engine re-reads and applies the event again on top of the
 newer state (:meth:`vigil.engine.Engine.decide`): the decision stands, no update is lost.
 Every write renews the key's time to live, so profiles idle longer than
@@ -30,8 +33,10 @@ primary with replicas.
 
 from __future__ import annotations
 
+import contextlib
 import struct
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import redis
@@ -48,43 +53,56 @@ _SCAN = 1000
 # A claim whose process dies mid-decision lapses this soon, and a retry may decide.
 _PENDING_TTL_MS = 10_000
 
-# KEYS[1]: the event's claim; KEYS[2 ..]: the profiles. ARGV[1]: what a claim holds while its
-# event is decided; ARGV[2]: how long that lasts (ms). Returns {1, what the earlier claim
-# holds} (nothing read), or {0, each profile's value}.
-_CLAIM_AND_READ = """
-local earlier = redis.call('SET', KEYS[1], ARGV[1], 'NX', 'GET', 'PX', ARGV[2])
-if earlier then
-  return {1, earlier}
+# One script does all of an event's work, so that it costs one round trip: first the write held
+# back from the event before (compare-and-set: every profile must still have the version it was
+# read with, else nothing is written and {-1} returned), with the decision it settles; then this
+# event's claim (answered {1, what the earlier claim holds} if there is one, nothing read); then
+# its profiles, {0, each value}. KEYS: the held profiles (n), the settled claim (s = 0 or 1),
+# this event's claim (c = 0 or 1), the profiles to read. ARGV[1 .. 7]: the profiles' time to
+# live (ms), n, s, c, how long a settled claim is kept (ms), how long a pending one lasts (ms),
+# what a pending claim holds; then the held versions (8 bytes, or "" if it did not exist, n),
+# the new values (n), and the decision (s).
+_WRITE_THEN_READ = """
+local n, s, c = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
+for i = 1, n do
+  if redis.call('GETRANGE', KEYS[i], 0, 7) ~= ARGV[7 + i] then
+    return {-1}
+  end
+end
+for i = 1, n do
+  redis.call('SET', KEYS[i], ARGV[7 + n + i], 'PX', ARGV[1])
+end
+if s == 1 then
+  redis.call('SET', KEYS[n + 1], ARGV[8 + 2 * n], 'PX', ARGV[5])
+end
+local first = n + s + 1
+if c == 1 then
+  local earlier = redis.call('SET', KEYS[first], ARGV[7], 'NX', 'GET', 'PX', ARGV[6])
+  if earlier then
+    return {1, earlier}
+  end
+  first = first + 1
 end
 local values = {0}
-if #KEYS > 1 then
-  for _, value in ipairs(redis.call('MGET', unpack(KEYS, 2))) do
+if #KEYS >= first then
+  for _, value in ipairs(redis.call('MGET', unpack(KEYS, first))) do
     table.insert(values, value)
   end
 end
 return values
 """
 
-# KEYS[1 .. n]: the profiles, then optionally the event's claim. ARGV[1]: time to live (ms);
-# ARGV[2]: n; ARGV[3 .. n+2]: the version each had when read (8 bytes, or "" if it did not
-# exist); ARGV[n+3 .. 2n+2]: the new values; then, with the claim, the decision and how long
-# it is kept (ms). Returns 0 when written, else the 1-based index of the first key whose
-# version moved (nothing written).
-_COMPARE_AND_SET = """
-local n = tonumber(ARGV[2])
-for i = 1, n do
-  if redis.call('GETRANGE', KEYS[i], 0, 7) ~= ARGV[i + 2] then
-    return i
-  end
-end
-for i = 1, n do
-  redis.call('SET', KEYS[i], ARGV[n + 2 + i], 'PX', ARGV[1])
-end
-if #KEYS > n then
-  redis.call('SET', KEYS[n + 1], ARGV[2 * n + 3], 'PX', ARGV[2 * n + 4])
-end
-return 0
-"""
+
+@dataclass(frozen=True, slots=True)
+class _Write:
+    """A compare-and-set write of one event's profiles, with the decision it settles, ready to
+    send; ``redo`` applies the event again on newer profiles when it loses a race."""
+
+    names: list[bytes]
+    expected: list[bytes]
+    values: list[bytes]
+    settle: tuple[bytes, str] | None
+    redo: Callable[[], None] | None
 
 
 class RedisProfileStore:
@@ -111,8 +129,10 @@ class RedisProfileStore:
         self.claim_ttl_ms = int(self.config.claim_ttl_seconds * 1000)
         self._blank = MemoryProfileStore(self.config)
         self._labels_channel = f"{prefix}labels"
-        self._claim_and_read = client.register_script(_CLAIM_AND_READ)
-        self._compare_and_set = client.register_script(_COMPARE_AND_SET)
+        self._script = client.register_script(_WRITE_THEN_READ)
+        # Inside batched(): the last event's write, sent with the next event's read.
+        self._batched = 0
+        self._held: _Write | None = None
 
     @classmethod
     def from_url(
@@ -132,45 +152,97 @@ class RedisProfileStore:
     # -- the per-event path ------------------------------------------------------------------
     def read(self, keys: Sequence[Key], claim: str | None = None) -> ProfileRead:
         names = [self._name(kind, key) for kind, key in keys]
-        if claim is None:
-            values = self.client.mget(names)
-        else:
-            answer = self._claim_and_read(
-                keys=[self._claim_name(claim), *names], args=[PENDING, _PENDING_TTL_MS]
-            )
-            if answer[0] == 1:
-                return ProfileRead(tuple(keys), (), earlier=answer[1])
-            values = answer[1:]
-        decoded = [self._decode(v) for v in values]
+        held, self._held = self._held, None
+        answer = self._send(held, claim, names)
+        if answer[0] == -1:  # the held write lost a race (nothing else was done)
+            assert held is not None and held.redo is not None
+            held.redo()
+            answer = self._send(None, claim, names)
+        if answer[0] == 1:
+            return ProfileRead(tuple(keys), (), earlier=answer[1])
+        decoded = [self._decode(v) for v in answer[1:]]
         return ProfileRead(tuple(keys), tuple(p for _, p in decoded), tuple(v for v, _ in decoded))
 
     def write(
-        self, read: ProfileRead, profiles: Sequence[Profile], settle: Decision | None = None
+        self,
+        read: ProfileRead,
+        profiles: Sequence[Profile],
+        settle: Decision | None = None,
+        redo: Callable[[], None] | None = None,
     ) -> bool:
         if len(profiles) != len(read.keys):
             raise ValueError(f"profiles: {len(profiles)} given for {len(read.keys)} keys")
         if not profiles and settle is None:
             return True
-        names = [self._name(kind, key) for kind, key in read.keys]
-        expected = [_VERSION.pack(v) if v else b"" for v in read.versions]
-        values = [
-            _VERSION.pack(v + 1) + p.to_bytes()
-            for v, p in zip(read.versions, profiles, strict=True)
-        ]
-        args = [self.ttl_ms, len(names), *expected, *values]
+        settled = None
         if settle is not None:
-            names.append(self._claim_name(settle.event_id))
-            args += [settle.model_dump_json(), self.claim_ttl_ms]
-        return self._compare_and_set(keys=names, args=args) == 0
+            settled = (self._claim_name(settle.event_id), settle.model_dump_json())
+        write = _Write(
+            [self._name(kind, key) for kind, key in read.keys],
+            [_VERSION.pack(v) if v else b"" for v in read.versions],
+            [
+                _VERSION.pack(v + 1) + p.to_bytes()
+                for v, p in zip(read.versions, profiles, strict=True)
+            ],
+            settled,
+            redo,
+        )
+        self.flush()
+        if self._batched and redo is not None:
+            self._held = write
+            return True
+        return self._send(write, None, [])[0] == 0
+
+    @contextlib.contextmanager
+    def batched(self) -> Iterator[None]:
+        """Within, each event's write is held back and sent with the next event's read, so
+        that an event costs one round trip; the last is sent on leaving. A held write that
+        lost a race is applied again (its ``redo``) before anything else is read."""
+        self._batched += 1
+        try:
+            yield
+        finally:
+            self._batched -= 1
+            if not self._batched:
+                self.flush()
+
+    def flush(self) -> None:
+        """Send the held write, if any (applying its event again if it lost a race)."""
+        held, self._held = self._held, None
+        if held is not None and self._send(held, None, [])[0] == -1:
+            assert held.redo is not None
+            held.redo()
+
+    def _send(self, write: _Write | None, claim: str | None, names: list[bytes]) -> list:
+        """One round trip: ``write``, then the claim on event ``claim``, then ``names`` read."""
+        keys: list[bytes] = []
+        args: list[bytes | int | str] = [self.ttl_ms, 0, 0, 0, self.claim_ttl_ms, _PENDING_TTL_MS]
+        args.append(PENDING)
+        if write is not None:
+            keys += write.names
+            args[1] = len(write.names)
+            args += write.expected
+            args += write.values
+            if write.settle is not None:
+                keys.append(write.settle[0])
+                args[2] = 1
+                args.append(write.settle[1])
+        if claim is not None:
+            keys.append(self._claim_name(claim))
+            args[3] = 1
+        keys += names
+        return self._script(keys=keys, args=args)
 
     def _claim_name(self, event_id: str) -> bytes:
         return f"{self.prefix}claim:{event_id}".encode()
 
     def claim(self, event_id: str) -> bytes | None:
+        self.flush()
         name = self._claim_name(event_id)
         return self.client.set(name, PENDING, nx=True, get=True, px=_PENDING_TTL_MS)
 
     def release(self, event_ids: Iterable[str]) -> int:
+        self.flush()
         names = [self._claim_name(e) for e in event_ids]
         return int(self.client.delete(*names)) if names else 0
 
@@ -197,11 +269,13 @@ class RedisProfileStore:
         )
 
     def delete(self, keys: Iterable[Key]) -> int:
+        self.flush()
         names = [self._name(kind, key) for kind, key in keys]
         return int(self.client.delete(*names)) if names else 0
 
     def _names(self, *, claims: bool = False) -> Iterator[bytes]:
         """Every profile's key (and with ``claims``, every claim's)."""
+        self.flush()
         pattern = _glob_escape(self.prefix) + "*"
         claim = f"{self.prefix}claim:".encode()
         for name in self.client.scan_iter(match=pattern, count=_SCAN):

@@ -16,7 +16,9 @@ restart resumes where it stopped. Production backends (Redis) implement the same
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+import contextlib
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
@@ -69,12 +71,23 @@ class ProfileStore(Protocol):
         ...
 
     def write(
-        self, read: ProfileRead, profiles: Sequence[Profile], settle: Decision | None = None
+        self,
+        read: ProfileRead,
+        profiles: Sequence[Profile],
+        settle: Decision | None = None,
+        redo: Callable[[], None] | None = None,
     ) -> bool:
         """Store ``profiles`` under ``read.keys``, all or none; False, writing nothing, when
         another writer changed one of them since ``read`` (the caller re-reads and retries).
         With ``settle``, the decision on the claimed event is left with them, for a repeat
-        that reaches another process."""
+        that reaches another process. Inside :meth:`batched`, a write with ``redo`` may be
+        held back and sent later: it answers True, and should it then lose a race, ``redo``
+        (which re-reads and retries) is called."""
+        ...
+
+    def batched(self) -> AbstractContextManager[None]:
+        """A batch of events decided one after another: a shared store may hold each write
+        back to send it with the next read; every write has been sent on leaving."""
         ...
 
     def delete(self, keys: Iterable[Key]) -> int:
@@ -122,12 +135,19 @@ class MemoryProfileStore:
         return ProfileRead(tuple(keys), tuple(self.get(kind, key) for kind, key in keys))
 
     def write(
-        self, read: ProfileRead, profiles: Sequence[Profile], settle: Decision | None = None
+        self,
+        read: ProfileRead,
+        profiles: Sequence[Profile],
+        settle: Decision | None = None,
+        redo: Callable[[], None] | None = None,
     ) -> bool:
         for key, profile in zip(read.keys, profiles, strict=True):
             self._profiles[key] = profile
         self._changed.update(read.keys)
         return True
+
+    def batched(self) -> AbstractContextManager[None]:
+        return contextlib.nullcontext()  # nothing to save: every write is in memory
 
     def delete(self, keys: Iterable[Key]) -> int:
         keys = list(keys)
