@@ -6,7 +6,7 @@ import json
 import threading
 
 import pytest
-from sqlalchemy import delete, update
+from sqlalchemy import delete, text, update
 from sqlalchemy.exc import IntegrityError
 from typer.testing import CliRunner
 
@@ -189,12 +189,25 @@ def drop_case_workflow(conn) -> None:
         conn.execute(text(f"ALTER TABLE risk_events DROP COLUMN {column}"))
 
 
+def drop_sealed_batches(conn) -> None:
+    """What a database from before version 5 lacks: the decisions' batches and their links,
+    the risk events' link format and erased columns."""
+    from sqlalchemy import text
+
+    conn.execute(text("DROP TABLE decision_links"))
+    conn.execute(text("DROP INDEX ix_decisions_batch"))
+    conn.execute(text("ALTER TABLE decisions DROP COLUMN batch"))
+    for column in ("link_format", "erased"):
+        conn.execute(text(f"ALTER TABLE risk_events DROP COLUMN {column}"))
+
+
 def test_v1_databases_are_upgraded_and_their_risk_events_chained(store: Store, make) -> None:
     from sqlalchemy import text
 
     _record(store, make, 0, 3)
     # Make it look like a version 1 database: no chain columns, narrow contact columns.
     with store.transaction() as conn:
+        drop_sealed_batches(conn)
         conn.execute(text("DROP INDEX ux_risk_events_seq"))
         for column in ("seq", "prev_hash", "hash"):
             conn.execute(text(f"ALTER TABLE risk_events DROP COLUMN {column}"))
@@ -270,3 +283,77 @@ def test_changing_or_deleting_a_flagged_decision_is_caught(store: Store, make) -
     # key dropped first, verify would say the decision "is gone".
     with pytest.raises(IntegrityError), store.transaction() as conn:
         conn.execute(delete(d).where(d.c.decision_id == second))
+
+
+@pytest.mark.parametrize(
+    ("column", "value"),
+    [
+        ("action", "block"),
+        ("score", 0.5),
+        ("user_id", "u-9"),
+        ("reasons", [{"code": "velocity", "score": 0.9, "detail": "made up"}]),
+        ("model_versions", {"policy": "2"}),
+        ("seq", 999),
+    ],
+)
+def test_changing_a_decision_that_flagged_nothing_is_caught(
+    store: Store, make, column: str, value
+) -> None:
+    """Issue 18: decisions that flagged nothing were not chained at all."""
+    from vigil.storage.audit import verify
+
+    _record(store, make, 0, 6, flagged_every=3)
+    assert verify(store).ok
+    d = store.tables.decisions
+    with store.transaction() as conn:
+        conn.execute(update(d).where(d.c.decision_id == "d-e00001").values({column: value}))
+    report = verify(store)
+    assert not report.ok and "seal does not match" in report.problem
+    assert report.broken_link_seq == 1
+
+
+def test_deleting_or_adding_a_decision_that_flagged_nothing_is_caught(store: Store, make) -> None:
+    from vigil.storage.audit import verify
+
+    _record(store, make, 0, 4, flagged_every=4)
+    _record(store, make, 10, 4, flagged_every=4)
+    report = verify(store)
+    assert report.ok and report.decisions_checked == 8 and report.links_head_seq == 2
+    d = store.tables.decisions
+    with store.transaction() as conn:
+        conn.execute(delete(d).where(d.c.decision_id == "d-e00012"))
+    report = verify(store)
+    assert (report.ok, report.broken_link_seq) == (False, 2)
+
+    with store.transaction() as conn:  # put back, and a forged one beside it
+        forged = make.decision(make.tx("e-forged"), 0.0, "allow")
+        from vigil.storage import rows as R
+
+        row = R.decision_row(forged, transaction_id=None, terminal_id=None, created_at=R.utc_now())
+        conn.execute(d.insert(), {**row, "seq": 500, "batch": None})
+    assert verify(store).problem == "decision d-e-forged is not chained"
+
+
+def test_a_signed_anchor_catches_the_newest_batch_of_decisions_deleted(
+    tmp_path, make, monkeypatch
+) -> None:
+    """Issue 18: truncating decisions must show without being told the head."""
+    from vigil.cli import app
+
+    url = f"sqlite:///{tmp_path / 'v.db'}"
+    store = Store(url)
+    store.init_schema()
+    _record(store, make, 0, 3, flagged_every=3)
+    quiet = [make.tx(f"e{i:05d}", minutes=i) for i in range(10, 13)]
+    store.record(quiet, [make.decision(e, 0.0, "allow") for e in quiet])  # flags nothing
+    monkeypatch.setenv("VIGIL_AUDIT_ANCHOR", str(tmp_path / "audit-head.json"))
+    runner = CliRunner()
+    first = runner.invoke(app, ["audit", "verify", "--database", url])
+    assert first.exit_code == 0, first.output
+    assert "6 decisions" in first.output
+    with store.transaction() as conn:  # the newest batch goes, decisions and all
+        conn.execute(text("DELETE FROM decisions WHERE decision_id LIKE 'd-e0001%'"))
+        conn.execute(text("DELETE FROM decision_links WHERE seq = 2"))
+    cut = runner.invoke(app, ["audit", "verify", "--database", url])
+    assert cut.exit_code == 1, cut.output
+    assert json.loads(cut.output.splitlines()[-1])["problem"] == "anchored decision link 2 is gone"

@@ -13,7 +13,7 @@ from vigil.privacy.erasure import forget
 from vigil.privacy.retention import RetentionPolicy, purge
 from vigil.profiles import MemoryProfileStore, Profile
 from vigil.storage import Store
-from vigil.storage.audit import verify_chain
+from vigil.storage.audit import verify
 
 from .conftest import T0
 
@@ -23,8 +23,8 @@ TAG = {GONE: "A", STAYS: "B"}
 
 
 def _verify(store: Store):
-    with store.engine.connect() as conn:
-        return verify_chain(conn, store.tables.risk_events, store.privacy.pseudonyms)
+    """The whole audit trail: the risk-event chain and every decision batch's seal."""
+    return verify(store)
 
 
 def _bank(store: Store, make) -> MemoryProfileStore:
@@ -303,12 +303,12 @@ def test_forget_leaves_no_card_token_shadow_hit_score_or_note_of_the_person(
 
     dump = table_dump(store)
     assert GONE not in dump and "Ada Obi" not in dump
-    # The token stays only where the hash chain commits to it (risk_events.card_id, under the
-    # chain's current definition); the decision kept beside it no longer carries it.
-    assert store.get_decision("t-1").card_id not in (token, None)
-    risk_events = store.list_risk_events()
-    assert [r["card_id"] for r in risk_events] == [token]
-    assert dump.count(token) == 1
+    # Neither the risk event nor the decision kept beside it carries the token any longer:
+    # both hold its erased pseudonym, which the chain commits to.
+    assert token not in dump
+    [kept] = store.list_risk_events()
+    assert kept["card_id"] == store.get_decision("t-1").card_id == p.erased(token)
+    assert kept["user_id"] == p.erased(GONE)
     assert store.rule_shadow_hits() == []
     assert report.deleted["rule_shadow_hits"] == 1
     assert report.pseudonymised["case_journal"] == 1

@@ -10,7 +10,7 @@ import threading
 from typing import Any
 
 import pytest
-from sqlalchemy import inspect, select, text
+from sqlalchemy import MetaData, Table, inspect, select, text
 from typer.testing import CliRunner
 
 from vigil.cli import app
@@ -74,8 +74,10 @@ def _record_as_before(store: Store, events: list[Transaction], decisions: list[D
     with store.transaction() as conn:
         store.insert_transactions(events, conn)
         conn.execute(store.tables.decisions.insert(), decision_rows)
-        audit.chain(conn, store.tables.risk_events, risk_rows, store.privacy.pseudonyms)
-        conn.execute(store.tables.risk_events.insert(), risk_rows)
+        # risk_events as that release had it: chained in the link format it knew.
+        risk_events = Table("risk_events", MetaData(), autoload_with=conn)
+        audit.chain(conn, risk_events, risk_rows, store.privacy.pseudonyms)
+        conn.execute(risk_events.insert(), risk_rows)
 
 
 def _at_previous_release(store: Store, make) -> tuple[list[Transaction], list[Decision]]:
@@ -83,7 +85,7 @@ def _at_previous_release(store: Store, make) -> tuple[list[Transaction], list[De
     and given a batch written as that release wrote it."""
     store.drop_all()
     assert migrations.upgrade(store, PREVIOUS).applied == ALL[:-1]
-    assert "case_journal" not in inspect(store.engine).get_table_names()
+    assert "decision_links" not in inspect(store.engine).get_table_names()
     events, decisions = _batch(make, 0, 6)
     _record_as_before(store, events, decisions)
     return events, decisions
@@ -179,13 +181,16 @@ def test_a_database_from_before_alembic_is_stamped_then_upgraded(
         conn.execute(text("DELETE FROM schema_version"))
         conn.execute(text(f"INSERT INTO schema_version VALUES ({version}, '2024-01-01 00:00:00')"))
         if version == SCHEMA_VERSION:  # what that vigil's own migration had added
-            conn.execute(text("ALTER TABLE risk_events ADD COLUMN assignee VARCHAR(200)"))
-            stamp = "TIMESTAMP WITH TIME ZONE" if store.dialect == "postgresql" else "DATETIME"
-            conn.execute(text(f"ALTER TABLE risk_events ADD COLUMN closed_at {stamp}"))
+            conn.execute(text("ALTER TABLE decisions ADD COLUMN batch BIGINT"))
+            conn.execute(text("CREATE INDEX ix_decisions_batch ON decisions (batch)"))
+            conn.execute(text("ALTER TABLE risk_events ADD COLUMN link_format SMALLINT"))
             conn.execute(
-                text("CREATE INDEX ix_risk_events_status_time ON risk_events (status, event_time)")
+                text("ALTER TABLE risk_events ADD COLUMN erased SMALLINT NOT NULL DEFAULT 0")
             )
-            build_tables(store.dialect).case_journal.create(conn)
+            tables = build_tables(store.dialect)
+            tables.decision_links.create(conn)
+            pseudonyms = store.privacy.pseudonyms
+            audit.seal_existing(conn, tables.decisions, tables.decision_links, pseudonyms)
     store.engine.dispose()
     done = migrations.upgrade(store)
     assert done.before == migrations.revision_of(version)

@@ -90,31 +90,41 @@ def audit_verify(
         ),
     ] = None,
 ) -> None:
-    """Walk the risk-event hash chain; exit 1 naming the first broken link."""
-    from vigil.storage.anchor import read_anchor, write_anchor
+    """Walk the audit trail (the risk-event chain, the decision links and every batch's seal);
+    exit 1 naming the first broken link."""
+    from vigil.storage.anchor import Anchor, read_anchor, write_anchor
     from vigil.storage.audit import verify
 
     settings = _settings(database)
     store = _store(settings)
     key = settings.privacy.hmac_key.encode()
-    expected = _head(head)
-    if expected is None and anchor is not None:
-        expected = read_anchor(anchor, key, settings.database_url)
-    report = verify(store, expect_head=expected)
+    expected = Anchor(_head(head))
+    if head is None and anchor is not None:
+        expected = read_anchor(anchor, key, settings.database_url) or expected
+    report = verify(store, expect_head=expected.risk_events, expect_links=expected.decisions)
     if report.ok:
         kept = "keep it to check with --head later"
-        if anchor is not None and report.head_seq is not None and report.head_hash is not None:
-            write_anchor(anchor, key, settings.database_url, report.head_seq, report.head_hash)
+        heads = Anchor(
+            None if report.head_seq is None else (report.head_seq, report.head_hash or ""),
+            None
+            if report.links_head_seq is None
+            else (report.links_head_seq, report.links_head_hash or ""),
+        )
+        if anchor is not None and heads != (None, None):
+            write_anchor(anchor, key, settings.database_url, heads)
             kept = f"signed into {anchor}"
         console.print(
-            f"chain intact: {report.checked:,} risk events; "
+            f"chain intact: {report.checked:,} risk events, {report.decisions_checked:,} "
+            f"decisions in {report.links_head_seq or 0:,} batches; "
             f"head {report.head_seq}:{report.head_hash} ({kept})"
         )
     else:
-        err.print(
-            f"[red]chain broken[/] at seq {report.broken_seq} "
-            f"(risk_event_id {report.broken_risk_event_id}): {report.problem}"
+        where = (
+            f"decision link {report.broken_link_seq}"
+            if report.broken_seq is None
+            else f"seq {report.broken_seq} (risk_event_id {report.broken_risk_event_id})"
         )
+        err.print(f"[red]chain broken[/] at {where}: {report.problem}")
     _emit(report.as_dict())
     if not report.ok:
         raise typer.Exit(code=1)

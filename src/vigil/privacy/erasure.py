@@ -11,17 +11,17 @@ under the person's event ids for repeats.
 
 The audit trail stays, with the person pseudonymised: their user and card ids in
 ``risk_events`` become HMAC pseudonyms — the very values the hash chain commits to, so
-``vigil audit verify`` still passes (:mod:`vigil.storage.audit`). A decision a risk event rests
-on is kept the same way: ids pseudonymised (a card token too: it is the card's everywhere
-else), transaction id dropped, reasons reduced to code, score and entity (their sentences and
-evidence can name amounts, places and other transactions). Every other decision about the
-person is deleted, and so are their shadow-rule hits, StandIn inferences, batch scores and daily
-aggregates; the notes in the case journal of their risk events are cleared. :data:`COVERAGE`
-says, table by table, what erasure does, and a test fails when a table is missing from it.
-
-Known limit: a card number given as the card id is stored as its token, and the hash chain
-commits to that token in ``risk_events.card_id``; it stays there until the chain commits to a
-pseudonym of it instead.
+``vigil audit verify`` still passes (:mod:`vigil.storage.audit`). A card number's token is
+pseudonymised too (:meth:`~vigil.privacy.Pseudonymiser.erased`: it stands for the card
+everywhere else), except in risk events chained before link format 2, whose links commit to the
+token itself. A decision a risk event rests on is kept the same way: ids pseudonymised,
+transaction id dropped, reasons reduced to code, score and entity (their sentences and evidence
+can name amounts, places and other transactions). Every other decision about the person is
+deleted, and so are their shadow-rule hits, StandIn inferences, batch scores and daily
+aggregates; the notes in the case journal of their risk events are cleared. The batches of
+decisions it changed or deleted are sealed again, so the decision log verifies too.
+:data:`COVERAGE` says, table by table, what erasure does, and a test fails when a table is
+missing from it.
 
 Not reached: an event of the person arriving while the erasure runs (it starts a new profile).
 
@@ -41,6 +41,7 @@ from sqlalchemy import Connection, Table, delete, func, or_, select, tuple_, upd
 
 from vigil.profiles.profile import Profile
 from vigil.profiles.update import ip_prefix
+from vigil.storage.audit import ERASED_CARD, ERASED_USER, reseal
 
 if TYPE_CHECKING:
     from vigil.profiles.store import Key, ProfileStore
@@ -73,6 +74,8 @@ COVERAGE: dict[str, str] = {
     "user_aggregated_features": "deleted: the person's daily aggregates",
     "card_aggregated_features": "deleted: their cards' daily aggregates",
     "alembic_version": "no personal data (schema revision)",
+    "decision_links": "no personal data (batch numbers and seals); the batches it touched are "
+    "sealed again",
 }
 
 
@@ -136,6 +139,7 @@ def forget(store: Store, user_id: str, *, profiles: ProfileStore | None = None) 
             delete(t.logins).where(t.logins.c.user_id == user_id)
         ).rowcount
 
+        batches = _column(conn, t.decisions.c.batch, decided)
         audited = select(t.risk_events.c.decision_id).scalar_subquery()
         kept = [
             dict(r)
@@ -189,9 +193,22 @@ def forget(store: Store, user_id: str, *, profiles: ProfileStore | None = None) 
         done["risk_events"] = conn.execute(
             select(func.count()).select_from(r).where(_mine(r, user_id, cards))
         ).scalar_one()
-        conn.execute(update(r).where(r.c.user_id == user_id).values(user_id=pseudonym(user_id)))
-        for card in sorted(cards):
-            conn.execute(update(r).where(r.c.card_id == card).values(card_id=pseudonym(card)))
+        # Format 1 links commit to subject(), which keeps a card token; format 2 ones to
+        # erased(), which the row then holds, its bit in ``erased`` saying so.
+        old_format = r.c.link_format.is_(None)
+        for column, bit, values in (
+            (r.c.user_id, ERASED_USER, [user_id]),
+            (r.c.card_id, ERASED_CARD, sorted(cards)),
+        ):
+            for value in values:
+                mine = column == value
+                conn.execute(update(r).where(mine, old_format).values({column: pseudonym(value)}))
+                conn.execute(
+                    update(r)
+                    .where(mine, ~old_format)
+                    .values({column: erased(value), r.c.erased: r.c.erased.op("|")(bit)})
+                )
+        reseal(conn, t, batches, store.privacy.pseudonyms)
 
         deleted["cards"] = _delete_in(conn, t.cards, t.cards.c.card_id, cards)
         deleted["users"] = conn.execute(

@@ -189,6 +189,11 @@ class Pseudonymiser:
         a card token is pseudonymised again (it stands for the card everywhere else)."""
         return self._opaque(b"subject", identifier)
 
+    def derived_key(self, purpose: bytes) -> bytes:
+        """A key of its own for ``purpose`` (sealing the decision log), derived from this one:
+        whoever lacks the HMAC key can compute neither, and neither doubles as the other."""
+        return hmac.digest(self._key, b"derive\0" + purpose, "sha256")
+
     def _opaque(self, tag: bytes, value: str) -> str:
         return "~" + self._digest(tag, value, 32)
 

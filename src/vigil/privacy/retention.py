@@ -1,8 +1,9 @@
 """The retention policy: events older than their window are deleted (``vigil purge``).
 
 Defaults: logins 90 days, transactions a year, risk events kept for ever (the audit trail).
-A decision goes with its event, unless a kept risk event rests on it; feedback goes with the
-transactions' window, by its own time. Times are relative to ``now`` (event time, not the time
+A decision goes with its event, unless a kept risk event rests on it (the batches it leaves
+are sealed again, :mod:`vigil.storage.audit`); feedback goes with the transactions' window, by
+its own time. Times are relative to ``now`` (event time, not the time
 rows were written), so a purge is reproducible.
 
 >>> from datetime import datetime, UTC
@@ -21,6 +22,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy import delete, select
 
 from vigil.config import RetentionConfig
+from vigil.storage import audit
 
 if TYPE_CHECKING:
     from vigil.storage import Store
@@ -68,6 +70,7 @@ def purge(
             cut = now - timedelta(days=policy.risk_events_days)
             counts["risk_events"] = conn.execute(delete(r).where(r.c.event_time < cut)).rowcount
         audited = select(r.c.decision_id).scalar_subquery()
+        batches: set[int] = set()
         for kind, table, days in (
             ("login", t.logins, policy.logins_days),
             ("transaction", t.transactions, policy.transactions_days),
@@ -76,14 +79,14 @@ def purge(
                 continue
             cut = now - timedelta(days=days)
             counts[table.name] = conn.execute(delete(table).where(table.c.timestamp < cut)).rowcount
-            counts["decisions"] += conn.execute(
-                delete(d).where(
-                    d.c.event_kind == kind, d.c.event_time < cut, d.c.decision_id.not_in(audited)
-                )
-            ).rowcount
+            old = (d.c.event_kind == kind, d.c.event_time < cut, d.c.decision_id.not_in(audited))
+            batches.update(conn.execute(select(d.c.batch).where(*old).distinct()).scalars())
+            counts["decisions"] += conn.execute(delete(d).where(*old)).rowcount
             if kind == "transaction":
                 f = t.feedback
                 counts["feedback"] = conn.execute(delete(f).where(f.c.timestamp < cut)).rowcount
+        # The batches that lost decisions are sealed again over what they keep.
+        audit.reseal(conn, t, batches, store.privacy.pseudonyms)
         if savepoint is not None:
             savepoint.rollback()
     return counts

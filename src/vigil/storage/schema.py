@@ -34,6 +34,7 @@ from sqlalchemy import (
     LargeBinary,
     MetaData,
     Sequence,
+    SmallInteger,
     String,
     Table,
     Text,
@@ -44,7 +45,7 @@ from vigil.domain.decisions import Action
 from vigil.storage.columns import Money, UtcDateTime
 
 # The newest Alembic revision's number (vigil.storage.migrations): a new revision raises it.
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 PARTITIONED_TABLES = ("transactions", "logins")
 DECISION_SEQUENCE = "decisions_seq"
 
@@ -90,6 +91,7 @@ class Tables:
     user_aggregated_features: Table
     card_aggregated_features: Table
     case_journal: Table
+    decision_links: Table
 
 
 def _event_key(partitioned: bool) -> tuple[Column, Column]:
@@ -233,12 +235,16 @@ def build_tables(dialect: str) -> Tables:
         # applied to the profiles; a profile checkpoint records the last one it includes.
         # NULL only on rows from before it existed.
         Column("seq", BigInteger),
+        # The batch it was committed and sealed with (vigil.storage.audit): the batch's first
+        # log position. NULL only on rows from before batches were sealed.
+        Column("batch", BigInteger),
         CheckConstraint("score >= 0 AND score <= 1", name="ck_decisions_score"),
         CheckConstraint(f"action IN ({actions})", name="ck_decisions_action"),
         Index("ix_decisions_user_time", "user_id", "event_time"),
         Index("ix_decisions_card_time", "card_id", "event_time"),
         Index("ix_decisions_action", "action"),
         Index("ux_decisions_seq", "seq", unique=True),
+        Index("ix_decisions_batch", "batch"),
     )
     if dialect == "postgresql":
         # Several processes may number decisions at once (Store.record takes a batch's numbers
@@ -270,6 +276,9 @@ def build_tables(dialect: str) -> Tables:
         Column("seq", BigInteger),
         Column("prev_hash", String(64)),
         Column("hash", String(64)),
+        # NULL: link format 1; which stored ids are their erased pseudonyms (vigil.storage.audit).
+        Column("link_format", SmallInteger),
+        Column("erased", SmallInteger, nullable=False, server_default="0"),
         # The case workflow (vigil.storage.cases), outside the chain like status and label.
         Column("assignee", String(200)),
         Column("closed_at", UtcDateTime()),
@@ -280,6 +289,7 @@ def build_tables(dialect: str) -> Tables:
         Index("ix_risk_events_status_time", "status", "event_time"),
     )
     case_journal = case_journal_table(md)
+    decision_links = decision_links_table(md)
     profiles = Table(
         "profiles",
         md,
@@ -415,6 +425,7 @@ def build_tables(dialect: str) -> Tables:
         user_aggregated_features=user_aggregated_features,
         card_aggregated_features=card_aggregated_features,
         case_journal=case_journal,
+        decision_links=decision_links,
     )
 
 
@@ -446,4 +457,22 @@ def case_journal_table(md: MetaData) -> Table:
         Column("feedback_event_id", String(_ID)),
         Column("note", Text),
         Index("ix_case_journal_risk_event", "risk_event_id", "entry_id"),
+    )
+
+
+def decision_links_table(md: MetaData) -> Table:
+    """One link per committed batch of decisions (vigil.storage.audit): its place in the chain
+    (``seq``, ``prev_hash``, ``hash`` over batch, size and time of commit) and the seal over its
+    decision rows as they are now, renewed by erasure and retention (``sealed_at``)."""
+    return Table(
+        "decision_links",
+        md,
+        Column("seq", BigInteger, primary_key=True, autoincrement=False),
+        Column("batch", BigInteger, nullable=False, unique=True),
+        Column("size", Integer, nullable=False),
+        Column("committed_at", UtcDateTime(), nullable=False),
+        Column("prev_hash", String(64), nullable=False),
+        Column("hash", String(64), nullable=False),
+        Column("seal", String(64), nullable=False),
+        Column("sealed_at", UtcDateTime(), nullable=False),
     )

@@ -472,7 +472,8 @@ class Store:
         conn: Connection | None = None,
     ) -> None:
         """Store a processed batch in one transaction: its events (already stored ones are
-        skipped), its decisions, and a risk event for every flagged decision."""
+        skipped), its decisions, sealed as one batch, and a risk event for every flagged
+        decision (:mod:`vigil.storage.audit`)."""
         txs: list[Transaction] = []
         logins: list[Login] = []
         context: dict[str, tuple[str | None, str | None]] = {}
@@ -507,16 +508,21 @@ class Store:
         # The engine's decisions carry a token already; any other caller's are made to.
         self._pseudonymised(decision_rows)
         self._pseudonymised(risk_rows)
+        pseudonyms = self.privacy.pseudonyms
         with self._joined(conn) as c:
             self.insert_transactions(txs, c)
             self.insert_logins(logins, c)
             positions = event_log.next_positions(c, self, len(decision_rows))
             for row, seq in zip(decision_rows, positions, strict=True):
                 row["seq"] = seq
+            sealed = audit.prepare_batch(decision_rows, pseudonyms) if decision_rows else None
             self._insert_all(c, self.tables.decisions, decision_rows)
-            audit.chain(c, self.tables.risk_events, risk_rows, self.privacy.pseudonyms)
-            self._insert_all(c, self.tables.risk_events, risk_rows)
             self._insert_all(c, self.tables.rule_shadow_hits, shadow_rows)
+            # The audit appends come last: on PostgreSQL their lock is held until commit.
+            audit.chain(c, self.tables.risk_events, risk_rows, pseudonyms)
+            self._insert_all(c, self.tables.risk_events, risk_rows)
+            if sealed is not None:
+                audit.append_link(c, self.tables.decision_links, sealed)
 
     def get_decision(self, event_id: str) -> Decision | None:
         return self.get_decisions([event_id]).get(event_id)
