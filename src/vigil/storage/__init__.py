@@ -17,13 +17,37 @@ Two backends behind one :class:`Store`, chosen by URL (SQLAlchemy Core, no ORM):
 Events are idempotent by ``event_id``; ``Store.record`` writes a batch's events, decisions and
 risk events in one transaction. A card's CVC is never stored: no table has a column for it.
 
+**Layout.** :class:`Store` is the one object callers hold. It is composed of parts, one module
+each, named for what it stores; each part is a class with that table's methods, built on
+:class:`~vigil.storage.database.Database`, and ``Store`` inherits them all (mixins, so callers
+keep writing ``store.record(...)`` rather than ``store.decisions.record(...)``):
+
+* ``connection``: database URLs and engines (SQLite's pragmas and ``BEGIN IMMEDIATE``);
+* ``database``: :class:`~vigil.storage.database.Database`, the base every part shares: engine,
+  schema, transactions, and the write paths (new event rows, rows that must be new, upserts);
+* ``reference``: banks, terminals, cards and users; ``events``: transactions and logins;
+  ``feedback``: labels on events; ``decisions``: decisions, with the risk events and shadow-rule
+  hits ``record`` writes beside them; ``risk_events``: listing and updating risk events;
+  ``rules``: rule versions and shadow hits; ``api_keys``; ``scores``: batch model scores;
+  ``standin``: StandIn inferences; ``aggregates``: daily user and card aggregates;
+  ``checkpoints``: profile checkpoints and profile state;
+* ``store``: :class:`Store` itself, the parts put together.
+
+A new table's code goes in a new part (a ``Database`` subclass in a module named for the table),
+added to ``Store``'s bases. Code that works *across* tables, without a place on ``Store``, is
+functions taking the store: ``schema``, ``columns`` and ``migrations`` (the tables), ``rows``
+(models to rows and back), ``bulk`` (COPY and batched inserts), ``partitions``, ``log`` (the
+decision log's order), ``audit`` and ``anchor`` (the tamper-evident chains), ``cases`` (the case
+workflow), ``timeline`` (an entity's events for an analyst) and ``figures`` (the overview).
+
 >>> store = Store("sqlite://")
 >>> store.init_schema()
 >>> store.load_reference()
 ReferenceData(banks={}, terminals={}, cards={}, users={})
 """
 
+from vigil.storage.connection import normalise_url
 from vigil.storage.reference import ReferenceData
-from vigil.storage.store import Store, normalise_url
+from vigil.storage.store import Store
 
 __all__ = ["ReferenceData", "Store", "normalise_url"]
