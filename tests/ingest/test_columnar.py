@@ -14,6 +14,7 @@ import pytest
 from sqlalchemy import Connection, event, text
 
 import vigil.ingest.columnar as columnar
+import vigil.storage.bulk as bulk
 from vigil.ingest import EventInput, ImportRejected, load_events
 from vigil.ingest.load import _load_result
 from vigil.storage import Store
@@ -252,3 +253,23 @@ def test_postgresql_takes_each_chunk_as_one_csv_copy(
     path = write_csv(tmp_path / "cards.csv", HEADER, ROWS)
     summary = columnar.load_clean(store, path, INPUTS)
     assert summary is not None and summary.written["transactions"] == len(ROWS)
+
+
+def test_indexes_are_built_again_with_a_larger_page_cache_then_set_back(tmp_path: Path) -> None:
+    # Sorting six indexes over a large load in the store's 64 MiB cache spills to temporary
+    # files; the build gets more, and the pooled connection gets its own size back.
+    store = _store(tmp_path, "v.db")
+    statements: list[str] = []
+    event.listen(
+        store.engine,
+        "before_cursor_execute",
+        lambda *_, statement, **__: statements.append(statement),
+        named=True,
+    )
+    path = write_csv(tmp_path / "cards.csv", HEADER, ROWS)
+    assert columnar.load_clean(store, path, INPUTS) is not None
+    raised = statements.index(f"PRAGMA cache_size=-{bulk.INDEX_BUILD_CACHE_MIB * 1024}")
+    built = [i for i, s in enumerate(statements) if s.startswith("CREATE INDEX")]
+    assert built and raised < min(built)
+    with store.engine.connect() as conn:
+        assert conn.exec_driver_sql("PRAGMA cache_size").scalar_one() == -65536
