@@ -37,6 +37,11 @@ def terminal(per_day: int, days: int) -> Profile:
             longitude=3.3,
             attributes=(("card", f"c-{n % 5000}"),),
         )
+        # as the profile update counts a terminal's completed transactions (terminal risk),
+        # with one in a hundred labelled fraud
+        p.fraud_tiles().add(t + 30)
+        if n % 100 == 0:
+            p.fraud.label(t + 30)  # type: ignore[union-attr]
     return p
 
 
@@ -67,6 +72,7 @@ def update_us(data: bytes, repeat: int) -> float:
             longitude=3.3,
             attributes=(("card", "c-1"),),
         )
+        p.fraud_tiles().add(last + 31)
         times.append((time.perf_counter_ns() - start) / 1000)
     return statistics.median(times)
 

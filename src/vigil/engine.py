@@ -29,7 +29,6 @@ import os
 import random
 import time
 from collections.abc import Callable, Mapping
-from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from opentelemetry import context as otel_context
@@ -42,6 +41,7 @@ from vigil.domain import (
     Action,
     Decision,
     Feedback,
+    FeedbackLabel,
     Login,
     Phase,
     Reason,
@@ -55,7 +55,7 @@ from vigil.models.standin import standin_detectors
 from vigil.privacy.keys import PrivacyKeys
 from vigil.profiles import MemoryProfileStore, ProfileStore
 from vigil.profiles.store import PENDING, Key, ProfileRead
-from vigil.profiles.update import entity_keys, update_profiles
+from vigil.profiles.update import entity_keys, fraud_label_at, update_profiles
 from vigil.recorder import Recorder
 from vigil.rules.live import Rules, engine_rules
 from vigil.storage.reference import ReferenceData
@@ -63,8 +63,6 @@ from vigil.storage.reference import ReferenceData
 if TYPE_CHECKING:
     from opentelemetry.trace import Span, Tracer, TracerProvider
 
-    from vigil.features.risk import TerminalRisk
-    from vigil.storage import Store
 
 Event = Transaction | Login
 # Writes of one event's profiles that may meet another process's concurrent update in a row.
@@ -138,10 +136,9 @@ class Engine:
             + standin_detectors(self.settings, recorder)
         )
         self.model_versions = model_versions(self.detectors)
-        # Label-fed state a model reads (terminal risk): fed each decided event and each label.
+        # The terminal-risk reader a model uses (its label delay), None when none reads it;
+        # what it reads is in the terminal profiles, shared (see learn).
         self.terminal_risk = terminal_risk(self.detectors)
-        if self.terminal_risk is not None and recorder.store is not None:
-            _restore_terminal_risk(self.terminal_risk, recorder.store)
         # Events answered with the decision an earlier one with their id got (here or in
         # another process sharing the profiles), since this engine started.
         self.repeats = 0
@@ -317,8 +314,6 @@ class Engine:
         if stages is not None:
             stages.enter("record")
         self.recorder.add(event, decision)
-        if self.terminal_risk is not None:
-            self.terminal_risk.observe(event)
         # update profiles
         if stages is not None:
             stages.enter("update")
@@ -407,11 +402,22 @@ class Engine:
             f"for event {ctx.event.event_id}"
         )
 
-    def learn(self, feedback: Feedback) -> bool:
-        """A later label on an event decided earlier, as it arrives (feedback in a replayed
-        stream, :func:`vigil.models.labels.run`): what the models' label-fed state (terminal
-        risk) counts from then on. True when it counted."""
-        return self.terminal_risk is not None and self.terminal_risk.learn(feedback)
+    def learn(self, feedback: Feedback, event: Event | None = None) -> bool:
+        """A later label on an event decided earlier, as it arrives (the API's and the
+        stream's feedback, feedback in a replayed stream): a ``fraud`` label on a completed
+        transaction at a terminal is counted in that terminal's profile, which terminal risk
+        reads, whichever process decided the transaction, once per transaction. ``event`` is
+        the labelled event as stored, when the caller has it (else it is looked up). True
+        when it counted."""
+        if feedback.label is not FeedbackLabel.FRAUD:
+            return False
+        if event is None:
+            event = self.recorder.first_event(feedback.target_event_id)
+        at = fraud_label_at(event) if event is not None else None
+        if at is None:
+            return False
+        terminal, when = at
+        return self.profiles.count_fraud(terminal, feedback.target_event_id, when)
 
 
 class _Stages:
@@ -476,15 +482,6 @@ class _Stages:
 def _failed(span: Span, error: BaseException) -> None:
     span.record_exception(error)
     span.set_status(trace.Status(trace.StatusCode.ERROR, f"{type(error).__name__}: {error}"))
-
-
-def _restore_terminal_risk(risk: TerminalRisk, store: Store) -> None:
-    """The label-fed counts live in memory; an engine on a store that has history (a restart)
-    rebuilds them from the transactions and fraud labels the windows can still reach."""
-    latest = store.latest_decision_time()
-    if latest is not None:
-        reach = timedelta(seconds=risk.label_delay + risk.max_window)
-        risk.restore(*store.terminal_history(latest - reach))
 
 
 def _use(ctx: Context, read: ProfileRead) -> None:

@@ -4,14 +4,14 @@ one feedback path (stored once, counted by the engine) and closes the case."""
 
 from __future__ import annotations
 
-import time
+from datetime import UTC, datetime
 from typing import Any
 
 from tests.api.conftest import Api, tx
 from tests.api.test_routes import assert_problem
 from vigil.features import TerminalRisk
 
-YEARS = 10 * 365 * 86400.0  # the events are of 2024, the labels of now
+DAY = 86400.0
 
 
 def _flag_three(api: Api) -> list[dict[str, Any]]:
@@ -88,9 +88,9 @@ def test_labels_reach_the_engine_as_posted_feedback_does(api: Api, monkeypatch) 
     taught: list[tuple[str, str]] = []
     learn = engine.learn
 
-    def spy(feedback):
+    def spy(feedback, event=None):
         taught.append((feedback.target_event_id, feedback.label.value))
-        return learn(feedback)
+        return learn(feedback, event)
 
     monkeypatch.setattr(engine, "learn", spy)
     newest, _middle, oldest = _flag_three(api)
@@ -101,8 +101,11 @@ def test_labels_reach_the_engine_as_posted_feedback_does(api: Api, monkeypatch) 
         )
         assert done.status_code == 200, done.text
     assert taught == [(oldest["event_id"], "legitimate"), (newest["event_id"], "fraud")]
-    # Terminal risk counts the fraud (p-3, at Abuja) from when the label was given.
-    assert engine.terminal_risk.counts("ATM-2", time.time() + 60, YEARS)[1] == 1
+    # Terminal risk counts the fraud (p-3, at Abuja) in the terminal's profile, from when the
+    # label was given: read a few days after the transaction, past the delay.
+    later = datetime(2024, 5, 4, tzinfo=UTC).timestamp()  # the trips are of 2024-05-01
+    atm = api.app.state.service.profiles.get("terminal", "ATM-2")
+    assert engine.terminal_risk.counts(atm, later, 30 * DAY) == (2, 1)
     assert [f.label.value for f in api.store.load_feedback(oldest["event_id"])] == ["legitimate"]
 
 

@@ -1,5 +1,5 @@
-"""Servers sharing Redis tell each other of new labels: the one that decided the labelled
-transaction counts it in its terminal risk, whichever server the label was posted to."""
+"""Servers sharing Redis share terminal risk: a label posted to any of them is counted once in
+the labelled transaction's terminal profile, which every server's model reads."""
 
 from __future__ import annotations
 
@@ -11,23 +11,25 @@ import pytest
 import redis
 
 from tests.api.conftest import settings_for
+from vigil.api.schemas import FeedbackIn
 from vigil.api.service import DecisionService
-from vigil.domain import Feedback, Transaction
+from vigil.domain import Transaction
 from vigil.features import TerminalRisk
 from vigil.profiles.redis_store import RedisProfileStore
 from vigil.storage import Store
 
 T0 = datetime(2024, 5, 1, 10, tzinfo=UTC)
 HOUR = 3600.0
+WEEK = 7 * 86400.0
 
 
 @pytest.mark.parametrize("store", ["postgresql"], indirect=True)
-def test_a_label_posted_to_one_server_counts_at_the_server_that_decided(
+def test_a_label_posted_to_one_server_counts_once_at_every_server(
     store: Store, redis_client: redis.Redis
 ) -> None:
     prefix = f"vigil-labels-test:{uuid.uuid4().hex[:12]}:"
 
-    async def scenario() -> tuple[tuple[int, int], tuple[int, int]]:
+    async def scenario() -> list[tuple[int, int]]:
         servers = [
             DecisionService(
                 settings_for(store), store, profiles=RedisProfileStore(redis_client, prefix=prefix)
@@ -39,42 +41,49 @@ def test_a_label_posted_to_one_server_counts_at_the_server_that_decided(
             server.start()
         decider, other = servers
         try:
-            decider.decide(
-                [
-                    Transaction(
-                        event_id="e-1",
-                        transaction_id="t-1",
-                        type="withdrawal",
-                        amount="50.00",
-                        card_id="c-1",
-                        terminal_id="ATM-1",
-                        timestamp=T0,
+            for i, server in enumerate(servers):  # one transaction at ATM-1 on each server
+                server.decide(
+                    [
+                        Transaction(
+                            event_id=f"e-{i}",
+                            transaction_id=f"t-{i}",
+                            type="withdrawal",
+                            amount="50.00",
+                            card_id=f"c-{i}",
+                            terminal_id="ATM-1",
+                            timestamp=T0 + timedelta(minutes=i),
+                        )
+                    ]
+                )
+                await server.sync()
+            # The other server never saw e-0; a second label on it, at the decider, counts
+            # nothing more (a transaction is fraud once).
+            for server, label in ((other, "f-1"), (decider, "f-2")):
+                await server.label(
+                    FeedbackIn(
+                        event_id=label,
+                        target_event_id="e-0",
+                        label="fraud",
+                        timestamp=T0 + timedelta(hours=2),
                     )
-                ]
-            )
-            label = Feedback(
-                event_id="f-1", target_event_id="e-1", label="fraud", timestamp=T0 + timedelta(1)
-            )
-            other.learn(label)  # the other server never saw e-1
+                )
             now = (T0 + timedelta(days=2)).timestamp()
-            risk = decider.engine.terminal_risk
-            for _ in range(200):
-                if risk.counts("ATM-1", now, 7 * 86400.0)[1]:
-                    break
-                await asyncio.sleep(0.01)
-            return risk.counts("ATM-1", now, 7 * 86400.0), other.engine.terminal_risk.counts(
-                "ATM-1", now, 7 * 86400.0
-            )
+            return [
+                server.engine.terminal_risk.counts(
+                    server.profiles.get("terminal", "ATM-1"), now, WEEK
+                )
+                for server in servers
+            ]
         finally:
             for server in servers:
                 server.close()
 
     try:
-        at_decider, at_other = asyncio.run(scenario())
+        counts = asyncio.run(scenario())
     finally:
         RedisProfileStore(redis_client, prefix=prefix).clear()
-    assert at_decider == (1, 1)  # its transaction, and the label posted elsewhere
-    assert at_other == (0, 0)
+    assert counts == [(2, 1), (2, 1)]  # both transactions, the label posted elsewhere, once
+    assert [f.event_id for f in store.load_feedback("e-0")] == ["f-1", "f-2"]
 
 
 @pytest.mark.parametrize("store", ["sqlite"], indirect=True)

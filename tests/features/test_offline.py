@@ -117,7 +117,11 @@ def test_amount_statistics_follow_the_entitys_earlier_amounts_of_the_same_type()
 
 def test_terminal_risk_counts_labels_only_once_known():
     day = timedelta(days=1)
-    rows = [_tx(f"e{i}", i * day, 10.0, terminal_id="ATM-1") for i in range(12)]
+    # At 06:00, on the edges of the 7 d window's 6-hour tiles: each read's window then ends
+    # exactly one delay back (vigil.profiles.fraud)
+    rows = [
+        _tx(f"e{i}", i * day - timedelta(hours=2), 10.0, terminal_id="ATM-1") for i in range(12)
+    ]
     labels = pl.DataFrame({"event_id": ["e1", "e5"]})
     out = transaction_features(_frame(rows), labels=labels, label_delay=3 * day)
     rate = dict(zip(out["event_id"], out["terminal_fraud_rate_7d"], strict=True))
@@ -126,6 +130,24 @@ def test_terminal_risk_counts_labels_only_once_known():
     assert rate["e7"] == pytest.approx(1 / 5)  # window (e-3, e4]: e5 not in it yet
     assert math.isnan(rate["e2"])  # (e-8, e-1]: nothing in it
     assert out["label"].to_list() == [int(i in (1, 5)) for i in range(12)]
+
+
+def test_terminal_risk_windows_end_on_their_tiles_edge():
+    """Read at ``t``, the window ends at ``floor((t - d) / h) * h``: a transaction less than
+    one tile older than the delay is not counted yet (the delay is at most a tile longer)."""
+    day, hour = timedelta(days=1), timedelta(hours=1)
+    # e0 at 08:00 on day 0; e1 three days later at 08:30, e2 at 09:00 and e3 at 14:00
+    at = [timedelta(0), 3 * day + hour / 2, 3 * day + hour, 3 * day + 6 * hour]
+    rows = [_tx(f"e{i}", t, 10.0, terminal_id="ATM-1") for i, t in enumerate(at)]
+    labels = pl.DataFrame({"event_id": ["e0"]})
+    out = transaction_features(_frame(rows), labels=labels, label_delay=3 * day)
+    one_day = dict(zip(out["event_id"], out["terminal_fraud_rate_1d"], strict=True))
+    week = dict(zip(out["event_id"], out["terminal_fraud_rate_7d"], strict=True))
+    # 1 d in hour tiles: at 08:30 the window ends at 08:00, e0's time: in it
+    assert one_day["e1"] == one_day["e2"] == one_day["e3"] == 1.0
+    # 7 d in 6-hour tiles: it ends at 06:00 until 12:00 (e0 not in it yet), then at 12:00
+    assert math.isnan(week["e1"]) and math.isnan(week["e2"])
+    assert week["e3"] == 1.0
 
 
 @pytest.mark.parametrize(

@@ -1,5 +1,6 @@
-"""A restarted engine rebuilds terminal risk from the store: the same counts as the engine that
-observed the transactions and learnt the labels live."""
+"""Terminal risk is recovered with the profiles: a restarted engine (the newest checkpoint, the
+events after it, and every fraud label counted again from the store) reads the same counts as
+the engine that decided the transactions and learnt the labels live."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from vigil.domain import Feedback, Reason
 from vigil.engine import Engine
 from vigil.features import TerminalRisk
 from vigil.profiles import MemoryProfileStore
+from vigil.profiles.recovery import recover
 from vigil.recorder import Recorder
 from vigil.storage import Store
 from vigil.storage.reference import ReferenceData
@@ -40,7 +42,11 @@ def _engine(store: Store) -> Engine:
 
 def _counts(engine: Engine, at: float) -> dict:
     risk = engine.terminal_risk
-    return {(t, w): risk.counts(t, at, w) for t in ("ATM-1", "ATM-2", "ATM-3") for w in WINDOWS}
+    return {
+        (t, w): risk.counts(engine.profiles.get("terminal", t), at, w)
+        for t in ("ATM-1", "ATM-2", "ATM-3")
+        for w in WINDOWS
+    }
 
 
 def test_a_restarted_engine_counts_what_the_live_one_counted(tmp_path) -> None:
@@ -68,6 +74,8 @@ def test_a_restarted_engine_counts_what_the_live_one_counted(tmp_path) -> None:
         while labels and labels[0].timestamp <= at:
             assert store.insert_feedback([labels[0]]) == 1
             live.learn(labels.pop(0))
+        if i == 300:  # a checkpoint: what recovery starts from
+            live.recorder.flush(live.profiles.changed())
         if rng.random() < 0.2:
             known = at + timedelta(hours=rng.uniform(1, 24 * 6))
             label = rng.choice(["fraud", "fraud", "legitimate"])
@@ -81,4 +89,6 @@ def test_a_restarted_engine_counts_what_the_live_one_counted(tmp_path) -> None:
     assert sum(known for n, known in expected[now].values()) > 10  # labels do count
 
     restarted = _engine(store)
+    recovery = recover(restarted, store)
+    assert recovery.checkpoint > 0 and recovery.reapplied < 600
     assert {when: _counts(restarted, when) for when in expected} == expected

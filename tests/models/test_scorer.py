@@ -29,7 +29,7 @@ class _Spy:
     def __init__(self, scorer: ModelScorer) -> None:
         self.scorer = scorer
         self.model = scorer.model  # what the engine reads the model version from
-        self.risk = scorer.risk  # the terminal risk the engine feeds
+        self.risk = scorer.risk  # the terminal risk the model reads
         self.served: dict[str, float] = {}
 
     def detect(self, ctx):
@@ -150,11 +150,12 @@ def test_feedback_posted_to_the_api_feeds_the_served_models_terminal_risk(
         decided = client.post("/v1/transactions", json=tx("r-1"), headers={"X-API-Key": key})
         assert decided.status_code == 200
         later = datetime(2024, 5, 3, tzinfo=UTC).timestamp()  # past the label delay
-        assert risk.counts("ATM-1", later, 86400 * 7) == (1, 0)
+        profiles = app.state.service.profiles
+        assert risk.counts(profiles.get("terminal", "ATM-1"), later, 86400 * 7) == (1, 0)
         label = {"target_event_id": "r-1", "label": "fraud", "timestamp": "2024-05-01T12:00:00Z"}
         posted = client.post("/v1/feedback", json=label, headers={"X-API-Key": key})
         assert posted.status_code == 201
-        assert risk.counts("ATM-1", later, 86400 * 7) == (1, 1)
+        assert risk.counts(profiles.get("terminal", "ATM-1"), later, 86400 * 7) == (1, 1)
 
 
 def test_a_model_on_features_the_engine_does_not_compute_is_refused(tmp_path: Path) -> None:

@@ -18,10 +18,10 @@ Public API (stable; the models package builds on it)::
     load_feature_file(path) -> tuple[Feature, ...]   # a feature file's declared features,
     with_declared(declared) -> tuple[Feature, ...]   # checked (FeatureFileError); the
         built-in features then those: the ``features`` of the two calls above.
-    TerminalRisk(label_delay)              # online label-delayed terminal fraud-rate state:
-        .observe(event) / .learn(feedback)    the engine's feed: decided events, fraud labels
-        .add_transaction(terminal_id, when, event_id=None) / .add_label(terminal_id,
-        event_time, known_at) / .label_event(event_id, known_at)
+    TerminalRisk(label_delay)              # the terminal fraud-rate reader of a model's delay:
+        .counts(terminal_profile, now, window) / .rate(...)   reads the terminal profile's
+        fraud tiles (vigil.profiles.fraud), which the engine fills: decided transactions,
+        fraud labels (Engine.learn), shared by every process sharing the profiles
 
     USER_SNAPSHOT_FEATURES, CARD_SNAPSHOT_FEATURES: tuple[str, ...]
     user_aggregated_features(events, *, feedback=None, labels=None, label_delay,
@@ -61,8 +61,10 @@ event time ``t`` over window ``W`` covers the events already decided whose time 
 kept in file order). Daily snapshots for ``agg_reference_date`` D are read just before
 midnight: ``D - W <= s < D``. Labels count only once known: with ``label_delay`` d a label on an
 event at ``s`` is known at ``s + d``, so terminal risk at ``t`` is measured over the shifted
-window ``t - d - W < s <= t - d``; a label arriving later than ``s + d`` (``known_at``)
-counts only from its arrival, as the engine learns it from feedback.
+window ``u - W < s <= u``, ``u = floor((t - d) / h) * h`` for the window's tile ``h`` (1 hour
+for 1 d, 6 hours for 7 d, a day for 30 d: :mod:`vigil.profiles.fraud`, the terminal profile's
+tiles); a label arriving later than ``s + d`` (``known_at``) counts only from its arrival, as
+the engine learns it from feedback.
 
 >>> from vigil.features import FEATURE_NAMES
 >>> len(FEATURE_NAMES) >= 15 and "card_txn_count_1d" in FEATURE_NAMES

@@ -42,8 +42,11 @@ from vigil.features.history import (
 from vigil.features.spec import FEATURES, P95, TRANSACTION_TYPES, WINDOWED, Feature
 from vigil.features.timeline import Timeline
 from vigil.geo import haversine_km
+from vigil.profiles.fraud import TILES as FRAUD_TILES
+from vigil.profiles.fraud import WINDOW_INDEX as FRAUD_WINDOW_INDEX
+from vigil.profiles.fraud import window_end_us
 from vigil.profiles.sketch import ALPHA
-from vigil.profiles.windows import CATEGORY_INDEX, TILES, WINDOWS
+from vigil.profiles.windows import CATEGORY_INDEX, TILES, WINDOWS, tile_of
 from vigil.storage.reference import ReferenceData
 
 _GAMMA = (1 + ALPHA) / (1 - ALPHA)
@@ -283,6 +286,9 @@ class _Builder:
 
     # -- terminal risk -------------------------------------------------------------------
     def _fraud_rate(self, f: Feature) -> Floats:
+        """Per transaction at ``t``: the known-fraud share of its terminal's transactions in
+        the window of ``f`` ending at ``floor((t - d) / h) * h``, read in the tiles ``h`` the
+        terminal profile keeps (:mod:`vigil.profiles.fraud`)."""
         h = self.h
         if self.fraud is None:
             return np.full(h.tx.height, np.nan)
@@ -293,30 +299,32 @@ class _Builder:
             return Timeline(rows.code, rows.time, fraud[rows.tx_index].astype(np.int64))
 
         line = self._memo(("terminal", "fraud_timeline"), timeline)
-        upto = self._memo(("terminal", "upto"), lambda: rows.time - self.delay)
-        # the window's end is the same for every width: (upto - W, upto]
-        hi = self._memo(("terminal", "upto_position"), lambda: line.position_le(rows.code, upto))
+        window = FRAUD_WINDOW_INDEX[f.window_seconds]  # type: ignore[index]
+        upto = window_end_us(window, rows.time, self.delay)
+        hi = line.position_le(rows.code, upto)
         width = round(f.window_seconds * US)  # type: ignore[operator]
         lo = line.position_le(rows.code, upto - width)
         count = hi - lo
         frauds = line.cumulative[hi] - line.cumulative[lo]
-        frauds = frauds - self._unknown_yet(rows, width)
+        frauds = frauds - self._unknown_yet(rows, window, width)
         with np.errstate(invalid="ignore", divide="ignore"):
             rate = np.where(count > 0, frauds / count, np.nan)
         return self._scatter("terminal", rate)
 
-    def _unknown_yet(self, rows: EntityRows, width: int) -> Ints:
+    def _unknown_yet(self, rows: EntityRows, window: int, width: int) -> Ints:
         """Per terminal row at ``t``: the frauds in its window whose label arrived after ``t``.
 
-        A label at ``s`` arriving at ``k`` later than ``s + d`` sits in the windows read at
-        ``s + d <= t < s + d + W`` but is unknown while ``t < k``: it is missing from the reads
-        at ``s + d <= t < min(k, s + d + W)``, counted as (starts <= t) - (ends <= t).
+        A label at ``s`` (in tile ``j`` of length ``h``) arriving at ``k`` later than
+        ``j h + d`` sits in the windows read at ``j h + d <= t < j h + d + W`` but is unknown
+        while ``t < k``: it is missing from the reads at ``j h + d <= t < min(k, j h + d + W)``,
+        counted as (starts <= t) - (ends <= t).
         """
         h = self.h
         if self.known is None or self.fraud is None:
             return np.zeros(len(rows), np.int64)
         code = h.codes["terminal"]
-        seen = h.end + self.delay
+        tile = round(FRAUD_TILES[window] * US)
+        seen = tile_of(h.end, tile) * tile + self.delay
         late = np.flatnonzero(self.fraud & (self.known > seen) & (code >= 0))
         begin, stop = seen[late], np.minimum(self.known[late], seen[late] + width)
         keep = begin < stop

@@ -180,8 +180,9 @@ def _generate(
         code.line(1, "if user is not None and user.created_at is not None:")
         code.line(2, f"{_store(user_age)}(start - user.created_at.timestamp()) / {_DAY!r}")
     if rates:
+        # read from the terminal's profile (its fraud tiles), as every process sharing it does
         code.line(1, "if risk is not None:")
-        code.line(2, "terminal = getattr(ctx.event, 'terminal_id', None)")
+        code.line(2, f"terminal = ctx.profiles.get({code.constant('terminal')})")
         code.line(2, "if terminal is not None:")
         code.line(3, "end = ctx.end")
         code.line(3, "rate = risk.rate")

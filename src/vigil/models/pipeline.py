@@ -8,8 +8,9 @@
   ``card_profile_scores``, and chooses the StandIn thresholds (:mod:`vigil.models.standin`).
 
 The transaction model keeps the terminal-risk features by default: the engine serving it
-keeps a :class:`~vigil.features.TerminalRisk` with the model's label delay, fed by every decided
-event and every fraud label it learns (``Engine.learn``), and online and offline agree on them
+reads them with a :class:`~vigil.features.TerminalRisk` of the model's label delay from the
+terminal profiles, which count every decided transaction and every fraud label the engines
+sharing them learn (``Engine.learn``), and online and offline agree on them
 (tests/features/test_parity.py). ``keep_terminal_risk=False`` leaves them out, for a deployment
 whose engine is never told of labels: a feature known offline but missing online would make the
 served model worse than its report says.

@@ -11,9 +11,10 @@ events without an amount) get no model reason.
 
 :func:`model_detectors` gives the engine the promoted model (or none), so a bank without a
 trained model runs exactly as before. A model that reads terminal risk gets a
-:class:`~vigil.features.TerminalRisk` with the label delay it was trained with (its split gap);
-:func:`terminal_risk` finds it among the detectors, and the engine feeds it every decided
-event and every label (``Engine.learn``), so the online features are those of training.
+:class:`~vigil.features.TerminalRisk` with the label delay it was trained with (its split gap),
+which reads the terminal's profile: the profiles count every decided transaction and every
+fraud label (``Engine.learn``), so the online features are those of training. A model trained
+with a longer delay than the profiles keep (7 days) is refused at start, naming it.
 
 >>> from vigil.models.linear import LinearModel
 >>> from vigil.models.model import Model

@@ -28,6 +28,7 @@ from collections.abc import Iterable
 
 import msgpack
 
+from vigil.profiles.fraud import FraudTiles
 from vigil.profiles.genome import Change, FlowGenome
 from vigil.profiles.peers import PeerGroup
 from vigil.profiles.recent import RecentEvent, RecentEvents
@@ -39,10 +40,11 @@ from vigil.profiles.windows import CATEGORY_INDEX, SlidingWindows
 LOGIN = CATEGORY_INDEX["login"]
 LOGIN_FAILED = CATEGORY_INDEX["login_failed"]
 # 2: the transfer_in category; 3: the flow genome and peer-group statistics; 4: the windows'
-# events as packed arrays; 5: the windows in time tiles (their events are tiled when read).
-_VERSION = 5
+# events as packed arrays; 5: the windows in time tiles (their events are tiled when read);
+# 6: a terminal's fraud tiles (terminal risk).
+_VERSION = 6
 # Earlier versions this one reads (they lack only fields added since, or hold them as lists).
-_READS = (2, 3, 4, 5)
+_READS = (2, 3, 4, 5, 6)
 
 
 class Profile:
@@ -52,6 +54,7 @@ class Profile:
         "_top_k",
         "farthest",
         "first_time",
+        "fraud",
         "genome",
         "hours",
         "last_end",
@@ -97,6 +100,8 @@ class Profile:
         # values; a peer group's statistics. Each stays None on profiles that have none.
         self.genome: FlowGenome | None = None
         self.peers: PeerGroup | None = None
+        # A terminal's transactions and fraud labels in tiles (terminal risk); None elsewhere.
+        self.fraud: FraudTiles | None = None
         self._top_k = top_k
 
     # -- reading -------------------------------------------------------------------------
@@ -226,6 +231,12 @@ class Profile:
         # Joining first: a move to a new group brings the account's cells with it.
         return genome.join(group) + genome.add(country, direction, amount_cents, when)
 
+    def fraud_tiles(self) -> FraudTiles:
+        """This (terminal) profile's fraud tiles, created on first use."""
+        if self.fraud is None:
+            self.fraud = FraudTiles()
+        return self.fraud
+
     def peer_group(self) -> PeerGroup:
         """This (peer) profile's group statistics, created on first use."""
         if self.peers is None:
@@ -279,6 +290,7 @@ class Profile:
             self.farthest,
             None if self.genome is None else self.genome.to_state(),
             None if self.peers is None else self.peers.to_state(),
+            None if self.fraud is None else self.fraud.to_state(),
         ]
 
     @classmethod
@@ -308,6 +320,8 @@ class Profile:
             genome, peers = state[18], state[19]
             p.genome = None if genome is None else FlowGenome.from_state(genome)
             p.peers = None if peers is None else PeerGroup.from_state(peers)
+        if state[0] >= 6 and state[20] is not None:
+            p.fraud = FraudTiles.from_state(state[20])
         return p
 
     def to_bytes(self) -> bytes:

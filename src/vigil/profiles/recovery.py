@@ -7,6 +7,13 @@ the newest checkpoint and re-applies every stored event after that position, in 
 with the action its stored decision took (nothing is decided again). So a ``kill -9``, an
 interrupted replay or a lost Redis end in the state an uninterrupted run reaches.
 
+Fraud labels are in the profiles too (terminal risk: :mod:`vigil.profiles.fraud`), and the log
+does not number them; but their counts commute, so a store brought up to the log has its
+labels counted again from scratch: every stored fraud label a read can still reach
+(:data:`~vigil.profiles.fraud.REACH` before the newest decision), once per transaction. A
+shared store that was not rebuilt keeps its counts: a label is counted there before it is
+stored (:meth:`vigil.api.service.DecisionService.label`), so it holds every stored one.
+
 A checkpoint only ever includes committed events: the recorder's writer commits a batch before
 the checkpoint taken after it, and leaves the checkpoint out when any of the batch failed.
 
@@ -31,9 +38,14 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import TYPE_CHECKING
 
-from vigil.profiles.store import MemoryProfileStore
+from sqlalchemy import select
+
+from vigil.domain import FeedbackLabel, Phase
+from vigil.profiles.fraud import REACH
+from vigil.profiles.store import MemoryProfileStore, ProfileStore
 from vigil.storage import log
 
 if TYPE_CHECKING:
@@ -73,9 +85,13 @@ def recover(engine: Engine, store: Store) -> Recovery:
         state = profiles.restore(store) or {}
         # A snapshot from before log positions existed includes everything stored then.
         after = int(state.get("position", 0))
-        return Recovery(after, _reapply(engine, store, after), rebuilt=False)
+        reapplied = _reapply(engine, store, after)
+        recount_labels(profiles, store)
+        return Recovery(after, reapplied, rebuilt=False)
     if len(profiles) == 0:
         reapplied = _reapply(engine, store, 0)
+        if reapplied:
+            recount_labels(profiles, store)
         return Recovery(0, reapplied, rebuilt=reapplied > 0)
     return Recovery(0, 0, rebuilt=False)
 
@@ -85,7 +101,37 @@ def rebuild(engine: Engine, store: Store) -> Recovery:
     store is emptied first, then each stored event re-applied in log order."""
     profiles = engine.profiles
     profiles.delete([(kind, key) for kind, key, _ in list(profiles.items())])
-    return Recovery(0, _reapply(engine, store, 0), rebuilt=True)
+    reapplied = _reapply(engine, store, 0)
+    recount_labels(profiles, store)
+    return Recovery(0, reapplied, rebuilt=True)
+
+
+def recount_labels(profiles: ProfileStore, store: Store) -> int:
+    """Count every stored fraud label again in the terminal profiles (those already counted
+    are forgotten first), as the engine counts one that arrives (:meth:`vigil.engine.Engine.
+    learn`): on a completed transaction at a terminal, once per transaction, if a read can
+    still reach it. Returns how many counted."""
+    profiles.forget_labels()
+    latest = store.latest_decision_time()
+    if latest is None:
+        return 0
+    tx, fb = store.tables.transactions, store.tables.feedback
+    # The transactions fraud_label_at counts, labelled fraud, within reach (a join on the
+    # labels: far fewer than the transactions).
+    query = (
+        select(tx.c.event_id, tx.c.terminal_id, tx.c.timestamp)
+        .join(fb, fb.c.target_event_id == tx.c.event_id)
+        .where(fb.c.label == FeedbackLabel.FRAUD.value, tx.c.terminal_id.is_not(None))
+        .where(tx.c.phase != Phase.START.value)
+        .where(tx.c.timestamp >= latest - timedelta(seconds=REACH))
+        .distinct()
+    )
+    with store.engine.connect() as conn:
+        rows = conn.execute(query).all()
+    return sum(
+        profiles.count_fraud(terminal, event_id, when.timestamp())
+        for event_id, terminal, when in rows
+    )
 
 
 def _reapply(engine: Engine, store: Store, after: int) -> int:

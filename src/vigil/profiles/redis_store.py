@@ -19,9 +19,12 @@ with its write, it leaves the decision under the claim for ``profiles.claim_ttl_
 a repeat that reaches another process gets the same decision, and the event is applied to the
 profiles once.
 
-The processes also tell each other of new labels (:meth:`RedisProfileStore.publish_label`,
-a Redis channel): the label-fed state a model reads (terminal risk) is each process's own, and
-only the process that decided the labelled event can count its label.
+A fraud label is counted in the terminal profile of its transaction by whichever process
+receives it (:meth:`RedisProfileStore.count_fraud`): a compare-and-set write like an event's,
+which also leaves a marker, ``<prefix>labelled:<event id>``, so the transaction's label counts
+once whichever processes receive labels on it; the marker lives as long as a label can change
+a read (:data:`vigil.profiles.fraud.REACH`). Labels are not on the event path: they cost two
+round trips each (read, then write), and no event pays for them.
 
 All of an event's keys must live on one Redis (no cluster slots): a single server or a
 primary with replicas.
@@ -42,6 +45,7 @@ from typing import TYPE_CHECKING
 import redis
 
 from vigil.config import ProfilesConfig
+from vigil.profiles.fraud import REACH
 from vigil.profiles.profile import Profile
 from vigil.profiles.store import PENDING, Key, MemoryProfileStore, ProfileRead
 
@@ -93,6 +97,27 @@ return values
 """
 
 
+# A fraud label (count_fraud): nothing if the transaction's label was counted already (0),
+# nothing if the terminal's profile changed since it was read (-1, read again), else the
+# profile written with the label counted and the marker left (1). KEYS: the profile, the
+# marker. ARGV: the version read (8 bytes, or "" if it did not exist), the new value, the
+# profile's time to live (ms), the marker's (ms).
+_COUNT_FRAUD = """
+if redis.call('EXISTS', KEYS[2]) == 1 then
+  return 0
+end
+if redis.call('GETRANGE', KEYS[1], 0, 7) ~= ARGV[1] then
+  return -1
+end
+redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
+redis.call('SET', KEYS[2], '1', 'PX', ARGV[4])
+return 1
+"""
+# Labels on one terminal that may meet another writer of its profile in a row.
+_LABEL_ATTEMPTS = 16
+_REACH_MS = int(REACH * 1000)
+
+
 @dataclass(frozen=True, slots=True)
 class _Write:
     """A compare-and-set write of one event's profiles, with the decision it settles, ready to
@@ -128,8 +153,8 @@ class RedisProfileStore:
             raise ValueError("profiles.idle_ttl_seconds: must be positive")
         self.claim_ttl_ms = int(self.config.claim_ttl_seconds * 1000)
         self._blank = MemoryProfileStore(self.config)
-        self._labels_channel = f"{prefix}labels"
         self._script = client.register_script(_WRITE_THEN_READ)
+        self._count_fraud = client.register_script(_COUNT_FRAUD)
         # Inside batched(): the last event's write, sent with the next event's read.
         self._batched = 0
         self._held: _Write | None = None
@@ -246,16 +271,47 @@ class RedisProfileStore:
         names = [self._claim_name(e) for e in event_ids]
         return int(self.client.delete(*names)) if names else 0
 
-    # -- labels, told to every process sharing the profiles -------------------------------------
-    def publish_label(self, feedback_json: str) -> None:
-        self.client.publish(self._labels_channel, feedback_json)
+    # -- fraud labels, counted once by whichever process receives them -------------------------
+    def count_fraud(self, terminal_id: str, event_id: str, when: float) -> bool:
+        self.flush()  # a held write may be the transaction's own
+        name, marker = self._name("terminal", terminal_id), self._label_name(event_id)
+        for _ in range(_LABEL_ATTEMPTS):
+            value = self.client.get(name)
+            version, profile = self._decode(value)
+            if not profile.fraud_tiles().label(when):
+                return False
+            answer = self._count_fraud(
+                keys=[name, marker],
+                args=[
+                    _VERSION.pack(version) if version else b"",
+                    _VERSION.pack(version + 1) + profile.to_bytes(),
+                    self.ttl_ms,
+                    _REACH_MS,
+                ],
+            )
+            if answer != -1:
+                return answer == 1
+        raise RuntimeError(
+            f"profiles: terminal {terminal_id!r} changed under {_LABEL_ATTEMPTS} attempts to "
+            f"count the fraud label on {event_id!r}"
+        )
 
-    def subscribe_labels(self, handle: Callable[[bytes], None]) -> Callable[[], None]:
-        """Call ``handle`` with each label published from now on, in a thread of its own;
-        returns the function that stops it."""
-        pubsub = self.client.pubsub(ignore_subscribe_messages=True)
-        pubsub.subscribe(**{self._labels_channel: lambda message: handle(message["data"])})
-        return pubsub.run_in_thread(sleep_time=0.5, daemon=True).stop
+    def forget_labels(self) -> None:
+        """Forget the markers; the fraud counts go with the profiles, which this store only
+        has to recount once rebuilt from the log (emptied first)."""
+        self.flush()
+        pattern = _glob_escape(f"{self.prefix}labelled:") + "*"
+        batch: list[bytes] = []
+        for name in self.client.scan_iter(match=pattern, count=_SCAN):
+            batch.append(name)
+            if len(batch) >= _SCAN:
+                self.client.delete(*batch)
+                batch = []
+        if batch:
+            self.client.delete(*batch)
+
+    def _label_name(self, event_id: str) -> bytes:
+        return f"{self.prefix}labelled:{event_id}".encode()
 
     # -- single profiles, listing, erasure ------------------------------------------------------
     def get(self, kind: str, key: str) -> Profile:
@@ -274,12 +330,12 @@ class RedisProfileStore:
         return int(self.client.delete(*names)) if names else 0
 
     def _names(self, *, claims: bool = False) -> Iterator[bytes]:
-        """Every profile's key (and with ``claims``, every claim's)."""
+        """Every profile's key (and with ``claims``, every claim's and label marker's)."""
         self.flush()
         pattern = _glob_escape(self.prefix) + "*"
-        claim = f"{self.prefix}claim:".encode()
+        others = (f"{self.prefix}claim:".encode(), f"{self.prefix}labelled:".encode())
         for name in self.client.scan_iter(match=pattern, count=_SCAN):
-            if claims or not name.startswith(claim):
+            if claims or not name.startswith(others):
                 yield name
 
     def items(self) -> Iterator[tuple[str, str, Profile]]:
@@ -295,7 +351,8 @@ class RedisProfileStore:
         return sum(1 for _ in self._names())
 
     def clear(self) -> int:
-        """Delete every profile (and claim) under this prefix; returns how many keys."""
+        """Delete every profile (and claim, and label marker) under this prefix; returns how
+        many keys."""
         removed = 0
         batch: list[bytes] = []
         for name in self._names(claims=True):

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
 from vigil.config import ProfilesConfig, Settings
+from vigil.profiles.fraud import REACH
 from vigil.profiles.profile import Profile
 
 if TYPE_CHECKING:
@@ -34,6 +35,8 @@ ENTITY_KINDS = ("card", "user", "account", "terminal", "device", "ip")
 Key = tuple[str, str]
 # What a claim on an event id holds while the process that made it is still deciding.
 PENDING = b"pending"
+# Counted labels an in-process store remembers before it forgets those too old to count.
+_LABELLED_MIN = 4096
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,6 +107,21 @@ class ProfileStore(Protocol):
         erased); returns how many there were."""
         ...
 
+    # A label reaches one process, which may not be the one that decided its transaction: the
+    # store counts it in the terminal's shared profile, so every process reads it.
+    def count_fraud(self, terminal_id: str, event_id: str, when: float) -> bool:
+        """A fraud label on the completed transaction ``event_id`` at ``when`` (epoch
+        seconds) at the terminal: counted in the terminal profile's fraud tiles
+        (:mod:`vigil.profiles.fraud`), once per transaction whichever process sharing the
+        store applies it, and whatever other writer it races. False when it counted
+        nothing: counted before, or too old for any read to reach."""
+        ...
+
+    def forget_labels(self) -> None:
+        """Forget which transactions' labels were counted, and every fraud count (before
+        they are counted again from the log: :mod:`vigil.profiles.recovery`)."""
+        ...
+
     def items(self) -> Iterator[tuple[str, str, Profile]]: ...
 
     def __len__(self) -> int: ...
@@ -117,6 +135,10 @@ class MemoryProfileStore:
         self._profiles: dict[tuple[str, str], Profile] = {}
         # Written since the last checkpoint (vigil.profiles.recovery): what the next one saves.
         self._changed: set[Key] = set()
+        # The transactions whose fraud label was counted (count_fraud), with their times, and
+        # how many may be kept before those too old to count again are forgotten.
+        self._labelled: dict[str, float] = {}
+        self._labelled_limit = _LABELLED_MIN
 
     def __len__(self) -> int:
         return len(self._profiles)
@@ -159,6 +181,29 @@ class MemoryProfileStore:
 
     def release(self, event_ids: Iterable[str]) -> int:
         return 0
+
+    def count_fraud(self, terminal_id: str, event_id: str, when: float) -> bool:
+        if event_id in self._labelled:
+            return False
+        profile = self._profiles.get(("terminal", terminal_id))
+        if profile is None or not profile.fraud_tiles().label(when):
+            return False
+        self._changed.add(("terminal", terminal_id))
+        labelled = self._labelled
+        labelled[event_id] = when
+        if len(labelled) > self._labelled_limit:
+            # Bounded by the labels a read can still reach: older ones count nothing anyway.
+            edge = max(labelled.values()) - REACH
+            self._labelled = {e: t for e, t in labelled.items() if t >= edge}
+            self._labelled_limit = max(_LABELLED_MIN, 2 * len(self._labelled))
+        return True
+
+    def forget_labels(self) -> None:
+        self._labelled = {}
+        for key, profile in self._profiles.items():
+            if profile.fraud is not None:
+                profile.fraud.forget_labels()
+                self._changed.add(key)
 
     def items(self) -> Iterator[tuple[str, str, Profile]]:
         for (kind, key), profile in self._profiles.items():

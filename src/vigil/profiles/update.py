@@ -146,8 +146,32 @@ def update_profiles(
         # Only a card-present event says where the card is (see Context.card_present).
         located = kind != "card" or ctx.card_present
         _apply(ctx, profile, own, declined, witness=kind in ("device", "ip"), located=located)
+        if kind == "terminal" and fraud_label_at(event) is not None:
+            # What terminal risk divides by: the terminal's completed transactions, shared
+            # with every process as the rest of its profile is (vigil.profiles.fraud).
+            profile.fraud_tiles().add(ctx.end)
         if kind == "card" and familiar and ctx.home_km is not None:
             profile.farthest = max(profile.farthest, ctx.home_km)
+
+
+def fraud_label_at(event: Transaction | Login) -> tuple[str, float] | None:
+    """The terminal and time a fraud label on ``event`` counts at in terminal risk: those of
+    a completed transaction at a terminal; None for other events (they count nothing).
+
+    >>> from datetime import datetime, UTC
+    >>> at = datetime(2022, 1, 1, tzinfo=UTC)
+    >>> fraud_label_at(Transaction(event_id="e", transaction_id="t", type="withdrawal",
+    ...                            amount=50, card_id="c-1", terminal_id="ATM-1", timestamp=at))
+    ('ATM-1', 1640995200.0)
+    """
+    if (
+        not isinstance(event, Transaction)
+        or event.phase is Phase.START
+        or event.terminal_id is None
+    ):
+        return None
+    # The profile update counts it at the event's end time (Context.end): its timestamp.
+    return event.terminal_id, event.timestamp.timestamp()
 
 
 def _record_flow(ctx: Context, peer: Profile, group: str) -> None:
