@@ -42,7 +42,7 @@ import concurrent.futures
 import logging
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
@@ -57,8 +57,8 @@ from vigil.privacy.retention import RetentionPolicy, purge
 from vigil.profiles import MemoryProfileStore, ProfileStore, holder
 from vigil.profiles.profile import Profile
 from vigil.profiles.recovery import Recovery, recover
-from vigil.profiles.redis_store import RedisProfileStore
 from vigil.profiles.store import open_profile_store
+from vigil.storage.log import stored_events
 
 if TYPE_CHECKING:
     from vigil.storage import Store
@@ -133,10 +133,6 @@ class DecisionService:
         # Batches handed to the writer and not yet landed (event-loop thread only).
         self._in_flight: set[asyncio.Task[None]] = set()
         self._tasks: list[asyncio.Task[None]] = []
-        # With profiles in Redis and a model reading terminal risk: the store that carries
-        # labels between the processes, and how to stop listening.
-        self._label_bus: RedisProfileStore | None = None
-        self._stop_labels: Callable[[], None] | None = None
         self._closed = False
         # What the last scheduled retention purge deleted, per table (None before the first).
         self.last_purge: dict[str, int] | None = None
@@ -183,13 +179,18 @@ class DecisionService:
         await self.sync()
         store = self.store
 
-        def find() -> Decision | None:
+        def find() -> tuple[Decision | None, Event | None]:
             if body.decision_id is not None:
-                return store.get_decision_by_id(body.decision_id)
-            assert body.target_event_id is not None
-            return store.get_decision(body.target_event_id)
+                decision = store.get_decision_by_id(body.decision_id)
+            else:
+                assert body.target_event_id is not None
+                decision = store.get_decision(body.target_event_id)
+            if decision is None:
+                return None, None
+            # The labelled event as stored: a fraud label counts at its terminal and time.
+            return decision, stored_events(store, [decision.event_id]).get(decision.event_id)
 
-        decision = await asyncio.to_thread(find)
+        decision, event = await asyncio.to_thread(find)
         if decision is None:
             named = "decision_id" if body.decision_id is not None else "target_event_id"
             raise LookupError(
@@ -204,9 +205,12 @@ class DecisionService:
             pattern=body.pattern,
             note=body.note,
         )
+        # Counted in the shared profiles before it is committed, as an event is: a label
+        # stored but never counted (a crash in between) would stay uncounted, while one
+        # counted and not stored is sent again by its client and counted once (learn is
+        # idempotent per labelled transaction).
+        self.learn(item, event)  # on the loop thread, the engine's only thread
         created = await asyncio.to_thread(store.insert_feedback, [item]) == 1
-        if created:
-            self.learn(item)  # back on the loop thread, the engine's only thread
         return FeedbackOut(
             event_id=item.event_id,
             target_event_id=item.target_event_id,
@@ -215,27 +219,10 @@ class DecisionService:
             created=created,
         )
 
-    def learn(self, feedback: Feedback) -> None:
-        """A new label, counted by the engine's label-fed state (terminal risk) from now on.
-        Only the process that decided the labelled event can count it, so a label this one
-        could not count goes to the others sharing Redis."""
-        if not self.engine.learn(feedback) and self._label_bus is not None:
-            self._label_bus.publish_label(feedback.model_dump_json())
-
-    def _listen_for_labels(self) -> None:
-        if not isinstance(self.profiles, RedisProfileStore) or self.engine.terminal_risk is None:
-            return
-        loop = asyncio.get_running_loop()
-        learn = self.engine.learn
-
-        def arrived(data: bytes) -> None:  # in the subscriber's thread; the engine's is the loop
-            try:
-                loop.call_soon_threadsafe(learn, Feedback.model_validate_json(data))
-            except ValueError:  # not one of ours; the next label still counts
-                log.exception("a label on the shared channel could not be read")
-
-        self._label_bus = self.profiles
-        self._stop_labels = self.profiles.subscribe_labels(arrived)
+    def learn(self, feedback: Feedback, event: Event | None = None) -> bool:
+        """A new label, counted by the engine in the shared profiles (terminal risk), whichever
+        process decided the labelled event (:meth:`Engine.learn`)."""
+        return self.engine.learn(feedback, event)
 
     def profile(self, kind: str, key: str) -> Profile | None:
         """The entity's current profile, or None when it has never been seen.
@@ -440,7 +427,6 @@ class DecisionService:
             self._tasks.append(
                 loop.create_task(self._purge_every(hours * 3600), name="vigil-purge")
             )
-        self._listen_for_labels()
 
     def close(self) -> dict[str, int | float]:
         """Stop: commit every decision, checkpoint every profile. Returns what was saved."""
@@ -449,8 +435,6 @@ class DecisionService:
         self._closed = True
         for task in self._tasks:
             task.cancel()
-        if self._stop_labels is not None:
-            self._stop_labels()
         started = time.perf_counter()
         self.recorder.close()
         if self._memory is not None:
