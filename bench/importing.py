@@ -14,18 +14,22 @@ The last line printed is one JSON object: ``rows``, ``seconds`` (the command's w
 start-up included), ``rows_per_second``, ``cpu_seconds`` (the command's user and system CPU:
 on a shared machine, the wall time also counts waiting for a core, see ``load``, the 1-minute
 load average) and ``peak_rss_mb`` (the child's maximum resident set size). On PostgreSQL the
-server's own CPU (parsing the COPY, maintaining the indexes) is not in ``cpu_seconds``.
+server's own CPU (parsing the COPY, maintaining the indexes) is not in ``cpu_seconds``: when
+the server runs on this machine, ``server_cpu_seconds`` is that of the server processes
+serving the command's connections (found by their application name, read from /proc).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import resource
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -81,15 +85,51 @@ def fresh_database(url: str | None) -> Iterator[str]:
     with admin.begin() as conn:
         conn.execute(text(f'CREATE SCHEMA "{schema}"'))
     try:
-        yield (
-            make_url(url)
-            .update_query_dict({"options": f"-csearch_path={schema}"})
-            .render_as_string(hide_password=False)
-        )
+        query = {"options": f"-csearch_path={schema}", "application_name": schema}
+        yield make_url(url).update_query_dict(query).render_as_string(hide_password=False)
     finally:
         with admin.begin() as conn:
             conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
         admin.dispose()
+
+
+class ServerCpu:
+    """The CPU seconds of the PostgreSQL server processes serving connections named ``name``
+    (their application name), sampled from /proc while the command runs: a process's last
+    reading before its connection closes counts. ``None`` when the server is not local."""
+
+    def __init__(self, url: str, name: str) -> None:
+        self._engine = create_engine(make_url(url).set(drivername="postgresql+psycopg"))
+        self._name = name
+        self._seen: dict[int, float] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._watch, daemon=True)
+
+    def __enter__(self) -> ServerCpu:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        self._engine.dispose()
+
+    def _watch(self) -> None:
+        query = text("SELECT pid FROM pg_stat_activity WHERE application_name = :name")
+        with self._engine.connect() as conn:
+            while not self._stop.wait(0.2):
+                for pid in conn.execute(query, {"name": self._name}).scalars():
+                    try:
+                        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+                    except OSError:
+                        continue  # ended, or a server on another machine
+                    ticks = int(fields[11]) + int(fields[12])
+                    self._seen[pid] = ticks / os.sysconf("SC_CLK_TCK")
+                conn.rollback()
+
+    @property
+    def seconds(self) -> float | None:
+        return round(sum(self._seen.values()), 2) if self._seen else None
 
 
 def main() -> None:
@@ -108,10 +148,13 @@ def main() -> None:
         command += [w for field, column in MAP.items() for w in ("--map", f"{field}={column}")]
         command += ["--default-type", "payment", "--default-channel", "pos"]
         command += ["--label-column", "TX_FRAUD"]
+        name = make_url(database).query.get("application_name")
+        server = ServerCpu(database, str(name)) if name else contextlib.nullcontext()
         began = time.perf_counter()
         # Synthetic data: the development privacy keys are fine (VIGIL_DEV allows them).
         env = {**os.environ, "VIGIL_DEV": "1"}
-        done = subprocess.run(command, capture_output=True, text=True, check=False, env=env)
+        with server:
+            done = subprocess.run(command, capture_output=True, text=True, check=False, env=env)
         seconds = time.perf_counter() - began
     if done.returncode != 0:
         sys.exit(f"import failed ({done.returncode}): {done.stderr.strip()[-2000:]}")
@@ -127,6 +170,7 @@ def main() -> None:
         "cpu_seconds": round(cpu, 2),
         "rows_per_cpu_second": round(rows / cpu),
         "peak_rss_mb": round(child.ru_maxrss / 1024),
+        "server_cpu_seconds": server.seconds if isinstance(server, ServerCpu) else None,
         "load": round(os.getloadavg()[0], 2),
         "file": str(path),
     }
