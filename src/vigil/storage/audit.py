@@ -57,6 +57,7 @@ False
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import json
@@ -65,7 +66,7 @@ from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Connection, Table, select, text
+from sqlalchemy import Connection, Select, Table, select, text
 
 from vigil.privacy.pseudonyms import Pseudonymiser
 
@@ -156,13 +157,19 @@ def _lock(conn: Connection) -> None:
 
 
 def _head(conn: Connection, table: Table) -> tuple[int, str]:
-    head = conn.execute(
+    head = conn.execute(_head_query(table)).first()
+    return (head.seq, head.hash) if head is not None else (0, GENESIS)
+
+
+@functools.cache
+def _head_query(table: Table) -> Select[tuple[int, str]]:
+    # Built once: every commit asks, and building the statement cost more than running it.
+    return (
         select(table.c.seq, table.c.hash)
         .where(table.c.seq.is_not(None))
         .order_by(table.c.seq.desc())
         .limit(1)
-    ).first()
-    return (head.seq, head.hash) if head is not None else (0, GENESIS)
+    )
 
 
 def chain(

@@ -23,11 +23,12 @@ checkpoint records the position it includes; recovery re-applies what comes afte
 
 from __future__ import annotations
 
+import functools
 import heapq
 from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Connection, func, select, text
+from sqlalchemy import Connection, Select, Table, func, select, text
 
 from vigil.domain import Action, Login, Transaction
 from vigil.storage import rows as R
@@ -60,8 +61,13 @@ def next_positions(conn: Connection, store: Store, n: int) -> list[int]:
 
 def position(conn: Connection, store: Store) -> int:
     """The newest committed log position (0 for an empty log)."""
-    seq = store.tables.decisions.c.seq
-    return conn.execute(select(func.coalesce(func.max(seq), 0))).scalar_one()
+    return conn.execute(_position_query(store.tables.decisions)).scalar_one()
+
+
+@functools.cache
+def _position_query(decisions: Table) -> Select[tuple[int]]:
+    # Built once: every commit asks, and building the statement cost more than running it.
+    return select(func.coalesce(func.max(decisions.c.seq), 0))
 
 
 def decided_since(
