@@ -198,3 +198,24 @@ def test_postgres_creates_one_partition_per_month(store: Store, make) -> None:
     ]
     assert per_partition == 2
     assert kind == "p"  # partitioned table
+
+
+def test_a_few_rows_go_in_by_insert_and_many_by_copy(store: Store, make, monkeypatch) -> None:
+    # COPY goes through a temporary table made and dropped in the catalog, milliseconds a call
+    # whatever the rows: a server's commit of a few decisions must not pay it (bench/commits.py).
+    from vigil.storage import bulk, database
+
+    copied: list[int] = []
+
+    def counted(conn, table, rows, *, skip_existing):
+        copied.append(len(rows))
+        return bulk.copy_insert(conn, table, rows, skip_existing=skip_existing)
+
+    monkeypatch.setattr(database, "copy_insert", counted)
+    few = [make.tx(f"f{i}", minutes=i) for i in range(8)]
+    assert store.insert_transactions(few) == 8
+    assert store.insert_transactions([*few[:3], make.tx("f8", minutes=8)]) == 1  # new only
+    many = [make.tx(f"m{i}", minutes=i) for i in range(bulk.COPY_FROM)]
+    assert store.insert_transactions(many) == bulk.COPY_FROM
+    assert copied == ([bulk.COPY_FROM] if store.dialect == "postgresql" else [])
+    assert len(list(store.iter_events())) == 9 + bulk.COPY_FROM

@@ -15,7 +15,10 @@ PostgreSQL: COPY. A batched ``INSERT ... VALUES`` costs psycopg a parse of a hug
 per thousand rows, and ``INSERT ... RETURNING`` is the only way it reports how many rows an
 ``ON CONFLICT DO NOTHING`` kept. Copying the batch into a temporary table and moving it over
 with one ``INSERT ... SELECT`` is five times faster and gives an exact row count. Everything
-happens on the caller's connection, inside its transaction. A Polars frame
+happens on the caller's connection, inside its transaction. The temporary table is made and
+dropped in the catalog, though, milliseconds a call whatever the rows: fewer than
+:data:`COPY_FROM` rows (a server's commit of a few decisions) go in by one multi-row
+``INSERT`` instead (:func:`postgres_insert`). A Polars frame
 (:func:`copy_insert_frame`) is written as CSV by Polars and read by COPY as it is: no Python
 object per value on either side.
 
@@ -27,12 +30,14 @@ object per value on either side.
 
 from __future__ import annotations
 
+import functools
 import itertools
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import JSON, Connection, Table
+from sqlalchemy import JSON, Connection, Insert, Table
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.exc import DBAPIError
 
 if TYPE_CHECKING:
@@ -224,6 +229,30 @@ def _postgres_values(frame: pl.DataFrame, kinds: dict[str, str]) -> pl.DataFrame
             column = column.cast(pl.String)
         out.append(column.alias(name))
     return frame.select(out)
+
+
+# Fewer rows than this go in by INSERT, more by COPY (measured with bench/commits.py).
+COPY_FROM = 500
+
+
+def postgres_insert(
+    conn: Connection, table: Table, rows: list[dict[str, Any]], *, skip_existing: bool
+) -> int:
+    """Insert a few ``rows`` into a PostgreSQL ``table`` (one statement: SQLAlchemy sends
+    them as one multi-row ``INSERT``); returns rows inserted. With ``skip_existing`` a row
+    whose key is already stored is skipped, counted by what ``RETURNING`` gives back."""
+    if not rows:
+        return 0
+    result = conn.execute(_postgres_statement(table, skip_existing), rows)
+    return len(result.all()) if skip_existing else len(rows)
+
+
+@functools.cache
+def _postgres_statement(table: Table, skip_existing: bool) -> Insert:
+    # Built once per table: building and keying a statement costs more than a small insert.
+    if not skip_existing:
+        return table.insert()
+    return postgresql.insert(table).on_conflict_do_nothing().returning(*table.primary_key)
 
 
 def copy_insert(
