@@ -42,7 +42,7 @@ from prometheus_client import (
 )
 from pydantic import ValidationError
 
-from vigil.api.metrics import add_process_collectors
+from vigil.api.metrics import ApiMetrics
 from vigil.api.problems import from_validation_error
 from vigil.api.schemas import FeedbackIn
 from vigil.api.service import DecisionService, NotCommitted
@@ -78,11 +78,47 @@ def _invalid(message: Msg, exc: ValidationError) -> _Refused:
     return message, problem.detail, [e.model_dump() for e in problem.errors or []]
 
 
+# How long a starting worker tries to reach NATS before it gives up with one line (exit 1), so
+# an operator reads why at once and the container's restart policy or the service manager
+# starts it again; nats-py alone would try for two minutes, logging a traceback per attempt.
+CONNECT_SECONDS = 10.0
+
+
+async def connect(url: str, *, name: str, seconds: float | None = None) -> nats.NATS:
+    """A connection to NATS at ``url``, or ConnectionError naming it and the last error after
+    ``seconds`` (:data:`CONNECT_SECONDS`). Once connected, nats-py reconnects as it does by
+    default; each failed attempt, then as now, is one warning line without a traceback."""
+    last: list[Exception] = []
+
+    async def failed(exc: Exception) -> None:
+        last[:] = [exc]
+        log.warning("nats: %s", _described(exc))
+
+    try:
+        return await asyncio.wait_for(
+            nats.connect(url, name=name, error_cb=failed),
+            CONNECT_SECONDS if seconds is None else seconds,
+        )
+    except (TimeoutError, OSError, nats.errors.Error) as exc:
+        cause = _described(last[0] if last else exc)
+        raise ConnectionError(f"NATS at {url} is unreachable: {cause}") from exc
+
+
+def _described(exc: Exception) -> str:
+    """An error of nats-py's in a few words: some of them carry no message."""
+    return str(exc) or type(exc).__name__
+
+
 class WorkerMetrics:
-    """What ``/metrics`` of a worker shows."""
+    """What ``/metrics`` of a worker shows: the stream's own counters beside what ``vigil
+    serve`` counts of its decisions (by action, reason code and rule, shadow hits included;
+    the engine's latency) and the process collectors, all in one registry."""
 
     def __init__(self) -> None:
-        self.registry = CollectorRegistry()
+        # The decision service of this worker counts into these: a worker decides as serve
+        # does, so the dashboard's reasons and rule panels read workers and servers alike.
+        self.decisions = ApiMetrics()
+        self.registry: CollectorRegistry = self.decisions.registry
         self.decided = Counter(
             "vigil_stream_decided",
             "Events decided and acknowledged",
@@ -109,7 +145,6 @@ class WorkerMetrics:
         self.partitions = Gauge(
             "vigil_stream_partitions", "Partitions this worker owns", registry=self.registry
         )
-        add_process_collectors(self.registry)
 
 
 @dataclass
@@ -132,7 +167,7 @@ class Worker:
         config = self.settings.stream
         if config.metrics_port:
             start_http_server(config.metrics_port, registry=self.metrics.registry)
-        nc = await nats.connect(config.nats_url, name=f"vigil-consume {self.owner}")
+        nc = await connect(config.nats_url, name=f"vigil-consume {self.owner}")
         js = nc.jetstream()
         await ensure_streams(js, config.retain_hours)
         leases = Leases(await lease_bucket(js, config.lease_seconds), self.owner)
@@ -181,7 +216,7 @@ class Worker:
             # Made once this worker owns a partition: in-process profiles are then recovered
             # from the log as it stands when the previous owner stopped writing to it. In a
             # thread: loading and recovering take seconds, and the leases are renewed meanwhile.
-            self.service = await asyncio.to_thread(DecisionService, self.settings, self.store)
+            self.service = await asyncio.to_thread(self.decision_service)
             self.service.start()
         leaving = asyncio.Event()
         tasks = [
@@ -191,6 +226,10 @@ class Worker:
             for kind in KINDS
         ]
         return leaving, tasks
+
+    def decision_service(self) -> DecisionService:
+        """The engine and group commit this worker decides with, counting into its metrics."""
+        return DecisionService(self.settings, self.store, self.metrics.decisions)
 
     async def _consume(
         self, js: JetStreamContext, kind: str, partition: int, leaving: asyncio.Event
