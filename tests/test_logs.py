@@ -75,6 +75,22 @@ def test_levels_vigil_at_the_level_given_other_libraries_not_below_info() -> Non
         logs.configure("loud")
 
 
+def test_alembics_list_of_its_plugins_is_left_out_and_its_migrations_kept() -> None:
+    """alembic names each of its plugins at info on every start of serve and consume (seven
+    lines before anything vigil says); what it migrates stays."""
+    out = io.StringIO()
+    logs.configure("debug", json=True, stream=out)
+    logging.getLogger("alembic.runtime.plugins").info("setup plugin alembic.autogenerate.types")
+    logging.getLogger("alembic.runtime.migration").info("Running upgrade 0004 -> 0005")
+    logging.getLogger("alembic.runtime.plugins").warning("a plugin failed")
+    assert [line["event"] for line in _json(out)] == [
+        "Running upgrade 0004 -> 0005",
+        "a plugin failed",
+    ]
+    logs.reset()
+    assert logging.getLogger("alembic.runtime.plugins").level == logging.NOTSET
+
+
 def test_uvicorns_coloured_copy_of_a_message_is_left_out() -> None:
     out = io.StringIO()
     logs.configure("info", json=True, stream=out)

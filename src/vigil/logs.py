@@ -11,7 +11,7 @@ service manager, a pipe), and coloured key=value pairs on a terminal.
 
 vigil's own loggers (``vigil.*``) and uvicorn's take the level given; every other library's
 take it too, but never below ``info``, so ``debug`` shows vigil's per-decision lines without
-every library's chatter.
+every library's chatter (and alembic's list of its plugins never below ``warning``).
 
 >>> import io, json
 >>> out = io.StringIO()
@@ -49,6 +49,9 @@ LEVELS = {
 # started after it (``vigil serve --workers N``'s workers, the writer process), which take
 # them with :func:`configure_from_env`.
 ENV = "VIGIL_LOG"
+# Libraries' loggers that narrate at info what no operator acts on, quiet below warning:
+# alembic names each of its plugins (seven lines) at every start of serve and consume.
+_CHATTY = ("alembic.runtime.plugins",)
 # The name of the one handler this module installs on the root logger (replaced, not added
 # again, by a second call).
 _HANDLER = "vigil-structlog"
@@ -131,6 +134,8 @@ def configure(
     root.setLevel(max(number, logging.INFO))
     for name in ("vigil", "uvicorn", "uvicorn.error"):
         logging.getLogger(name).setLevel(number)
+    for name in _CHATTY:
+        logging.getLogger(name).setLevel(max(number, logging.WARNING))
     os.environ[ENV] = f"{level},{'json' if json else 'console'}"
     return json
 
@@ -150,7 +155,7 @@ def reset() -> None:
     come back."""
     _remove_handler(logging.getLogger())
     logging.getLogger().setLevel(logging.WARNING)
-    for name in ("vigil", "uvicorn", "uvicorn.error"):
+    for name in ("vigil", "uvicorn", "uvicorn.error", *_CHATTY):
         logging.getLogger(name).setLevel(logging.NOTSET)
     structlog.reset_defaults()
     structlog.contextvars.clear_contextvars()
