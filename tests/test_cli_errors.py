@@ -282,3 +282,44 @@ def test_version() -> None:
     result = runner.invoke(app, ["--version"])
     assert result.exit_code == 0
     assert result.stdout.strip() == f"vigil {vigil.__version__}"
+
+
+# train --feature-file
+
+
+@pytest.mark.parametrize(
+    ("text", "named"),
+    [(None, "cannot be read"), ("features: [\n", "not YAML")],
+    ids=["missing", "not-yaml"],
+)
+def test_train_with_a_feature_file_missing_or_not_yaml(
+    tmp_path: Path, text: str | None, named: str
+) -> None:
+    """The feature file's error lists every mistake, one a line; the command shows the first."""
+    events = tmp_path / "e.csv"
+    events.write_text(LOGINS + GOOD_LOGIN.format(n=1))
+    labels = tmp_path / "labels.csv"
+    labels.write_text("event_id\nl-1\n")
+    features = tmp_path / "features.yaml"
+    if text is not None:
+        features.write_text(text)
+    args = ["--events", str(events), "--labels", str(labels), "--feature-file", str(features)]
+    result = runner.invoke(app, ["train", *args, "--registry", str(tmp_path / "models")])
+    line = _one_error_line(result, 2)
+    assert line.startswith(f"error: {features}: {named}"), line
+
+
+# rules
+
+
+@pytest.mark.parametrize("command", ["check", "reload"])
+@pytest.mark.parametrize("kind", ["missing", "folder"])
+def test_rules_with_no_rule_file_at_the_path(tmp_path: Path, command: str, kind: str) -> None:
+    """A mistake in the command (2), not a rule file with errors (1, each error listed)."""
+    path = tmp_path / "rules.yaml"
+    if kind == "folder":
+        path.mkdir()
+    database = ["-d", _db(tmp_path)] if command == "reload" else []  # check reads no database
+    result = runner.invoke(app, ["rules", command, str(path), *database])
+    line = _one_error_line(result, 2)
+    assert line == f"error: {path}: {'no such file' if kind == 'missing' else 'not a file'}"

@@ -145,10 +145,16 @@ def error_line(exc: BaseException) -> str:
     """
     from vigil.ingest import ImportRejected
 
+    declared = sys.modules.get("vigil.features.declared")  # loaded if its error is raised
     if isinstance(exc, ImportRejected) and exc.errors:
         # Its message lists every bad row, one a line: the first says what to fix.
         more = len(exc.errors) - 1
         text = str(exc.errors[0]) + (f" (and {more} more error(s))" if more else "")
+    elif declared and isinstance(exc, declared.FeatureFileError) and exc.mistakes:
+        # As a rejected import: every mistake of the feature file, one a line; the first.
+        more = len(exc.mistakes) - 1
+        first = _first_line(ValueError(exc.mistakes[0]))
+        text = f"{exc.source}: {first}" + (f" (and {more} more mistake(s))" if more else "")
     elif isinstance(exc, OSError) and exc.filename and exc.strerror:
         text = f"{exc.filename}: {exc.strerror}"
     else:

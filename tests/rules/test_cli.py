@@ -41,8 +41,9 @@ def test_check_lists_every_error_and_exits_non_zero(tmp_path: Path) -> None:
     assert last_json(result.output) == {
         "file": str(path), "ok": True, "rules": 1, "live": 1, "shadow": 0, "disabled": 0
     }  # fmt: skip
+    # No file at the path is a mistake in the command (tests/test_cli_errors.py): exit code 2.
     missing = runner.invoke(app, ["rules", "check", str(tmp_path / "nope.yaml")])
-    assert missing.exit_code == 1 and "unreadable" in missing.output
+    assert missing.exit_code == 2 and "nope.yaml: no such file" in missing.output
 
 
 def test_reload_activates_versions_and_a_broken_file_changes_nothing(

@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, NoReturn
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
+from vigil.cli_common import INPUT_ERROR, error_line
 from vigil.cli_inputs import EventInput, event_options
 from vigil.config import Settings
 from vigil.ingest import IngestError
@@ -60,6 +61,13 @@ def _fail(message: str) -> None:
     # Plain: a path is not read as markup, and a long message is not wrapped.
     typer.echo(f"error: {message}", err=True)
     raise typer.Exit(code=2)
+
+
+def _refuse(exc: ValueError | IngestError) -> NoReturn:
+    """Input vigil cannot use, on the one line every command's errors take (a rejected file's
+    first bad row, a feature file's first mistake; the rest counted), exit code 2."""
+    typer.echo(error_line(exc), err=True)
+    raise typer.Exit(code=INPUT_ERROR)
 
 
 @event_options()
@@ -186,8 +194,10 @@ def train(
                 keep_terminal_risk=keep_terminal_risk,
                 feature_file=feature_file,
             )
-    except (ValueError, LookupError, IngestError) as exc:  # bad rows name line and field
+    except LookupError as exc:  # no promoted model, or no such version
         _fail(str(exc))
+    except (ValueError, IngestError) as exc:  # a bad file, row or option: named on one line
+        _refuse(exc)
     _print_metrics(figures)
     _print_days(figures["test_by_day"], k)
     if empty := figures["uninformative_features"]:
@@ -215,8 +225,10 @@ def _train_combiner(settings: Settings, **job: Any) -> None:
     try:
         with console.status("replaying the events through the engine and stacking the combiner"):
             figures = train_combiner(_registry(settings), settings, **job)
-    except (ValueError, LookupError, IngestError) as exc:  # bad rows name line and field
+    except LookupError as exc:  # no promoted model, or no such version
         _fail(str(exc))
+    except (ValueError, IngestError) as exc:  # a bad file, row or option: named on one line
+        _refuse(exc)
     k = job["k"]
     table = Table(
         "score", "ROC AUC", "average precision", f"card precision@{k}",
@@ -287,8 +299,10 @@ def score(
                 inputs=inputs,
                 bank=bank,
             )
-    except (ValueError, LookupError, IngestError) as exc:  # bad rows name line and field
+    except LookupError as exc:  # no promoted model, or no such version
         _fail(str(exc))
+    except (ValueError, IngestError) as exc:  # a bad file, row or option: named on one line
+        _refuse(exc)
     table = Table("figure", "value", title="batch scores and StandIn policy")
     for key, value in _flat(figures).items():
         table.add_row(key, f"{value:.4g}" if isinstance(value, float) else str(value))

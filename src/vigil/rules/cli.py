@@ -14,7 +14,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from vigil.cli_common import DatabaseOpt
+from vigil.cli_common import DatabaseOpt, unreadable
 from vigil.cli_common import emit as _emit
 from vigil.cli_common import settings as _settings
 from vigil.cli_common import store as _store
@@ -33,10 +33,13 @@ err = Console(stderr=True)
 
 
 def _compile(path: Path) -> tuple[str, list[Rule]]:
-    """The file's rules, or every error printed and exit code 1."""
+    """The file's rules, or every error printed and exit code 1; a path that is no file is a
+    mistake in the command, answered on one line with exit code 2 (vigil.cli_common)."""
     from vigil.rules.live import compile_file
     from vigil.rules.loader import RuleFileError, known_reason_codes
 
+    if not path.is_file():
+        raise unreadable(path, FileNotFoundError(path))
     try:
         return compile_file(path, known_reason_codes())
     except RuleFileError as exc:
