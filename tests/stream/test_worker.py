@@ -14,6 +14,7 @@ import pytest
 from prometheus_client import generate_latest
 from typer.testing import CliRunner
 
+from vigil import logs
 from vigil.config import Settings
 from vigil.domain import Transaction
 from vigil.storage import Store
@@ -78,10 +79,16 @@ def test_consume_with_nats_unreachable_ends_in_one_line_and_exit_1(
     monkeypatch.setenv("VIGIL_DEV", "1")
     url = f"nats://127.0.0.1:{_free_port()}"
     started = time.monotonic()
-    result = CliRunner().invoke(
-        app,
-        ["consume", "--nats", url, "--metrics-port", "0", "-d", f"sqlite:///{tmp_path / 'v.db'}"],
-    )
+    try:
+        result = CliRunner().invoke(
+            app,
+            [
+                *("consume", "--nats", url, "--metrics-port", "0"),
+                *("-d", f"sqlite:///{tmp_path / 'v.db'}"),
+            ],
+        )
+    finally:
+        logs.reset()  # consume set up logging to the runner's stderr, closed now
     assert time.monotonic() - started < 20
     assert result.exit_code == 1, result.output
     assert "Traceback" not in result.stderr and '"exception"' not in result.stderr
