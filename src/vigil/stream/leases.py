@@ -15,14 +15,22 @@ import contextlib
 import logging
 from dataclasses import dataclass, field
 
+from nats.errors import TimeoutError as NatsTimeout
 from nats.js import JetStreamContext
 from nats.js.api import KeyValueConfig
-from nats.js.errors import BucketNotFoundError, KeyWrongLastSequenceError, NotFoundError
+from nats.js.errors import APIError, BucketNotFoundError, NotFoundError
 from nats.js.kv import KeyValue
 
 log = logging.getLogger(__name__)
 
 BUCKET = "VIGIL_LEASES"
+# Any refusal or failure of a lease write means the lease is not (or no longer surely) ours.
+# A compare-and-set that lost comes back as 'wrong last sequence' under several error codes
+# (10071, 10164, and for a key that expired or was deleted meanwhile, codes the client does
+# not map to KeyWrongLastSequenceError), and a worker must never die of one: not taking a
+# partition, or giving one up, is always safe (its messages are acknowledged only after
+# their commit, so whoever takes it next resumes from there).
+_REFUSED = (APIError, NatsTimeout)
 
 
 async def lease_bucket(js: JetStreamContext, lease_seconds: float) -> KeyValue:
@@ -46,7 +54,7 @@ class Leases:
         """Take the partition if nobody holds it; True when this worker now does."""
         try:
             self.held[partition] = await self.kv.create(_key(partition), self.owner.encode())
-        except KeyWrongLastSequenceError:
+        except _REFUSED:
             return False
         log.info("took partition %d", partition)
         return True
@@ -59,8 +67,8 @@ class Leases:
                 self.held[partition] = await self.kv.update(
                     _key(partition), self.owner.encode(), last=revision
                 )
-            except (KeyWrongLastSequenceError, NotFoundError):
-                log.warning("lost partition %d", partition)
+            except _REFUSED as exc:
+                log.warning("lost partition %d: %s", partition, exc)
                 del self.held[partition]
                 lost.append(partition)
         return lost
@@ -68,7 +76,7 @@ class Leases:
     async def release(self) -> None:
         """Give every lease back (a clean stop), so others need not wait for them to expire."""
         for partition, revision in list(self.held.items()):
-            with contextlib.suppress(KeyWrongLastSequenceError, NotFoundError):
+            with contextlib.suppress(*_REFUSED):
                 await self.kv.delete(_key(partition), last=revision)
             del self.held[partition]
 
