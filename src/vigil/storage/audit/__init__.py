@@ -23,12 +23,13 @@ from vigil.storage.audit.risk_chain import (
     link,
 )
 from vigil.storage.audit.seals import append_link, prepare_batch, reseal, seal_existing
-from vigil.storage.audit.verification import verify, verify_chain
+from vigil.storage.audit.verification import ChainReport, verify, verify_chain
 
 __all__ = [
     "ERASED_CARD",
     "ERASED_USER",
     "GENESIS",
+    "ChainReport",
     "append_link",
     "chain",
     "chain_existing",
