@@ -231,8 +231,10 @@ def _postgres_values(frame: pl.DataFrame, kinds: dict[str, str]) -> pl.DataFrame
     return frame.select(out)
 
 
-# Fewer rows than this go in by INSERT, more by COPY (measured with bench/commits.py).
-COPY_FROM = 500
+# Fewer rows than this go in by INSERT, more by COPY: bench/commits.py on PostgreSQL, p10 of
+# a commit, INSERT against COPY: 8 decisions 4.4 against 7.4 ms, 16 alike (8.7, 7.9), 64
+# 29.2 against 21.9 ms (the INSERT's parameters cost the writer more CPU row by row).
+COPY_FROM = 32
 
 
 def postgres_insert(
