@@ -243,6 +243,75 @@ def test_features_build_with_a_missing_or_wrong_file(
     _one_error_line(result, 2)
 
 
+ENGINE_TX = "kind,event_id,timestamp,type,channel,amount,card_id,terminal_id\n"
+GOOD_TX = "transaction,t-{n},2022-01-01T0{n}:00:00Z,withdrawal,atm,20.00,c-1,a-1\n"
+
+
+@pytest.mark.parametrize(
+    ("name", "text", "kind"),
+    [("labels.csv", 'event_id\n"unclosed\n', "CSV"), ("labels.parquet", "event_id\n", "Parquet")],
+    ids=["csv", "parquet"],
+)
+def test_features_build_with_labels_that_cannot_be_read(
+    tmp_path: Path, name: str, text: str, kind: str
+) -> None:
+    """Polars' own message named neither the file nor what it should have been."""
+    events = tmp_path / "e.csv"
+    events.write_text(ENGINE_TX + GOOD_TX.format(n=1))
+    labels = tmp_path / name
+    labels.write_text(text)
+    args = ["--events", str(events), "--labels", str(labels), "--out", str(tmp_path / "f.parquet")]
+    result = runner.invoke(app, ["features", "build", *args])
+    line = _one_error_line(result, 2)
+    assert line.startswith(f"error: {labels}: not a readable {kind} file ("), line
+
+
+@pytest.mark.parametrize("command", ["features", "train"])
+@pytest.mark.parametrize(
+    ("field", "good", "bad"),
+    [("amount", "20.00", "abc"), ("timestamp", "2022-01-01T02:00:00Z", "yesterday")],
+)
+def test_a_bad_value_in_an_engine_layout_file_names_its_line_and_field(
+    tmp_path: Path, command: str, field: str, good: str, bad: str
+) -> None:
+    """As vigil replay names it, where the builders read the file straight into Polars."""
+    events = tmp_path / "e.csv"
+    rows = [GOOD_TX.format(n=1), GOOD_TX.format(n=2).replace(good, bad), GOOD_TX.format(n=3)]
+    events.write_text(ENGINE_TX + "".join(rows))
+    labels = tmp_path / "labels.csv"
+    labels.write_text("event_id\nt-1\n")
+    args = ["--events", str(events), "--labels", str(labels)]
+    if command == "features":
+        args = ["features", "build", *args, "--out", str(tmp_path / "f.parquet")]
+    else:
+        args = ["train", *args, "--registry", str(tmp_path / "models")]
+    result = runner.invoke(app, args)
+    line = _one_error_line(result, 2)
+    assert line.startswith(f"error: e.csv:3: {field}: "), line
+    assert repr(bad) in line, line
+
+
+@pytest.mark.parametrize("command", ["list", "build"])
+@pytest.mark.parametrize(
+    ("text", "named"),
+    [(None, ": cannot be read"), ("features: [\n", ":2: not YAML: expected the node content")],
+    ids=["missing", "not-yaml"],
+)
+def test_features_with_a_feature_file_missing_or_not_yaml(
+    tmp_path: Path, command: str, text: str | None, named: str
+) -> None:
+    """One line and exit 2, as every command (it printed the whole list, with no error:)."""
+    features = tmp_path / "features.yaml"
+    if text is not None:
+        features.write_text(text)
+    args = ["features", command, "--feature-file", str(features)]
+    if command == "build":  # the feature file is checked before the events are read
+        args += ["--events", str(tmp_path / "e.csv"), "--out", str(tmp_path / "f.parquet")]
+    result = runner.invoke(app, args)
+    line = _one_error_line(result, 2)
+    assert line.startswith(f"error: {features}{named}"), line
+
+
 # wrong database URL
 
 
@@ -289,7 +358,7 @@ def test_version() -> None:
 
 @pytest.mark.parametrize(
     ("text", "named"),
-    [(None, "cannot be read"), ("features: [\n", "not YAML")],
+    [(None, ": cannot be read"), ("features: [\n", ":2: not YAML: expected the node content")],
     ids=["missing", "not-yaml"],
 )
 def test_train_with_a_feature_file_missing_or_not_yaml(
@@ -306,7 +375,7 @@ def test_train_with_a_feature_file_missing_or_not_yaml(
     args = ["--events", str(events), "--labels", str(labels), "--feature-file", str(features)]
     result = runner.invoke(app, ["train", *args, "--registry", str(tmp_path / "models")])
     line = _one_error_line(result, 2)
-    assert line.startswith(f"error: {features}: {named}"), line
+    assert line.startswith(f"error: {features}{named}"), line
 
 
 # rules

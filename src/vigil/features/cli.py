@@ -27,7 +27,7 @@ from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from vigil.cli_common import progress_display
 from vigil.cli_inputs import EventInput, event_options
-from vigil.features.declared import FeatureFileError, load_feature_file, with_declared
+from vigil.features.declared import load_feature_file, with_declared
 from vigil.features.io import read_feedback_frame, read_reference
 from vigil.features.offline import transaction_features
 from vigil.features.snapshots import Snapshots, snapshot_rows
@@ -49,15 +49,12 @@ FeaturesOpt = Annotated[
 
 
 def _features(path: Path | None) -> tuple[Feature, ...]:
-    """The built-in features, and the file's declared ones after them; a file with mistakes
-    has every one printed, and exits 2 before anything else is read."""
+    """The built-in features, and the file's declared ones after them. A file with mistakes
+    raises before anything else is read; vigil's error boundary answers it as every command
+    does: its first mistake on one line, the rest counted, exit 2."""
     if path is None:
         return FEATURES
-    try:
-        return with_declared(load_feature_file(path))
-    except FeatureFileError as exc:
-        typer.echo(str(exc), err=True)
-        raise typer.Exit(code=2) from None
+    return with_declared(load_feature_file(path))
 
 
 @contextmanager

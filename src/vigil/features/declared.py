@@ -78,7 +78,12 @@ def load_features(text: str, *, source: str = "<text>") -> tuple[Feature, ...]:
     try:
         document = yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        raise FeatureFileError(source, [f"not YAML: {exc}"]) from exc
+        # As a rule file's: the line yaml stopped at, and its problem, not its context
+        # ("while parsing a flow node"), which says where it began looking, not what is wrong.
+        mark = getattr(exc, "problem_mark", None)
+        reason = getattr(exc, "problem", None) or str(exc)
+        where = f"{source}:{mark.line + 1}" if mark is not None else source
+        raise FeatureFileError(where, [f"not YAML: {reason}"]) from exc
     if not isinstance(document, dict) or not isinstance(document.get("features"), list):
         raise FeatureFileError(source, ["features: a list of features is expected"])
     return declared_from(document["features"], source=source)

@@ -118,31 +118,72 @@ def time_column(frame: pl.DataFrame, name: str) -> pl.Expr:
     raise ValueError(f"{name}: expected a datetime or ISO-8601 text column, got {dtype}")
 
 
+class UnreadableValues(ValueError):
+    """Events with a value the builders cannot read (a missing ``event_id`` or ``timestamp``,
+    or a value that is not of its column's type): per column, how many; the message names the
+    first column."""
+
+    def __init__(self, counts: dict[str, int]) -> None:
+        self.counts = counts
+        field, count = next(iter(counts.items()))
+        super().__init__(f"{field}: {count} event(s) with a missing or unreadable {field}")
+
+
+def typed_events(events: pl.DataFrame) -> pl.DataFrame:
+    """The builders' columns ``events`` has, in the builders' types; a value that does not
+    convert is null, for :func:`check_values` to count (rather than an error naming neither
+    row nor file, which the caller that knows the file can then name)."""
+    present = [c for c in _OPTIONAL if c in events.columns]
+    return events.select(
+        pl.col("event_id").cast(pl.String),
+        time_column(events, "timestamp").alias("timestamp"),
+        *(_typed(events, c).alias(c) for c in present),
+    )
+
+
+def _typed(events: pl.DataFrame, name: str) -> pl.Expr:
+    dtype = _OPTIONAL[name]
+    if name == "started_at":
+        return time_column(events, name)
+    if dtype == pl.Boolean and events.schema[name] == pl.String:
+        # Polars casts no text to booleans (it refuses the whole column), and a CSV column
+        # holding anything but true/false is read as text: the rest is what is unreadable.
+        return (
+            pl.col(name)
+            .str.to_lowercase()
+            .replace_strict({"true": True, "false": False}, default=None, return_dtype=dtype)
+        )
+    return pl.col(name).cast(dtype, strict=False)
+
+
+def check_values(events: pl.DataFrame, typed: pl.DataFrame) -> None:
+    """Raises :class:`UnreadableValues` when ``typed`` (:func:`typed_events` of ``events``)
+    lost a value in conversion, or lacks an ``event_id`` or ``timestamp``."""
+    lost = typed.select(
+        pl.col("event_id").null_count(),
+        pl.col("timestamp").null_count(),
+        *(
+            (pl.col(c).is_null() & events.get_column(c).is_not_null()).sum().alias(c)
+            for c in typed.columns
+            if c not in ("event_id", "timestamp")
+        ),
+    ).row(0, named=True)
+    counts = {field: int(n) for field, n in lost.items() if n}
+    if counts:
+        raise UnreadableValues(counts)
+
+
 def normalise_events(events: pl.DataFrame) -> pl.DataFrame:
     """The events with every column the builders use, typed, deduplicated, in replay order."""
     for required in ("event_id", "timestamp"):
         if required not in events.columns:
             raise ValueError(f"{required}: required column missing from the events")
-    present = [c for c in _OPTIONAL if c in events.columns]
-    frame = events.select(
-        pl.col("event_id").cast(pl.String),
-        time_column(events, "timestamp").alias("timestamp"),
-        *(
-            (time_column(events, c) if c == "started_at" else pl.col(c).cast(_OPTIONAL[c])).alias(c)
-            for c in present
-        ),
-    )
-    bad = frame.select(
-        pl.col("event_id").null_count().alias("event_id"),
-        pl.col("timestamp").null_count().alias("timestamp"),
-    ).row(0, named=True)
-    for field, nulls in bad.items():
-        if nulls:
-            raise ValueError(f"{field}: {nulls} event(s) with a missing or unreadable {field}")
+    frame = typed_events(events)
+    check_values(events, frame)
     frame = frame.with_columns(
         pl.lit(None, dtype=dtype).alias(name)
         for name, dtype in _OPTIONAL.items()
-        if name not in present
+        if name not in frame.columns
     ).with_columns(
         kind=pl.col("kind").fill_null("transaction"),
         phase=pl.col("phase").fill_null("single"),

@@ -19,8 +19,14 @@ from pathlib import Path
 
 import polars as pl
 
-from vigil.features.history import time_column
-from vigil.ingest import SourceFileError, read_bank_folder
+from vigil.features.history import UnreadableValues, check_values, typed_events
+from vigil.ingest import (
+    ImportRejected,
+    RowError,
+    SourceFileError,
+    iter_event_file,
+    read_bank_folder,
+)
 from vigil.storage.reference import ReferenceData
 
 
@@ -28,15 +34,22 @@ def _read(path: Path | str, what: str, columns: Iterable[str] | None = None) -> 
     path = Path(path)
     if not path.is_file():
         raise SourceFileError(str(path), f"no such file (the {what})")
-    scan = (
-        pl.scan_parquet(path)
-        if path.suffix == ".parquet"
-        else pl.scan_csv(path, infer_schema_length=10_000)
-    )
-    if columns is not None:
-        present = set(scan.collect_schema().names())
-        scan = scan.select([c for c in dict.fromkeys(columns) if c in present])
-    return scan.collect()
+    try:
+        scan = (
+            pl.scan_parquet(path)
+            if path.suffix == ".parquet"
+            else pl.scan_csv(path, infer_schema_length=10_000)
+        )
+        if columns is not None:
+            present = set(scan.collect_schema().names())
+            scan = scan.select([c for c in dict.fromkeys(columns) if c in present])
+        return scan.collect()
+    except (pl.exceptions.PolarsError, OSError) as exc:
+        # Polars' own message names neither the file nor what it was meant to be. The CLI's
+        # helper, as the importers word it; imported here, so reading pulls in no CLI.
+        from vigil.cli_common import unreadable
+
+        raise unreadable(path, exc) from exc
 
 
 def _require(path: Path | str, frame: pl.DataFrame, columns: Iterable[str]) -> None:
@@ -50,11 +63,41 @@ def read_event_frame(path: Path | str, columns: Iterable[str] | None = None) -> 
     """An event file in the engine's layout (Parquet or CSV), as one frame; only ``columns``
     of it when given (e.g. :data:`~vigil.features.history.EVENT_COLUMNS`, all the builders
     read), which saves reading the rest."""
+    path = Path(path)
     frame = _read(path, "events", columns)
     _require(path, frame, ("event_id", "timestamp"))
+    typed = typed_events(frame)
+    try:
+        check_values(frame, typed)
+    except UnreadableValues as exc:
+        # Here the file is known: name it, with the line of the first bad value.
+        raise _first_bad_line(path, exc) from exc
     # CSV times are text: read as UTC datetimes, as the builders and the evaluation want them.
     times = [c for c in ("timestamp", "started_at") if c in frame.columns]
-    return frame.with_columns(time_column(frame, c).alias(c) for c in times)
+    return frame.with_columns(typed.get_column(c) for c in times)
+
+
+def _first_bad_line(path: Path, exc: UnreadableValues) -> Exception:
+    """The error of the first row whose value in one of ``exc``'s columns the importer refuses,
+    naming file, line and field as ``vigil replay`` does (its reader numbers the lines:
+    quoted line breaks, Parquet rows); else ``exc`` naming the file, without a line.
+
+    The importer reads every field and more strictly than the builders: an error in a column
+    the builders read fine is passed over, and amounts are rounded, not refused, beyond cents.
+    """
+
+    def stop(error: RowError) -> None:
+        if error.field in exc.counts:
+            raise ImportRejected(error.file, [error])
+
+    try:
+        for _ in iter_event_file(path, rounded=True, on_error=stop):
+            pass
+    except ImportRejected as found:
+        return found
+    except SourceFileError:
+        pass  # a layout the builders read but the importer does not (no type column)
+    return SourceFileError(path, str(exc))
 
 
 def read_labels(path: Path | str) -> pl.DataFrame:
