@@ -280,7 +280,9 @@ class ApiConfig(BaseModel):
     max_body_bytes: int = Field(1_048_576, ge=1024)
     # Group commit: a decision is answered once it is committed, and decisions share commits.
     # While the writer commits one batch the next gathers; when the writer is idle, a new
-    # decision waits this long for others to join its batch before it is handed over.
+    # decision waits this long for others to join its batch before it is handed over; in a
+    # burst of requests (decided back to back), a batch that has gathered this long goes at
+    # once, so the writer commits while the loop decides.
     group_commit_ms: float = Field(1.0, ge=0, le=1000)
     # A verified API key is trusted this long before its row is read again (revocation by
     # another process takes effect within it; revocation through this API at once).

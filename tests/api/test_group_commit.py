@@ -1,0 +1,58 @@
+"""Group commit during a burst: requests that arrive together are decided one after another
+in one turn of the event loop, and the writer must commit alongside, not after them all."""
+
+from __future__ import annotations
+
+import asyncio
+import tempfile
+from datetime import UTC, datetime, timedelta
+
+from vigil.api.service import DecisionService
+from vigil.config import Settings
+from vigil.domain import Transaction
+from vigil.storage import Store
+
+T0 = datetime(2024, 5, 1, 10, tzinfo=UTC)
+
+
+def test_a_burst_is_handed_to_the_writer_while_the_loop_still_decides() -> None:
+    store = Store(f"sqlite:///{tempfile.mkdtemp()}/v.db")
+    store.init_schema()
+    service = DecisionService(Settings(api={"group_commit_ms": 1.0}), store)
+    events = [
+        Transaction(
+            event_id=f"e{i}",
+            transaction_id=f"t{i}",
+            type="withdrawal",
+            amount="100.00",
+            card_id=f"c{i % 7}",
+            terminal_id="ATM-1",
+            timestamp=T0 + timedelta(minutes=i),
+        )
+        for i in range(60)
+    ]
+    decided: list[int] = []  # how many of the burst were decided at each hand-over
+    flush = service.recorder.flush
+
+    def counted(*args, **kwargs):
+        decided.append(service.recorder.buffered)
+        return flush(*args, **kwargs)
+
+    service.recorder.flush = counted  # type: ignore[method-assign]
+
+    async def request(event: Transaction) -> None:
+        service.decide([event])
+        await service.commit([event.event_id])
+
+    async def burst() -> None:
+        # gather starts every request in the same turn of the loop: each is decided, then
+        # waits for its commit, before the next is decided.
+        await asyncio.gather(*(request(e) for e in events))
+
+    try:
+        asyncio.run(burst())
+        # 60 decisions take well over a millisecond: batches went to the writer meanwhile.
+        assert len(decided) > 1 and decided[0] < len(events)
+        assert store.counts()["decisions"] == len(events)  # and every one was committed
+    finally:
+        service.close()
