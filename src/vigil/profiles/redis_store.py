@@ -301,14 +301,7 @@ class RedisProfileStore:
         has to recount once rebuilt from the log (emptied first)."""
         self.flush()
         pattern = _glob_escape(f"{self.prefix}labelled:") + "*"
-        batch: list[bytes] = []
-        for name in self.client.scan_iter(match=pattern, count=_SCAN):
-            batch.append(name)
-            if len(batch) >= _SCAN:
-                self.client.delete(*batch)
-                batch = []
-        if batch:
-            self.client.delete(*batch)
+        self._delete_all(self.client.scan_iter(match=pattern, count=_SCAN))
 
     def _label_name(self, event_id: str) -> bytes:
         return f"{self.prefix}labelled:{event_id}".encode()
@@ -353,9 +346,13 @@ class RedisProfileStore:
     def clear(self) -> int:
         """Delete every profile (and claim, and label marker) under this prefix; returns how
         many keys."""
+        return self._delete_all(self._names(claims=True))
+
+    def _delete_all(self, names: Iterable[bytes]) -> int:
+        """Delete these keys, a SCAN page at a time; returns how many existed."""
         removed = 0
         batch: list[bytes] = []
-        for name in self._names(claims=True):
+        for name in names:
             batch.append(name)
             if len(batch) >= _SCAN:
                 removed += int(self.client.delete(*batch))
