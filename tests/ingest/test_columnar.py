@@ -244,12 +244,12 @@ def test_postgresql_takes_each_chunk_as_one_csv_copy(
     # No dict, no Python object per row: Polars writes the chunk as CSV and COPY reads it.
     if store.dialect != "postgresql":
         pytest.skip("PostgreSQL's COPY")
-    import vigil.storage.database as database_module
+    import vigil.storage.bulk as bulk_module
 
     def row_by_row(*_: Any, **__: Any) -> int:
         raise AssertionError("a chunk was copied row by row")
 
-    monkeypatch.setattr(database_module, "copy_insert", row_by_row)
+    monkeypatch.setattr(bulk_module, "copy_insert", row_by_row)
     path = write_csv(tmp_path / "cards.csv", HEADER, ROWS)
     summary = columnar.load_clean(store, path, INPUTS)
     assert summary is not None and summary.written["transactions"] == len(ROWS)

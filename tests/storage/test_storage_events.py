@@ -203,15 +203,16 @@ def test_postgres_creates_one_partition_per_month(store: Store, make) -> None:
 def test_a_few_rows_go_in_by_insert_and_many_by_copy(store: Store, make, monkeypatch) -> None:
     # COPY goes through a temporary table made and dropped in the catalog, milliseconds a call
     # whatever the rows: a server's commit of a few decisions must not pay it (bench/commits.py).
-    from vigil.storage import bulk, database
+    from vigil.storage import bulk
 
     copied: list[int] = []
+    copy = bulk.copy_insert
 
     def counted(conn, table, rows, *, skip_existing):
         copied.append(len(rows))
-        return bulk.copy_insert(conn, table, rows, skip_existing=skip_existing)
+        return copy(conn, table, rows, skip_existing=skip_existing)
 
-    monkeypatch.setattr(database, "copy_insert", counted)
+    monkeypatch.setattr(bulk, "copy_insert", counted)
     few = [make.tx(f"f{i}", minutes=i) for i in range(8)]
     assert store.insert_transactions(few) == 8
     assert store.insert_transactions([*few[:3], make.tx("f8", minutes=8)]) == 1  # new only

@@ -24,7 +24,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 
 from vigil.privacy.keys import PrivacyKeys
-from vigil.storage.bulk import COPY_FROM, copy_insert, postgres_insert, sqlite_insert
+from vigil.storage.bulk import postgres_insert, sqlite_insert
 from vigil.storage.connection import WRITE_UNIT, normalise_url, sqlite_engine
 from vigil.storage.partitions import MonthlyPartitions
 from vigil.storage.schema import build_tables
@@ -218,8 +218,7 @@ class Database:
         rows = _by_key(rows, lambda r: r["event_id"], keep="first")
         self.ensure_partitions(conn, table, (r["timestamp"] for r in rows))
         if self.dialect == "postgresql":
-            insert = copy_insert if len(rows) >= COPY_FROM else postgres_insert
-            return insert(conn, table, rows, skip_existing=True)
+            return postgres_insert(conn, table, rows, skip_existing=True)
         return sqlite_insert(conn, table, rows, skip_existing=True)
 
     def ensure_partitions(self, conn: Connection, table: Table, times: Iterable[datetime]) -> None:
@@ -234,7 +233,6 @@ class Database:
         if not rows:
             return
         if self.dialect == "postgresql":
-            insert = copy_insert if len(rows) >= COPY_FROM else postgres_insert
-            insert(conn, table, rows, skip_existing=False)
+            postgres_insert(conn, table, rows, skip_existing=False)
         else:
             sqlite_insert(conn, table, rows, skip_existing=False)
