@@ -28,7 +28,7 @@ import logging
 import os
 import socket
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import nats
 from nats.js import JetStreamContext
@@ -71,11 +71,18 @@ log = logging.getLogger(__name__)
 _MODELS: dict[str, type[Transaction | Login]] = {"transactions": Transaction, "logins": Login}
 # A message refused: the message, the error, and the errors naming each field.
 _Refused = tuple["Msg", str, list[Any]]
+Item = TypeVar("Item", Transaction, Login, FeedbackIn)
 
 
-def _invalid(message: Msg, exc: ValidationError) -> _Refused:
-    problem = from_validation_error(exc)
-    return message, problem.detail, [e.model_dump() for e in problem.errors or []]
+def _parse(model: type[Item], message: Msg, refused: list[_Refused]) -> Item | None:
+    """The message's body as ``model``, or None with the message added to ``refused``,
+    its error naming each field."""
+    try:
+        return model.model_validate_json(message.data)
+    except ValidationError as exc:
+        problem = from_validation_error(exc)
+        refused.append((message, problem.detail, [e.model_dump() for e in problem.errors or []]))
+        return None
 
 
 # How long a starting worker tries to reach NATS before it gives up with one line (exit 1), so
@@ -315,10 +322,8 @@ class Worker:
         refused: list[_Refused] = []
         with service.profiles.batched():
             for i, message in enumerate(messages):
-                try:
-                    item = model.model_validate_json(message.data)
-                except ValidationError as exc:
-                    refused.append(_invalid(message, exc))
+                item = _parse(model, message, refused)
+                if item is None:
                     continue
                 try:
                     decision = service.decide([item])[0]
@@ -338,10 +343,8 @@ class Worker:
         labelled: list[tuple[Msg, Decision | None]] = []
         refused: list[_Refused] = []
         for message in messages:
-            try:
-                item = FeedbackIn.model_validate_json(message.data)
-            except ValidationError as exc:
-                refused.append(_invalid(message, exc))
+            item = _parse(FeedbackIn, message, refused)
+            if item is None:
                 continue
             try:
                 await self.service.label(item)
