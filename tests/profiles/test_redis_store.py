@@ -266,9 +266,8 @@ def test_a_repeat_reaching_another_engine_gets_the_first_decision_applied_once(
     assert _store(client, prefix).get("card", event["card_id"]).n == 1
 
 
-def test_deciding_an_event_takes_two_round_trips(client, prefix, monkeypatch) -> None:
-    store = _store(client, prefix)
-    engine = _engine(store)
+def _commands(store: RedisProfileStore, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The commands ``store`` sends to Redis from now on, as they go."""
     sent: list[str] = []
     real = store.client.execute_command
 
@@ -276,9 +275,16 @@ def test_deciding_an_event_takes_two_round_trips(client, prefix, monkeypatch) ->
         sent.append(str(args[0]))
         return real(*args, **options)
 
+    monkeypatch.setattr(store.client, "execute_command", counted)
+    return sent
+
+
+def test_deciding_an_event_takes_two_round_trips(client, prefix, monkeypatch) -> None:
+    store = _store(client, prefix)
+    engine = _engine(store)
     first, event = _events(3)[1:]
     engine.process(first)  # Redis has the scripts from now on
-    monkeypatch.setattr(store.client, "execute_command", counted)
+    sent = _commands(store, monkeypatch)
     decided = engine.process(event)
     assert sent == ["EVALSHA", "EVALSHA"]  # claim + read, then write + settle
     # and the claim holds the decision, for a repeat at another process
@@ -288,16 +294,9 @@ def test_deciding_an_event_takes_two_round_trips(client, prefix, monkeypatch) ->
 def test_a_batch_takes_one_round_trip_an_event(client, prefix, monkeypatch) -> None:
     store = _store(client, prefix)
     engine = _engine(store)
-    sent: list[str] = []
-    real = store.client.execute_command
-
-    def counted(*args, **options):
-        sent.append(str(args[0]))
-        return real(*args, **options)
-
     first, *events = _events(8)
     engine.process(first)  # Redis has the scripts from now on
-    monkeypatch.setattr(store.client, "execute_command", counted)
+    sent = _commands(store, monkeypatch)
     with store.batched():
         decided = [engine.process(e) for e in events]
         assert sent == ["EVALSHA"] * len(events)  # each event's read carries the last write
