@@ -241,8 +241,15 @@ class RedisProfileStore:
     def _send(self, write: _Write | None, claim: str | None, names: list[bytes]) -> list:
         """One round trip: ``write``, then the claim on event ``claim``, then ``names`` read."""
         keys: list[bytes] = []
-        args: list[bytes | int | str] = [self.ttl_ms, 0, 0, 0, self.claim_ttl_ms, _PENDING_TTL_MS]
-        args.append(PENDING)
+        args: list[bytes | int | str] = [
+            self.ttl_ms,
+            0,
+            0,
+            0,
+            self.claim_ttl_ms,
+            _PENDING_TTL_MS,
+            PENDING,
+        ]
         if write is not None:
             keys += write.names
             args[1] = len(write.names)
