@@ -184,7 +184,7 @@ class FraudTiles:
 
     @classmethod
     def from_state(cls, state: list) -> FraudTiles:
-        tiles = cls()
+        tiles = cls.__new__(cls)  # every field is set here
         tiles._last = state[0]
         tiles._first = list(state[1])
         tiles._counts = [unpack("i", c) for c in state[2]]

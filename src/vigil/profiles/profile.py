@@ -297,7 +297,10 @@ class Profile:
     def from_state(cls, state: list) -> Profile:
         if state[0] not in _READS:
             raise ValueError(f"profile state version {state[0]} is not one of {_READS}")
-        p = cls(top_k=state[16])
+        # Every field is set here: nothing is built only to be replaced (a shared profile is
+        # decoded on every event).
+        p = cls.__new__(cls)
+        p._top_k = state[16]
         (
             p.n,
             p.first_time,
@@ -316,6 +319,7 @@ class Profile:
         p.recent = RecentEvents.from_state(state[14])
         p.open = {row[0]: list(row[1:]) for row in state[15]}
         p.farthest = state[17]
+        p.genome = p.peers = p.fraud = None
         if state[0] >= 3:
             genome, peers = state[18], state[19]
             p.genome = None if genome is None else FlowGenome.from_state(genome)

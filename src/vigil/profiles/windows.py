@@ -222,12 +222,12 @@ class SlidingWindows:
     def from_state(cls, state: list) -> SlidingWindows:
         if state[0] != "tiles":
             return cls._from_events(state)
-        w = cls()
-        for t, (tiles, cats, tally, cents) in enumerate(state[1]):
-            w._tiles[t] = unpack("i", tiles)
-            w._cats[t] = unpack("b", cats)
-            w._counts[t] = unpack("i", tally)
-            w._cents[t] = unpack("q", cents)
+        w = cls.__new__(cls)  # every field is set here: nothing built only to be replaced
+        tiers = state[1]
+        w._tiles = [unpack("i", tier[0]) for tier in tiers]
+        w._cats = [unpack("b", tier[1]) for tier in tiers]
+        w._counts = [unpack("i", tier[2]) for tier in tiers]
+        w._cents = [unpack("q", tier[3]) for tier in tiers]
         w._heads, w._last = list(state[2]), state[3]
         w.counts, w.sums = list(state[4]), list(state[5])
         return w
