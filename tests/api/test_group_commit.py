@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import tempfile
+import time
 from datetime import UTC, datetime, timedelta
 
 from vigil.api.service import DecisionService
@@ -54,5 +55,70 @@ def test_a_burst_is_handed_to_the_writer_while_the_loop_still_decides() -> None:
         # 60 decisions take well over a millisecond: batches went to the writer meanwhile.
         assert len(decided) > 1 and decided[0] < len(events)
         assert store.counts()["decisions"] == len(events)  # and every one was committed
+    finally:
+        service.close()
+
+
+def test_a_busy_writer_is_not_handed_batches_to_queue_behind_it() -> None:
+    """While the writer is still committing, a burst's decisions gather into one batch
+    rather than queue up as many small ones, each of which would pay a commit's cost."""
+    store = Store(f"sqlite:///{tempfile.mkdtemp()}/v.db")
+    store.init_schema()
+    service = DecisionService(Settings(api={"group_commit_ms": 1.0, "writer": "thread"}), store)
+    events = [
+        Transaction(
+            event_id=f"e{i}",
+            transaction_id=f"t{i}",
+            type="withdrawal",
+            amount="100.00",
+            card_id=f"c{i % 7}",
+            terminal_id="ATM-1",
+            timestamp=T0 + timedelta(minutes=i),
+        )
+        for i in range(400)
+    ]
+    committed = 0
+    record = store.record
+
+    def slow_record(*args, **kwargs):  # a commit of 10 ms: a disk that is slow today
+        nonlocal committed
+        time.sleep(0.01)
+        result = record(*args, **kwargs)
+        committed += 1
+        return result
+
+    store.record = slow_record  # type: ignore[method-assign]
+    held: list[int] = []  # batches the writer held (committing or queued) at each hand-over
+    in_burst = 0  # hand-overs before the burst's last event was decided
+    handed = decided = 0
+    flush = service.recorder.flush
+
+    def counted(*args, **kwargs):
+        nonlocal handed, in_burst
+        held.append(handed - committed)
+        in_burst += decided < len(events)
+        n = flush(*args, **kwargs)
+        handed += 1 if n else 0
+        return n
+
+    service.recorder.flush = counted  # type: ignore[method-assign]
+
+    async def request(event: Transaction) -> None:
+        nonlocal decided
+        service.decide([event])
+        decided += 1
+        await service.commit([event.event_id])
+
+    async def burst() -> None:
+        await asyncio.gather(*(request(e) for e in events))
+
+    try:
+        asyncio.run(burst())
+        assert store.counts()["decisions"] == len(events)
+        # The writer was handed work again during the burst as it finished batches ...
+        assert in_burst > 2
+        # ... and only while it held at most one batch: none queued behind it.
+        assert max(held) <= 1
+        assert service.recorder.at_writer == 0
     finally:
         service.close()

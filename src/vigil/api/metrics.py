@@ -55,6 +55,7 @@ RULE_PREFIX = "rule:"
 # The engine decides in tens to hundreds of microseconds; the request around it in milliseconds.
 _ENGINE_BUCKETS = (25e-6, 50e-6, 100e-6, 250e-6, 500e-6, 1e-3, 2.5e-3, 5e-3, 10e-3, 50e-3)
 _REQUEST_BUCKETS = (250e-6, 500e-6, 1e-3, 2.5e-3, 5e-3, 10e-3, 25e-3, 50e-3, 100e-3, 1.0)
+_BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
 
 
 def add_process_collectors(registry: CollectorRegistry) -> None:
@@ -102,6 +103,13 @@ class ApiMetrics:
         self.unrecorded = Counter(
             "vigil_unrecorded_decisions",
             "Decisions answered but not written to the database after every retry.",
+            registry=self.registry,
+        )
+        self.commit_batch = Histogram(
+            "vigil_commit_batch_decisions",
+            "Decisions per batch handed to the writer (a group commit): larger under load, "
+            "when each decision's share of a commit is smaller.",
+            buckets=_BATCH_BUCKETS,
             registry=self.registry,
         )
         self.buffered = Gauge(

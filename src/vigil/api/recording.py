@@ -100,6 +100,12 @@ class BackgroundRecorder(Recorder):
         self._inflight: dict[str, Decision] = {}
         self._inflight_events: dict[str, Event] = {}
         self._last: Future[Landed] | None = None
+        # Batches handed to the writer (counted by the thread that flushes, the loop's) and
+        # those it has finished (by the thread its futures complete on): one writer each, so
+        # the difference needs no lock, and the loop reads it without first running the
+        # landing callbacks, which wait for its next turn.
+        self._handed = 0
+        self._finished = 0
         self._on_error = on_error
         self.unrecorded = 0
 
@@ -107,6 +113,11 @@ class BackgroundRecorder(Recorder):
     def buffered(self) -> int:
         """Decisions not yet committed (buffered or being written)."""
         return len(self._pending) + len(self._inflight)
+
+    @property
+    def at_writer(self) -> int:
+        """Batches the writer holds now: the one it commits, and those waiting their turn."""
+        return self._handed - self._finished
 
     def decided(self, event: Transaction | Login) -> Decision | None:
         found = self._inflight.get(event.event_id)
@@ -139,6 +150,7 @@ class BackgroundRecorder(Recorder):
             log.error("the writer process died; starting another")
             self._writer = self._start_writer()
             written = self._writer.submit(_write, *batch)
+        self._handed += 1
         landed: Future[Landed] = Future()
         written.add_done_callback(lambda done: self._landed(done, pending, landed))
         self._last = landed
@@ -179,6 +191,7 @@ class BackgroundRecorder(Recorder):
         """A batch is committed or given up: it leaves the in-flight maps, and what was given
         up is counted. ``landed`` completes after this bookkeeping, so a caller waiting on it
         sees the counts (a future's waiters wake before its callbacks run)."""
+        self._finished += 1
         try:
             outcome = written.result()
         except Exception:  # the writer process died, or the batch could not be sent to it

@@ -68,9 +68,6 @@ log = logging.getLogger(__name__)
 Event = Transaction | Login
 # Batches the writer holds at once: one it commits, one waiting its turn.
 _IN_FLIGHT = 2
-# ... and during a burst of requests, which the loop decides one after another without a
-# pause, so that batches land only after it: enough for the writer to commit alongside.
-_IN_FLIGHT_IN_BURST = 8
 
 
 class NotCommitted(RuntimeError):
@@ -305,14 +302,16 @@ class DecisionService:
         Requests that arrive together are decided one after another in one turn of the loop,
         and the group commit task runs only after them all: left to it, the writer would sit
         idle while the loop decides, and the loop while the writer commits. So once a batch
-        has gathered for ``api.group_commit_ms``, the request in hand sends it, and the writer
-        commits it while the loop goes on deciding (up to ``_IN_FLIGHT_IN_BURST`` batches, as
-        none lands before the burst ends). Checkpoints and recovery stay the task's."""
+        has gathered for ``api.group_commit_ms`` and the writer has room (what it holds is
+        counted as it finishes, not when the loop later settles it), the request in hand sends
+        it, and the writer commits it while the loop goes on deciding. While the writer is
+        full, decisions keep gathering: small batches queued behind a busy writer would each
+        pay a commit's whole cost. Checkpoints and recovery stay the task's."""
         since = self._gathering_since
         return (
             since is not None
             and now - since >= self.settings.api.group_commit_ms / 1000
-            and len(self._in_flight) < _IN_FLIGHT_IN_BURST
+            and self.recorder.at_writer < _IN_FLIGHT
             and not self._stale
             and not self._checkpoint_is_due()
         )
@@ -334,6 +333,8 @@ class DecisionService:
         except Exception as exc:
             batch.set_exception(exc)
             raise
+        if n:
+            self.metrics.commit_batch.observe(n)
         handed = self.recorder.committed()
         if (not n and checkpoint is None) or handed is None:
             batch.set_result(Landed(frozenset(), checkpointed=False))
