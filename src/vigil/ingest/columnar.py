@@ -8,8 +8,10 @@ Polars, checks each chunk column by column against the domain's rules (ids of 1â
 characters, ISO-8601 times within 1990â€“2100, non-negative amounts of at most two decimals or
 rounded to cents, known types and channels, a card, account or user on every transaction,
 known label values) and writes it chunk by chunk, all in one transaction: SQLite by one
-``executemany`` a chunk, PostgreSQL by one COPY of the chunk written as CSV by Polars. The next
-chunk is read and checked on a second thread while the database writes this one.
+``executemany`` a chunk, PostgreSQL by COPY of the chunk written as CSV by Polars (a month with
+no partition yet into a table of its own, indexed and attached at the end:
+:class:`~vigil.storage.bulk.PostgresLoad`). The next chunk is read and checked on a second
+thread while the database writes this one.
 
 At the first check a chunk fails, nothing is kept (the transaction is rolled back) and
 :func:`load_clean` answers ``None``: the caller then reads the file row by row, which reports
@@ -57,7 +59,11 @@ from vigil.ingest.generic import _Plan
 from vigil.ingest.source import CSV_SUFFIXES, SourceTable
 from vigil.ingest.summary import ImportSummary
 from vigil.ingest.values import cents, parse_timestamp
-from vigil.storage.bulk import copy_insert_frame, sqlite_indexes_deferred, sqlite_insert_frame
+from vigil.storage.bulk import (
+    PostgresLoad,
+    sqlite_indexes_deferred,
+    sqlite_insert_frame,
+)
 from vigil.storage.rows import TRANSACTION_FIELDS
 
 if TYPE_CHECKING:
@@ -145,13 +151,14 @@ def load_clean(
             yield chunk.height, _stored_transactions(store, txs), feedback
 
     try:
-        with store.transaction() as conn, _bulk(store, conn, rows):
+        with store.transaction() as conn, _bulk(store, conn, rows) as write:
             for height, txs, feedback in _read_ahead(checked()):
                 read += height
-                written["transactions"] += _write(store, conn, "transactions", txs)
-                written["feedback"] += _write(store, conn, "feedback", feedback)
+                written["transactions"] += write("transactions", txs)
+                written["feedback"] += write("feedback", feedback)
                 if on_progress is not None:
                     on_progress(height)
+            written["transactions"] -= write.finish()
             duplicates = read - written["transactions"]
     except (_Unclean, pl.exceptions.PolarsError):
         # A check failed, or Polars could not read the file as the csv module does: either
@@ -186,18 +193,43 @@ def _one_line_a_row(path: Path, rows: int) -> bool:
     return lines == rows + 1
 
 
+class _Writer:
+    """Writes a chunk's rows of one table (``"transactions"`` or ``"feedback"``) whose
+    event_id is new, returning how many; :meth:`finish` ends the load and answers how many
+    transactions it counted that were stored already after all."""
+
+    def __init__(self, store: Store, conn: Connection) -> None:
+        self._store = store
+        self._conn = conn
+        self._postgres = (
+            PostgresLoad(conn, store.ensure_partitions) if store.dialect == "postgresql" else None
+        )
+
+    def __call__(self, table: str, frame: pl.DataFrame) -> int:
+        if frame.is_empty():
+            return 0
+        target = getattr(self._store.tables, table)
+        if self._postgres is None:
+            return sqlite_insert_frame(self._conn, target, frame, skip_existing=True)
+        return self._postgres.write(target, frame)
+
+    def finish(self) -> int:
+        return 0 if self._postgres is None else self._postgres.finish()
+
+
 @contextmanager
-def _bulk(store: Store, conn: Connection, rows: int) -> Iterator[None]:
-    """SQLite: the tables' secondary indexes built once at the end of a large load."""
+def _bulk(store: Store, conn: Connection, rows: int) -> Iterator[_Writer]:
+    """The load's writer. SQLite: the tables' secondary indexes built once at the end of a
+    large load. PostgreSQL: see :class:`~vigil.storage.bulk.PostgresLoad`."""
     if store.dialect != "sqlite":
-        yield
+        yield _Writer(store, conn)
         return
     tables = store.tables
     with (
         sqlite_indexes_deferred(conn, tables.transactions, rows),
         sqlite_indexes_deferred(conn, tables.feedback, rows),
     ):
-        yield
+        yield _Writer(store, conn)
 
 
 def _repeats(path: Path, column: str) -> bool:
@@ -342,19 +374,6 @@ def _stored_transactions(store: Store, frame: pl.DataFrame) -> pl.DataFrame:
     return frame.select(
         pl.col(f) if f in frame.columns else pl.lit(None).alias(f) for f in TRANSACTION_FIELDS
     )
-
-
-def _write(store: Store, conn: Connection, table: str, frame: pl.DataFrame) -> int:
-    """Insert the rows whose event_id is new: SQLite binds them in one executemany,
-    PostgreSQL COPYs them after creating the time partitions they need."""
-    if frame.is_empty():
-        return 0
-    target = getattr(store.tables, table)
-    if store.dialect == "sqlite":
-        return sqlite_insert_frame(conn, target, frame, skip_existing=True)
-    months = frame.get_column("timestamp").dt.truncate("1mo").unique()
-    store.ensure_partitions(conn, target, months.to_list())
-    return copy_insert_frame(conn, target, frame, skip_existing=True)
 
 
 def _read_ahead(items: Iterator[_Item]) -> Iterator[_Item]:
