@@ -316,6 +316,9 @@ class StreamConfig(BaseModel):
     # How long the events and decisions streams keep messages, when vigil creates them: raw
     # events carry personal data in clear, and the database keeps (and erases) both.
     retain_hours: float = Field(168.0, gt=0)
+    # A worker that loses NATS tries to reconnect this long, then exits (status 1) for its
+    # supervisor to restart it; meanwhile its partitions stop once their leases may lapse.
+    reconnect_seconds: float = Field(120.0, ge=2)
     # /metrics of a worker (lag, decided, rejected, redelivered); 0: none.
     metrics_port: int = Field(9464, ge=0, le=65535)
 

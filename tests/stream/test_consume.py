@@ -57,13 +57,17 @@ async def _reset() -> None:
 
 
 async def _publish(
-    partitions: int, bodies: list[bytes | dict[str, Any]], *, pause_every: int = 0
+    partitions: int,
+    bodies: list[bytes | dict[str, Any]],
+    *,
+    pause_every: int = 0,
+    url: str = NATS_URL,
 ) -> None:
     """Publish in order; with ``pause_every``, a pause of most of a second after each that
     many (longer than a fetch waits, so consumers go idle)."""
     from vigil.stream.worker import ensure_streams
 
-    nc = await nats.connect(NATS_URL)
+    nc = await nats.connect(url)
     js = nc.jetstream()
     await ensure_streams(js)
     for n, body in enumerate(bodies, start=1):

@@ -27,6 +27,7 @@ import json
 import logging
 import os
 import socket
+import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -91,10 +92,23 @@ def _parse(model: type[Item], message: Msg, refused: list[_Refused]) -> Item | N
 CONNECT_SECONDS = 10.0
 
 
-async def connect(url: str, *, name: str, seconds: float | None = None) -> nats.NATS:
+# What nats-py raises while its connection is down.
+_DISCONNECTED = (
+    nats.errors.ConnectionClosedError,
+    nats.errors.ConnectionReconnectingError,
+    nats.errors.StaleConnectionError,
+)
+# nats-py's pause between two attempts to reconnect.
+_RECONNECT_WAIT = 2.0
+
+
+async def connect(
+    url: str, *, name: str, seconds: float | None = None, reconnect_seconds: float = 120.0
+) -> nats.NATS:
     """A connection to NATS at ``url``, or ConnectionError naming it and the last error after
-    ``seconds`` (:data:`CONNECT_SECONDS`). Once connected, nats-py reconnects as it does by
-    default; each failed attempt, then as now, is one warning line without a traceback."""
+    ``seconds`` (:data:`CONNECT_SECONDS`). Once connected, a lost connection is tried again for
+    ``reconnect_seconds``, then closed for good; each failed attempt, then as now, is one
+    warning line without a traceback."""
     last: list[Exception] = []
 
     async def failed(exc: Exception) -> None:
@@ -103,7 +117,13 @@ async def connect(url: str, *, name: str, seconds: float | None = None) -> nats.
 
     try:
         return await asyncio.wait_for(
-            nats.connect(url, name=name, error_cb=failed),
+            nats.connect(
+                url,
+                name=name,
+                error_cb=failed,
+                reconnect_time_wait=_RECONNECT_WAIT,
+                max_reconnect_attempts=max(1, round(reconnect_seconds / _RECONNECT_WAIT)),
+            ),
             CONNECT_SECONDS if seconds is None else seconds,
         )
     except (TimeoutError, OSError, nats.errors.Error) as exc:
@@ -174,7 +194,11 @@ class Worker:
         config = self.settings.stream
         if config.metrics_port:
             start_http_server(config.metrics_port, registry=self.metrics.registry)
-        nc = await connect(config.nats_url, name=f"vigil-consume {self.owner}")
+        nc = await connect(
+            config.nats_url,
+            name=f"vigil-consume {self.owner}",
+            reconnect_seconds=config.reconnect_seconds,
+        )
         js = nc.jetstream()
         await ensure_streams(js, config.retain_hours)
         leases = Leases(await lease_bucket(js, config.lease_seconds), self.owner)
@@ -182,11 +206,16 @@ class Worker:
         keeper = asyncio.create_task(self._keep(leases, owned, stop), name="vigil-leases")
         try:
             while not stop.is_set():
-                for partition in range(config.partitions):
-                    if partition not in leases.held and await leases.take(partition):
-                        owned[partition] = await self._own(js, partition)
-                        if partition not in leases.held:  # lost while taking it over
-                            await _stop(owned.pop(partition))
+                if nc.is_closed:
+                    raise ConnectionError(
+                        f"NATS at {config.nats_url}: the connection was lost and not back "
+                        f"within stream.reconnect_seconds ({config.reconnect_seconds:g} s)"
+                    )
+                if nc.is_connected:
+                    try:
+                        await self._take(js, leases, owned)
+                    except (*_DISCONNECTED, OSError) as exc:  # lost meanwhile: next round
+                        log.warning("taking partitions failed: %s", _described(exc))
                 self.metrics.partitions.set(len(owned))
                 self.metrics.lag.set(sum(self.pending.values()))
                 await _sleep(stop, config.lease_seconds / 3)
@@ -197,9 +226,25 @@ class Worker:
                 await _stop(owned.pop(partition))
             if self.service is not None:
                 self.service.close()
-            await leases.release()
-            await nc.drain()
+            if nc.is_connected:  # else the leases lapse on their own
+                await leases.release()
+                await nc.drain()
+            else:
+                await nc.close()
         return {"owner": self.owner, "decided": self.decided, "rejected": self.rejected}
+
+    async def _take(
+        self,
+        js: JetStreamContext,
+        leases: Leases,
+        owned: dict[int, tuple[asyncio.Event, list[asyncio.Task[None]]]],
+    ) -> None:
+        """Take every partition nobody holds, and start deciding it."""
+        for partition in range(self.settings.stream.partitions):
+            if partition not in leases.held and await leases.take(partition):
+                owned[partition] = await self._own(js, partition)
+                if partition not in leases.held:  # lost while taking it over
+                    await _stop(owned.pop(partition))
 
     async def _keep(
         self,
@@ -208,12 +253,29 @@ class Worker:
         stop: asyncio.Event,
     ) -> None:
         """Renew the leases, in a task of its own so that taking a partition over (which may
-        recover profiles for seconds) never delays a renewal; stop deciding a lost one."""
+        recover profiles for seconds) never delays a renewal; stop deciding a lost one.
+
+        A renewal that fails (NATS unreachable) is tried again; once half a lease has passed
+        since the last one that succeeded, every partition is stopped and given up here, for
+        its lease may lapse and another worker take it over: two owners of a partition would
+        decide a card's events out of order. They are taken again when NATS is back."""
+        seconds = self.settings.stream.lease_seconds
+        renewed = time.monotonic()
         while not stop.is_set():
-            for partition in await leases.renew():
+            try:
+                # Bounded: a request to an unreachable server waits its whole timeout.
+                lost = await asyncio.wait_for(leases.renew(), seconds / 3)
+                renewed = time.monotonic()
+            except Exception as exc:  # whatever the client raises while NATS is away
+                log.warning("renewing the partition leases failed: %s", _described(exc))
+                lost = list(leases.held) if time.monotonic() - renewed >= seconds / 2 else []
+                for partition in lost:
+                    log.warning("gave up partition %d: its lease was not renewed", partition)
+                    del leases.held[partition]
+            for partition in lost:
                 if partition in owned:
                     await _stop(owned.pop(partition))
-            await _sleep(stop, self.settings.stream.lease_seconds / 3)
+            await _sleep(stop, seconds / 3)
 
     async def _own(
         self, js: JetStreamContext, partition: int
@@ -384,6 +446,10 @@ async def _fetch(sub: JetStreamContext.PullSubscription, batch: int) -> list[Msg
     try:
         return await sub.fetch(batch, timeout=0.5)
     except TimeoutError:  # nats' own timeout is one too
+        return []
+    except _DISCONNECTED as exc:  # the connection is being restored (or given up): one line
+        log.warning("fetching messages failed: %s; trying again", _described(exc))
+        await asyncio.sleep(0.5)
         return []
     except Exception:
         log.exception("fetching messages failed; trying again")
