@@ -75,14 +75,14 @@ def test_a_busy_writer_is_not_handed_batches_to_queue_behind_it() -> None:
             terminal_id="ATM-1",
             timestamp=T0 + timedelta(minutes=i),
         )
-        for i in range(400)
+        for i in range(1000)
     ]
     committed = 0
     record = store.record
 
-    def slow_record(*args, **kwargs):  # a commit of 10 ms: a disk that is slow today
+    def slow_record(*args, **kwargs):  # a commit of 5 ms: a disk that is slow today
         nonlocal committed
-        time.sleep(0.01)
+        time.sleep(0.005)
         result = record(*args, **kwargs)
         committed += 1
         return result

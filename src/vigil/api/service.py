@@ -311,7 +311,14 @@ class DecisionService:
         return (
             since is not None
             and now - since >= self.settings.api.group_commit_ms / 1000
-            and self.recorder.at_writer < _IN_FLIGHT
+            and self._writer_has_room()
+        )
+
+    def _writer_has_room(self) -> bool:
+        """Whether a gathered batch may go to the writer from a request or a landing (the
+        group commit task's own hand-overs also bring checkpoints and recovery)."""
+        return (
+            self.recorder.at_writer < _IN_FLIGHT
             and not self._stale
             and not self._checkpoint_is_due()
         )
@@ -360,6 +367,9 @@ class DecisionService:
             self._stale = True
             assert self._wanted is not None
             self._wanted.set()  # rebuild the profiles before anything more is committed
+        if self._gathering_since is not None and self._writer_has_room():
+            # Decisions gathered while the writer was full: they have waited long enough.
+            self._send(None)
 
     async def _drain(self) -> None:
         """Wait until every batch handed over has landed."""
