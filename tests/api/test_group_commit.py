@@ -16,11 +16,8 @@ from vigil.storage import Store
 T0 = datetime(2024, 5, 1, 10, tzinfo=UTC)
 
 
-def test_a_burst_is_handed_to_the_writer_while_the_loop_still_decides() -> None:
-    store = Store(f"sqlite:///{tempfile.mkdtemp()}/v.db")
-    store.init_schema()
-    service = DecisionService(Settings(api={"group_commit_ms": 1.0}), store)
-    events = [
+def _withdrawals(n: int) -> list[Transaction]:
+    return [
         Transaction(
             event_id=f"e{i}",
             transaction_id=f"t{i}",
@@ -30,8 +27,15 @@ def test_a_burst_is_handed_to_the_writer_while_the_loop_still_decides() -> None:
             terminal_id="ATM-1",
             timestamp=T0 + timedelta(minutes=i),
         )
-        for i in range(60)
+        for i in range(n)
     ]
+
+
+def test_a_burst_is_handed_to_the_writer_while_the_loop_still_decides() -> None:
+    store = Store(f"sqlite:///{tempfile.mkdtemp()}/v.db")
+    store.init_schema()
+    service = DecisionService(Settings(api={"group_commit_ms": 1.0}), store)
+    events = _withdrawals(60)
     decided: list[int] = []  # how many of the burst were decided at each hand-over
     flush = service.recorder.flush
 
@@ -65,18 +69,7 @@ def test_a_busy_writer_is_not_handed_batches_to_queue_behind_it() -> None:
     store = Store(f"sqlite:///{tempfile.mkdtemp()}/v.db")
     store.init_schema()
     service = DecisionService(Settings(api={"group_commit_ms": 1.0, "writer": "thread"}), store)
-    events = [
-        Transaction(
-            event_id=f"e{i}",
-            transaction_id=f"t{i}",
-            type="withdrawal",
-            amount="100.00",
-            card_id=f"c{i % 7}",
-            terminal_id="ATM-1",
-            timestamp=T0 + timedelta(minutes=i),
-        )
-        for i in range(1000)
-    ]
+    events = _withdrawals(1000)
     committed = 0
     record = store.record
 

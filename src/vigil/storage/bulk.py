@@ -188,24 +188,27 @@ def sqlite_sort_threads(conn: Connection) -> Iterator[None]:
     then is set back. Building the indexes of 1.3 M rows took 8.3-9.3 s instead of 9.8-10.8
     on a shared 2-core machine, for the same CPU time (5.9 s against 6.1): the reading that
     overlapped the load has ended by then, leaving the second core idle."""
-    threads = conn.exec_driver_sql("PRAGMA threads").scalar_one()
-    conn.exec_driver_sql(f"PRAGMA threads={max(1, min(4, (os.cpu_count() or 1) - 1))}")
-    try:
+    with _sqlite_pragma(conn, "threads", max(1, min(4, (os.cpu_count() or 1) - 1))):
         yield
-    finally:
-        conn.exec_driver_sql(f"PRAGMA threads={int(threads)}")
 
 
 @contextmanager
 def sqlite_cache(conn: Connection, mib: int) -> Iterator[None]:
     """SQLite's page cache on ``conn`` at ``mib`` MiB meanwhile (taken only as used), then
     set back: the setting is the connection's, and the pool hands it out again."""
-    cache = conn.exec_driver_sql("PRAGMA cache_size").scalar_one()
-    conn.exec_driver_sql(f"PRAGMA cache_size=-{mib * 1024}")
+    with _sqlite_pragma(conn, "cache_size", -mib * 1024):
+        yield
+
+
+@contextmanager
+def _sqlite_pragma(conn: Connection, name: str, value: int) -> Iterator[None]:
+    """An integer PRAGMA of ``conn`` at ``value`` meanwhile, then set back."""
+    before = conn.exec_driver_sql(f"PRAGMA {name}").scalar_one()
+    conn.exec_driver_sql(f"PRAGMA {name}={value}")
     try:
         yield
     finally:
-        conn.exec_driver_sql(f"PRAGMA cache_size={int(cache)}")
+        conn.exec_driver_sql(f"PRAGMA {name}={int(before)}")
 
 
 def _kind(column_type: Any) -> str:
