@@ -9,7 +9,7 @@ from pathlib import Path
 from vigil.ingest.atm_stream import COLUMNS as ATM_COLUMNS
 from vigil.ingest.bank_folder import CARD_COLUMNS
 
-# CVC values chosen to be unlike any other digits in the fixtures, so a byte search is exact.
+# CVC values chosen to be unlike any other value in the fixtures, so a search for them is exact.
 CVCS = ("917", "4862", "735")
 
 
