@@ -463,8 +463,7 @@ class PostgresLoad:
                 cur.execute("SAVEPOINT _vigil_attach")
                 try:
                     cur.execute(f'ALTER TABLE "{staged.name}" RENAME TO "{final}"')
-                    for statement in _index_ddl(cur, table, final):
-                        cur.execute(statement)
+                    # Builds the parent's indexes on it, each once, by sorting.
                     cur.execute(
                         f'ALTER TABLE "{table}" ATTACH PARTITION "{final}" '
                         + ddl[ddl.index("FOR VALUES") :]
@@ -571,24 +570,3 @@ def _columns_ddl(cur: Any, table: str) -> str:
         (f'"{table}"',),
     )
     return ", ".join(columns + [row[0] for row in cur.fetchall()])
-
-
-def _index_ddl(cur: Any, table: str, partition: str) -> list[str]:
-    """Statements giving ``partition`` the indexes and key constraints of the partitioned
-    ``table``, named as ``CREATE TABLE ... PARTITION OF`` names them, so that ATTACH PARTITION
-    adopts them rather than building its own."""
-    cur.execute(
-        "SELECT c.contype, pg_get_constraintdef(c.oid), pg_get_indexdef(i.indexrelid) "
-        "FROM pg_index i LEFT JOIN pg_constraint c ON c.conindid = i.indexrelid "
-        "AND c.conrelid = i.indrelid WHERE i.indrelid = to_regclass(%s) "
-        "ORDER BY c.contype NULLS LAST, i.indexrelid",
-        (f'"{table}"',),
-    )
-    out = []
-    for kind, constraint, index in cur.fetchall():
-        if kind in ("p", "u"):
-            out.append(f'ALTER TABLE "{partition}" ADD {constraint}')
-        elif kind is None:
-            head = index[: index.index(" INDEX ")]  # CREATE, or CREATE UNIQUE
-            out.append(f'{head} INDEX ON "{partition}"' + index[index.index(" USING ") :])
-    return out
