@@ -73,6 +73,15 @@ class Leases:
                 lost.append(partition)
         return lost
 
+    def abandon(self) -> list[int]:
+        """Stop counting every lease as held, without asking NATS (it cannot be reached):
+        returns the partitions, which lapse on their own and may be taken again later."""
+        partitions = list(self.held)
+        for partition in partitions:
+            log.warning("gave up partition %d: its lease was not renewed", partition)
+        self.held.clear()
+        return partitions
+
     async def release(self) -> None:
         """Give every lease back (a clean stop), so others need not wait for them to expire."""
         for partition, revision in list(self.held.items()):

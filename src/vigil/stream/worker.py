@@ -268,10 +268,7 @@ class Worker:
                 renewed = time.monotonic()
             except Exception as exc:  # whatever the client raises while NATS is away
                 log.warning("renewing the partition leases failed: %s", _described(exc))
-                lost = list(leases.held) if time.monotonic() - renewed >= seconds / 2 else []
-                for partition in lost:
-                    log.warning("gave up partition %d: its lease was not renewed", partition)
-                    del leases.held[partition]
+                lost = leases.abandon() if time.monotonic() - renewed >= seconds / 2 else []
             for partition in lost:
                 if partition in owned:
                     await _stop(owned.pop(partition))
