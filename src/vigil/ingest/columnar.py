@@ -206,8 +206,6 @@ class _Writer:
         )
 
     def __call__(self, table: str, frame: pl.DataFrame) -> int:
-        if frame.is_empty():
-            return 0
         target = getattr(self._store.tables, table)
         if self._postgres is None:
             return sqlite_insert_frame(self._conn, target, frame, skip_existing=True)
