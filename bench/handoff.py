@@ -1,9 +1,9 @@
 """Benchmark: what handing one batch to the writer process costs the server's own process.
 
 ``vigil serve`` decides on its event loop and commits in a writer process
-(:mod:`vigil.api.recording`); each batch goes over through a ``ProcessPoolExecutor`` (its
-feeder and manager threads, pipes and wake-ups). With few connections the batches hold one or
-two decisions, so this fixed cost per batch is paid per decision. Prints, for batches of one
+(:mod:`vigil.api.writer`); each batch goes over a socket, and its answer comes back on it.
+With few connections the batches hold one or two decisions, so this fixed cost per batch is
+paid per decision. Prints, for batches of one
 decision committed one after another on a fresh SQLite database, the server process's CPU per
 batch (all its threads) and the wall time of a round trip, waited on synchronously and from
 an asyncio loop (as the server does), beside what pickling the batch alone costs:
@@ -88,7 +88,7 @@ def main() -> None:
     rounds = 2000
     started = time.perf_counter()
     for _ in range(rounds):
-        pickle.dumps(([login], [decision], [], None, None))
+        pickle.dumps(([login], [decision], [], None))
     each = (time.perf_counter() - started) / rounds
     print(f"pickling a one-decision batch alone: {1e6 * each:,.0f} µs")
     recorder.close()

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from vigil.api.recording import BackgroundRecorder, Writer
+from vigil.api.recording import BackgroundRecorder, WriterKind
 from vigil.domain import Decision, Login, Reason, Transaction
 from vigil.storage import Store
 
@@ -25,12 +25,12 @@ def _decision(event_id: str, decision_id: str) -> Decision:
 
 
 @pytest.fixture(params=["process", "thread"])
-def writer(request: pytest.FixtureRequest) -> Writer:
+def writer(request: pytest.FixtureRequest) -> WriterKind:
     return request.param
 
 
 def test_an_event_decided_before_a_restart_gets_its_first_decision_at_any_timestamp(
-    store: Store, writer: Writer
+    store: Store, writer: WriterKind
 ) -> None:
     store.record([_login("a")], [_decision("a", "d-first")])
     recorder = BackgroundRecorder(
@@ -42,7 +42,7 @@ def test_an_event_decided_before_a_restart_gets_its_first_decision_at_any_timest
     recorder.close()
 
 
-def test_a_refused_decision_does_not_take_its_batch_down(store: Store, writer: Writer) -> None:
+def test_a_refused_decision_does_not_take_its_batch_down(store: Store, writer: WriterKind) -> None:
     failures: list[int] = []
     recorder = BackgroundRecorder(store, on_error=failures.append, writer=writer)
     # Another process sharing the database decides "b" after this one started (so this
@@ -61,7 +61,7 @@ def test_a_refused_decision_does_not_take_its_batch_down(store: Store, writer: W
     assert recorder.decided(_login("b", 11)).decision_id == "d-first"
 
 
-def test_a_decision_in_flight_is_found_until_committed(store: Store, writer: Writer) -> None:
+def test_a_decision_in_flight_is_found_until_committed(store: Store, writer: WriterKind) -> None:
     recorder = BackgroundRecorder(store, writer=writer)
     login = _login("f-1")
     recorder.add(login, _decision("f-1", "d-1"))
@@ -88,8 +88,8 @@ def test_a_dead_writer_process_is_replaced_and_nothing_is_lost_unseen(store: Sto
     recorder = BackgroundRecorder(store, on_error=failures.append, writer="process")
     recorder.add(_login("before"), _decision("before", "d-0"))
     recorder.drain()
-    (pid,) = recorder._writer._processes  # the one writer process
-    os.kill(pid, signal.SIGKILL)
+    assert recorder._writer.pid is not None
+    os.kill(recorder._writer.pid, signal.SIGKILL)
     # Handed over before or after the pool notices its writer is gone: given up and counted,
     # or committed by the new writer; never dropped without a count.
     recorder.add(_login("maybe"), _decision("maybe", "d-1"))

@@ -1,0 +1,389 @@
+"""The recorder's writer: commits each batch it is handed, in order, and answers how it landed.
+
+:class:`WriterProcess` commits in a process of its own. Batches cross a socket pair: the
+server sends each from the thread that flushes (the event loop's), and reads the answers where
+it waits for them — on the event loop, which watches the socket as it watches its requests
+(``add_reader``), or in whichever thread waits on an answer when no loop watches. So handing a
+batch over wakes no thread of the server's: a ``ProcessPoolExecutor`` (what this replaced)
+woke its manager and feeder threads for every batch, and their turns at the interpreter lock
+cost the event loop about 0.4 ms a batch (``python bench/handoff.py``). In the writer process
+one thread reads the socket, so a sender never waits for a commit to finish, and another
+commits.
+
+:class:`WriterThread` commits in a thread of the server's own, for an in-memory SQLite
+database, which no other process can open.
+
+Both hand out :class:`Answer` futures: waiting on one (``result()``) also reads the answers
+that have arrived, so it never waits for a reader that is not there.
+
+>>> from datetime import datetime, UTC
+>>> from vigil.domain import Decision, Login
+>>> from vigil.storage import Store
+>>> import tempfile
+>>> store = Store(f"sqlite:///{tempfile.mkdtemp()}/v.db"); store.init_schema()
+>>> writer = WriterProcess(store)
+>>> login = Login(event_id="l-1", user_id="u-1", timestamp=datetime(2022, 1, 1, tzinfo=UTC))
+>>> decision = Decision(decision_id="d-1", event_id="l-1", event_kind="login", score=0,
+...                     action="allow")
+>>> writer.submit(([login], [decision], [], None)).result()
+Landed(failed=frozenset(), checkpointed=False)
+>>> writer.close(); store.get_decision("l-1").decision_id
+'d-1'
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import multiprocessing
+import os
+import queue
+import signal
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import wait as wait_for
+from dataclasses import dataclass
+from multiprocessing.connection import Connection
+from multiprocessing.reduction import ForkingPickler
+from typing import Any, Protocol
+
+from sqlalchemy.exc import DataError, IntegrityError
+
+from vigil import logs
+from vigil.api import lifeline
+from vigil.domain import Decision, Login, Transaction
+from vigil.privacy.keys import PrivacyKeys
+from vigil.profiles.recovery import Rows, save_checkpoint
+from vigil.storage import Store
+
+log = logging.getLogger(__name__)
+
+_ATTEMPTS = 5
+_CHECKPOINT_SECONDS = 0.5
+_START_SECONDS = 120
+Event = Transaction | Login
+# A batch as handed over: its events, their decisions, StandIn inferences, and the profile
+# checkpoint to write after it (or None).
+Batch = tuple[list[Event], list[Decision], list[dict[str, Any]], Rows | None]
+
+
+@dataclass(frozen=True)
+class Landed:
+    """How a handed-over batch ended: the event ids whose decisions were not committed (none,
+    normally), and whether the checkpoint that went with it was written."""
+
+    failed: frozenset[str]
+    checkpointed: bool
+
+
+class WriterGone(RuntimeError):
+    """The writer process died (or could not be reached): what it held is in doubt."""
+
+
+class Answer(Future[Landed]):
+    """A batch's outcome. ``result()`` reads the writer's answers while it waits, so it works
+    in a thread that no event loop serves, and on the loop's own thread (say at shutdown)."""
+
+    def __init__(self, read_until: Callable[[Future[Any], float | None], None]) -> None:
+        super().__init__()
+        self._read_until = read_until
+
+    def result(self, timeout: float | None = None) -> Landed:
+        self._read_until(self, timeout)
+        return super().result(timeout=0 if self.done() else timeout)
+
+
+class Writer(Protocol):
+    pid: int | None
+
+    @property
+    def broken(self) -> bool: ...
+
+    def submit(self, batch: Batch) -> Answer: ...
+
+    def read_until(self, future: Future[Any], timeout: float | None) -> None: ...
+
+    def poll(self) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class WriterThread:
+    """Commits in a thread of this process (an in-memory SQLite database)."""
+
+    pid: int | None = None
+    broken = False
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="vigil-recorder")
+
+    def submit(self, batch: Batch) -> Answer:
+        answer = Answer(self.read_until)
+        written = self._executor.submit(write, self._store, *batch)
+        written.add_done_callback(lambda done: _settle(answer, done))
+        return answer
+
+    def read_until(self, future: Future[Any], timeout: float | None) -> None:
+        wait_for([future], timeout)
+
+    def poll(self) -> None:
+        """Answers arrive on their own (the writer thread completes them)."""
+
+    def close(self) -> None:
+        self._executor.shutdown(wait=True)
+
+
+def _settle(answer: Answer, written: Future[Landed]) -> None:
+    error = written.exception()
+    if error is None:
+        answer.set_result(written.result())
+    else:
+        answer.set_exception(error)
+
+
+class WriterProcess:
+    """Commits in a process of its own, fed through a socket pair (see the module's doc)."""
+
+    def __init__(self, store: Store) -> None:
+        context = _writer_context()
+        self._conn, theirs = context.Pipe(duplex=True)
+        process = context.Process(
+            target=_serve,
+            args=(theirs, store.url, store.privacy, os.getpid()),
+            name="vigil-writer",
+        )
+        process.start()
+        theirs.close()
+        self._process = process
+        self.pid = process.pid
+        # Answers not yet read, by batch number; the socket is read by one thread at a time.
+        self._waiting: dict[int, Answer] = {}
+        self._sent = 0
+        self._reading = threading.Lock()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._broken = False
+        # Started now, not at the first batch: starting takes a second (the fork server imports
+        # the storage code), and the first batch comes while requests wait.
+        if not self._conn.poll(_START_SECONDS):
+            raise WriterGone(f"the writer process did not start in {_START_SECONDS} s")
+        started = self._conn.recv()
+        if started != "ready":
+            process.join()
+            raise WriterGone(f"the writer process could not open the store: {started}")
+
+    @property
+    def broken(self) -> bool:
+        """Whether the writer died: a new one must take over."""
+        return self._broken
+
+    def submit(self, batch: Batch) -> Answer:
+        """Send a batch (from the thread that flushes); raises :class:`WriterGone` if the
+        writer is dead, in which case nothing was sent."""
+        if self._broken:
+            raise WriterGone("the writer process died")
+        data = ForkingPickler.dumps((self._sent + 1, batch))
+        answer = Answer(self.read_until)
+        self._sent += 1
+        self._waiting[self._sent] = answer
+        try:
+            self._conn.send_bytes(data)
+        except OSError as exc:
+            self._waiting.pop(self._sent)
+            self._give_up()
+            raise WriterGone("the writer process died") from exc
+        self._watch_from_loop()
+        return answer
+
+    def poll(self) -> None:
+        """Read the answers that have arrived, without waiting."""
+        if not self._broken:
+            self._read()
+
+    def read_until(self, future: Future[Any], timeout: float | None) -> None:
+        """Read answers until ``future`` is done (or ``timeout`` seconds have passed)."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while not future.done() and not self._broken:
+            left = 0.05 if deadline is None else min(0.05, deadline - time.monotonic())
+            if left <= 0:
+                return
+            try:
+                arrived = self._conn.poll(left)
+            except OSError:
+                arrived = True  # closed: reading says so
+            if arrived:
+                self._read()
+
+    def close(self) -> None:
+        """Wait for every answer, then let the writer finish and stop."""
+        for answer in list(self._waiting.values()):
+            self.read_until(answer, None)
+        self._unwatch()
+        self._conn.close()  # the writer reads the end of its batches, and stops
+        self._process.join()
+
+    def _read(self) -> None:
+        with self._reading:
+            try:
+                while self._conn.poll(0):
+                    number, outcome = self._conn.recv()
+                    answer = self._waiting.pop(number)
+                    if isinstance(outcome, BaseException):
+                        answer.set_exception(outcome)
+                    else:
+                        answer.set_result(outcome)
+            except (EOFError, OSError):
+                self._give_up()
+
+    def _give_up(self) -> None:
+        """The writer is gone: every batch it held is in doubt, and says so."""
+        self._broken = True
+        self._unwatch()
+        waiting, self._waiting = self._waiting, {}
+        for answer in waiting.values():
+            answer.set_exception(WriterGone("the writer process died"))
+        self._process.join(timeout=5)
+
+    def _watch_from_loop(self) -> None:
+        """Answers are read by the event loop that sends batches, when there is one."""
+        if self._loop is not None:
+            return
+        try:
+            self._loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return
+        self._loop.add_reader(self._conn.fileno(), self.poll)
+
+    def _unwatch(self) -> None:
+        loop, self._loop = self._loop, None
+        if loop is not None and not loop.is_closed():
+            loop.remove_reader(self._conn.fileno())
+
+
+def start_writer(store: Store, *, in_process: bool) -> Writer:
+    return WriterThread(store) if in_process else WriterProcess(store)
+
+
+# -- in the writer process ---------------------------------------------------------------------
+
+
+def _writer_context() -> Any:
+    """Writer processes start from a small fork server that has imported the storage code,
+    not as a fork of the server (its engine, threads and profiles) nor from a bare
+    interpreter (a second of imports each)."""
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(["vigil.api.writer"])
+    return context
+
+
+def _serve(conn: Connection, url: str, privacy: PrivacyKeys, server: int) -> None:
+    """The writer process: commit every batch that arrives, answer each, stop when the server
+    closes its end (or dies: the lifeline)."""
+    # Ctrl-C and a service manager's SIGTERM reach the whole process group; the server
+    # decides when its writer stops (after the last batch), so the writer ignores both. A
+    # server that is killed outright cannot stop it: the writer watches it instead.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    lifeline.watch(server)
+    logs.configure_from_env()  # as the server logs, when it configured its logs
+    try:
+        store = Store(url, privacy=privacy, inline_checkpoints=False)
+    except Exception as exc:
+        conn.send(f"{type(exc).__name__}: {exc}")
+        return
+    if store.dialect == "sqlite":
+        threading.Thread(target=_checkpoints, args=(store,), name="vigil-wal", daemon=True).start()
+    conn.send("ready")
+    batches: queue.SimpleQueue[bytes | None] = queue.SimpleQueue()
+    committer = threading.Thread(target=_commit, args=(conn, store, batches), name="vigil-commit")
+    committer.start()
+    while True:
+        try:
+            batches.put(conn.recv_bytes())
+        except (EOFError, OSError):
+            break
+    batches.put(None)
+    committer.join()
+
+
+def _commit(conn: Connection, store: Store, batches: queue.SimpleQueue[bytes | None]) -> None:
+    while (data := batches.get()) is not None:
+        number, batch = ForkingPickler.loads(data)
+        outcome: Landed | BaseException
+        try:
+            outcome = write(store, *batch)
+        except Exception as exc:  # a bug, not the database: the batch fails, the writer goes on
+            log.exception("the writer failed on a batch")
+            outcome = RuntimeError(f"the writer failed on a batch: {exc!r}")
+        with contextlib.suppress(OSError):  # the server is gone; the lifeline ends this process
+            conn.send((number, outcome))
+
+
+def _checkpoints(store: Store) -> None:
+    """SQLite's log checkpoints, beside the commits rather than inside them: a commit that
+    also copied the log into the database took a third longer, and every request of its
+    batch waits for its commit."""
+    while True:
+        time.sleep(_CHECKPOINT_SECONDS)
+        try:
+            store.checkpoint_wal()
+        except Exception:  # busy or failing now; the next one catches up
+            log.exception("SQLite log checkpoint failed")
+
+
+def write(
+    store: Store,
+    events: list[Event],
+    decisions: list[Decision],
+    standin: list[dict[str, Any]],
+    checkpoint: Rows | None,
+) -> Landed:
+    """Commit a batch, its StandIn inferences, then the checkpoint taken after it (only if
+    the whole batch was committed: a checkpoint must not include an event the log lacks)."""
+    failed = _record(store, events, decisions)
+    if standin:
+        try:  # the decisions stand without their inferences
+            store.log_standin(standin)
+        except Exception:
+            log.exception("giving up on %d StandIn inferences", len(standin))
+    checkpointed = False
+    if checkpoint is not None and not failed:
+        try:
+            save_checkpoint(store, checkpoint)
+            checkpointed = True
+        except Exception:  # the next checkpoint takes these profiles again
+            log.exception("the profile checkpoint was not written")
+    return Landed(frozenset(failed), checkpointed)
+
+
+def _record(store: Store, events: list[Event], decisions: list[Decision]) -> list[str]:
+    """Commit a batch; retry what may pass later, isolate what never will. Returns the event
+    ids of the decisions given up.
+
+    A decision the database refuses outright (an integrity error, or a value it cannot hold)
+    must not take the rest of its batch down with it: the batch is split in halves until the
+    refused decision stands alone, and only it is given up.
+    """
+    for attempt in range(1, _ATTEMPTS + 1):
+        try:
+            store.record(events, decisions)
+            return []
+        except (IntegrityError, DataError, ValueError, TypeError) as exc:
+            if len(decisions) > 1:
+                half = len(decisions) // 2
+                return _record(store, events[:half], decisions[:half]) + _record(
+                    store, events[half:], decisions[half:]
+                )
+            error = exc
+            break
+        except Exception as exc:
+            error = exc
+            if attempt == _ATTEMPTS:
+                break
+            log.warning("writing %d decisions failed; retrying", len(decisions))
+            time.sleep(0.05 * 2**attempt)
+    log.error("giving up on %d decisions", len(decisions), exc_info=error)
+    return [d.event_id for d in decisions]

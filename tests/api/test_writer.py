@@ -1,0 +1,92 @@
+"""The writer process: batches go over a socket, answers come back on the event loop."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import threading
+import time
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from vigil.api.writer import Landed, WriterGone, WriterProcess
+from vigil.domain import Decision, Login
+from vigil.storage import Store
+
+T0 = datetime(2024, 5, 1, tzinfo=UTC)
+
+
+def _batch(first: int, n: int = 1) -> tuple[list[Login], list[Decision], list, None]:
+    logins = [
+        Login(event_id=f"l-{i}", user_id="u-1", timestamp=T0 + timedelta(seconds=i))
+        for i in range(first, first + n)
+    ]
+    decisions = [
+        Decision(
+            decision_id=f"d-{e.event_id}",
+            event_id=e.event_id,
+            event_kind="login",
+            score=0,
+            action="allow",
+        )
+        for e in logins
+    ]
+    return logins, decisions, [], None
+
+
+def test_batches_handed_over_from_a_loop_start_no_thread_and_land_in_order(store: Store) -> None:
+    """The server's own process runs no thread for the writer: the loop sends and reads."""
+    writer = WriterProcess(store)
+    before = {t.ident for t in threading.enumerate()}
+
+    async def hand_over() -> list[Landed]:
+        answers = [writer.submit(_batch(10 * i, 10)) for i in range(20)]
+        return list(await asyncio.gather(*(asyncio.wrap_future(a) for a in answers)))
+
+    landed = asyncio.run(hand_over())
+    assert {t.ident for t in threading.enumerate()} == before
+    assert landed == [Landed(frozenset(), checkpointed=False)] * 20
+    writer.close()
+    assert len(store.get_decisions([f"l-{i}" for i in range(200)])) == 200
+
+
+def test_a_large_batch_does_not_hold_the_sender_while_the_writer_commits(store: Store) -> None:
+    """The writer reads what is sent while it commits, so sending a batch larger than the
+    socket's buffer returns once it is read, not once the batches before it are committed."""
+    writer = WriterProcess(store)
+    first = writer.submit(_batch(0, 2000))  # a commit of a few hundred milliseconds
+    started = time.perf_counter()
+    second = writer.submit(_batch(2000, 2000))  # about 1 MB pickled
+    sent_in = time.perf_counter() - started
+    assert not first.done() or sent_in < 0.2
+    assert second.result(timeout=60) == Landed(frozenset(), checkpointed=False)
+    assert first.done()
+    writer.close()
+
+
+def test_a_dead_writer_fails_what_it_held_and_refuses_more(store: Store) -> None:
+    writer = WriterProcess(store)
+    assert writer.submit(_batch(0)).result(timeout=30).failed == frozenset()
+    assert writer.pid is not None
+    os.kill(writer.pid, signal.SIGKILL)
+    try:
+        held = writer.submit(_batch(1))
+    except WriterGone:  # the socket already said the writer was gone: nothing was sent
+        pass
+    else:  # sent before it said so: the answer says so instead
+        with pytest.raises(WriterGone):
+            held.result(timeout=30)
+    assert writer.broken
+    with pytest.raises(WriterGone):
+        writer.submit(_batch(2))
+
+
+def test_the_writer_stops_when_the_server_closes_it(store: Store) -> None:
+    writer = WriterProcess(store)
+    writer.submit(_batch(0)).result(timeout=30)
+    writer.close()
+    assert writer.pid is not None
+    with pytest.raises(ProcessLookupError):
+        os.kill(writer.pid, 0)
