@@ -39,6 +39,7 @@ import logging
 import multiprocessing
 import os
 import queue
+import select
 import signal
 import threading
 import time
@@ -164,6 +165,10 @@ class WriterProcess:
         self._waiting: dict[int, Answer] = {}
         self._sent = 0
         self._reading = threading.Lock()
+        # Connection.poll builds a selector at every call; a poll object made once costs one
+        # system call a check, and the loop checks at every hand-over.
+        self._arrivals = select.poll()
+        self._arrivals.register(self._conn.fileno(), select.POLLIN)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._broken = False
         # Started now, not at the first batch: starting takes a second (the fork server imports
@@ -210,11 +215,7 @@ class WriterProcess:
             left = 0.05 if deadline is None else min(0.05, deadline - time.monotonic())
             if left <= 0:
                 return
-            try:
-                arrived = self._conn.poll(left)
-            except OSError:
-                arrived = True  # closed: reading says so
-            if arrived:
+            if self._arrived(left):
                 self._read()
 
     def close(self) -> None:
@@ -228,7 +229,7 @@ class WriterProcess:
     def _read(self) -> None:
         with self._reading:
             try:
-                while self._conn.poll(0):
+                while self._arrived(0):
                     number, outcome = self._conn.recv()
                     answer = self._waiting.pop(number)
                     if isinstance(outcome, BaseException):
@@ -237,6 +238,10 @@ class WriterProcess:
                         answer.set_result(outcome)
             except (EOFError, OSError):
                 self._give_up()
+
+    def _arrived(self, timeout: float) -> bool:
+        """Whether an answer (or the writer's end) is there to read, within ``timeout`` s."""
+        return bool(self._arrivals.poll(1000 * timeout))
 
     def _give_up(self) -> None:
         """The writer is gone: every batch it held is in doubt, and says so."""
