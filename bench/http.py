@@ -73,7 +73,7 @@ local base = %(base)d
 local run = "%(run)s"
 local key = "%(key)s"
 local types = {%(types)s}
-local pause = %(pause)d
+local pause = %(pause).3f
 local counter = 0
 local threads = {}
 tid = 0
@@ -113,8 +113,11 @@ function request()
     {["Content-Type"] = "application/json", ["X-API-Key"] = key}, body)
 end
 
+-- Exponential pauses (mean ``pause`` ms): the connections send independently, as clients do,
+-- instead of falling into step and arriving in bursts of one request each.
 function delay()
-  return pause
+  if pause == 0 then return 0 end
+  return math.floor(-math.log(1 - math.random()) * pause + 0.5)
 end
 
 function done(summary, latency, requests)
@@ -385,9 +388,9 @@ def run_mode(
             "low": AMOUNT_HUNDREDS[0],
             "high": AMOUNT_HUNDREDS[1],
             "batch": batch,
-            # Each connection waits this long (ms) before its next request: about ``rate``
-            # decisions/s over all connections, less what the answers take.
-            "pause": round(1000 * args.connections * batch / args.rate) if args.rate else 0,
+            # Each connection waits this long (ms, on average) before its next request: about
+            # ``rate`` decisions/s over all connections, less what the answers take.
+            "pause": 1000 * args.connections * batch / args.rate if args.rate else 0,
             "spacing": args.spacing if args.spacing is not None else 3600 / args.cards,
             "base": int(workload.start.timestamp()) + epoch,
             "run": run_id,
