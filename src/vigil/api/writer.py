@@ -175,7 +175,11 @@ class WriterProcess:
         # the storage code), and the first batch comes while requests wait.
         if not self._conn.poll(_START_SECONDS):
             raise WriterGone(f"the writer process did not start in {_START_SECONDS} s")
-        started = self._conn.recv()
+        try:
+            started = self._conn.recv()
+        except EOFError:
+            process.join(timeout=5)
+            started = f"it exited with code {process.exitcode} (its error is logged above)"
         if started != "ready":
             process.join()
             raise WriterGone(f"the writer process could not open the store: {started}")
