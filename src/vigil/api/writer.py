@@ -98,7 +98,9 @@ class Answer(Future[Landed]):
 
 
 class Writer(Protocol):
-    pid: int | None
+    """What the recorder needs of a writer: batches in, :class:`Answer` futures out."""
+
+    pid: int | None  # the writer process's, if it is one
 
     @property
     def broken(self) -> bool: ...
@@ -125,7 +127,7 @@ class WriterThread:
     def submit(self, batch: Batch) -> Answer:
         answer = Answer(self.read_until)
         written = self._executor.submit(write, self._store, *batch)
-        written.add_done_callback(lambda done: _settle(answer, done))
+        written.add_done_callback(lambda done: _forward(done, answer))
         return answer
 
     def read_until(self, future: Future[Any], timeout: float | None) -> None:
@@ -138,7 +140,7 @@ class WriterThread:
         self._executor.shutdown(wait=True)
 
 
-def _settle(answer: Answer, written: Future[Landed]) -> None:
+def _forward(written: Future[Landed], answer: Answer) -> None:
     error = written.exception()
     if error is None:
         answer.set_result(written.result())
