@@ -52,6 +52,18 @@ def test_batches_handed_over_from_a_loop_start_no_thread_and_land_in_order(store
     assert len(store.get_decisions([f"l-{i}" for i in range(200)])) == 200
 
 
+def test_a_loop_after_another_reads_the_answers(store: Store) -> None:
+    """As with ``asyncio.run`` twice: the second loop must not wait on the first's reader."""
+    writer = WriterProcess(store)
+
+    async def hand_over(first: int) -> Landed:
+        return await asyncio.wait_for(asyncio.wrap_future(writer.submit(_batch(first))), 30)
+
+    assert asyncio.run(hand_over(0)).failed == frozenset()
+    assert asyncio.run(hand_over(1)).failed == frozenset()
+    writer.close()
+
+
 def test_a_large_batch_does_not_hold_the_sender_while_the_writer_commits(store: Store) -> None:
     """The writer reads what is sent while it commits, so sending a batch larger than the
     socket's buffer returns once it is read, not once the batches before it are committed."""

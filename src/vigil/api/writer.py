@@ -259,14 +259,17 @@ class WriterProcess:
         self._process.join(timeout=5)
 
     def _watch_from_loop(self) -> None:
-        """Answers are read by the event loop that sends batches, when there is one."""
-        if self._loop is not None:
-            return
+        """Answers are read by the event loop that sends batches, when there is one (a loop
+        after another, as with ``asyncio.run`` twice, takes over the reading)."""
         try:
-            self._loop = asyncio.get_running_loop()
+            loop = asyncio.get_running_loop()
         except RuntimeError:
             return
-        self._loop.add_reader(self._conn.fileno(), self.poll)
+        if loop is self._loop:
+            return
+        self._unwatch()
+        loop.add_reader(self._conn.fileno(), self.poll)
+        self._loop = loop
 
     def _unwatch(self) -> None:
         loop, self._loop = self._loop, None
