@@ -20,6 +20,9 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+# Where a server's batches are committed (``api.writer``).
+WriterKind = Literal["process", "thread"]
+
 
 class ImpossibleTravelConfig(BaseModel):
     max_speed_kmh: float = 500.0
@@ -291,7 +294,7 @@ class ApiConfig(BaseModel):
     # inserting the rows does not take the event loop's interpreter lock (a third of a
     # server's CPU); "thread", a writer thread in the server's process. An in-memory SQLite
     # database, which no other process can open, is always written by a thread.
-    writer: Literal["process", "thread"] = "process"
+    writer: WriterKind = "process"
 
 
 class StreamConfig(BaseModel):

@@ -9,7 +9,8 @@ from typing import Any
 
 import pytest
 
-from vigil.api.recording import BackgroundRecorder, WriterKind
+from vigil.api.recording import BackgroundRecorder
+from vigil.config import WriterKind
 from vigil.domain import Decision, Login, Reason, Transaction
 from vigil.storage import Store
 

@@ -43,11 +43,11 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from concurrent.futures import Future
-from typing import Literal
 
 from sqlalchemy.engine import make_url
 
 from vigil.api.writer import Answer, Landed, Writer, WriterGone, start_writer
+from vigil.config import WriterKind
 from vigil.domain import Decision, Login, Transaction
 from vigil.profiles.recovery import Rows
 from vigil.recorder import Recorder
@@ -55,10 +55,7 @@ from vigil.storage import Store
 
 log = logging.getLogger(__name__)
 
-WriterKind = Literal["process", "thread"]
 Event = Transaction | Login
-
-__all__ = ["BackgroundRecorder", "Landed", "WriterKind"]
 
 
 class BackgroundRecorder(Recorder):
@@ -119,8 +116,6 @@ class BackgroundRecorder(Recorder):
         self._inflight.update(pending)
         self._inflight_events.update(events)
         batch = (list(events.values()), list(pending.values()), standin, checkpoint)
-        if self._writer.broken:
-            self._replace_writer()
         try:
             written = self._writer.submit(batch)
         except WriterGone:

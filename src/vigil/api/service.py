@@ -47,8 +47,9 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from vigil.api.metrics import ApiMetrics
-from vigil.api.recording import BackgroundRecorder, Landed
+from vigil.api.recording import BackgroundRecorder
 from vigil.api.schemas import FeedbackIn, FeedbackOut
+from vigil.api.writer import Landed
 from vigil.config import Settings
 from vigil.domain import Decision, Feedback, Login, Transaction
 from vigil.engine import Engine

@@ -93,17 +93,14 @@ class Answer(Future[Landed]):
         self._read_until = read_until
 
     def result(self, timeout: float | None = None) -> Landed:
-        self._read_until(self, timeout)
-        return super().result(timeout=0 if self.done() else timeout)
+        self._read_until(self, timeout)  # spends ``timeout`` unless the answer comes first
+        return super().result(timeout=None if timeout is None else 0)
 
 
 class Writer(Protocol):
     """What the recorder needs of a writer: batches in, :class:`Answer` futures out."""
 
     pid: int | None  # the writer process's, if it is one
-
-    @property
-    def broken(self) -> bool: ...
 
     def submit(self, batch: Batch) -> Answer: ...
 
@@ -118,7 +115,6 @@ class WriterThread:
     """Commits in a thread of this process (an in-memory SQLite database)."""
 
     pid: int | None = None
-    broken = False
 
     def __init__(self, store: Store) -> None:
         self._store = store
@@ -196,14 +192,15 @@ class WriterProcess:
         writer is dead, in which case nothing was sent."""
         if self._broken:
             raise WriterGone("the writer process died")
-        data = ForkingPickler.dumps((self._sent + 1, batch))
+        number = self._sent + 1
+        data = ForkingPickler.dumps((number, batch))  # before counting: pickling may fail
         answer = Answer(self.read_until)
-        self._sent += 1
-        self._waiting[self._sent] = answer
+        self._sent = number
+        self._waiting[number] = answer
         try:
             self._conn.send_bytes(data)
         except OSError as exc:
-            self._waiting.pop(self._sent)
+            self._waiting.pop(number)
             self._give_up()
             raise WriterGone("the writer process died") from exc
         self._watch_from_loop()
