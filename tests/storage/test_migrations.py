@@ -1,7 +1,8 @@
 """Schema migrations (Alembic, vigil.storage.migrations), on every backend: an empty database is
-created at the newest revision; one of the previous release, made by its revisions or by a vigil
-from before Alembic, is upgraded by `vigil db upgrade` with its rows intact; replaying every
-revision gives the schema build_tables declares; a newer database or a downgrade is refused."""
+created at the newest revision; one from before decisions were sealed (version 4), made by its
+revisions or by a vigil from before Alembic, is upgraded by `vigil db upgrade` with its rows
+intact; replaying every revision gives the schema build_tables declares (partial indexes
+included); a newer database or a downgrade is refused."""
 
 from __future__ import annotations
 
@@ -21,7 +22,10 @@ from vigil.storage import rows as R
 from vigil.storage.schema import SCHEMA_VERSION, build_tables
 
 runner = CliRunner()
-PREVIOUS = migrations.revision_of(SCHEMA_VERSION - 1)
+# The last revision before decisions were sealed (version 5): the upgrade from it changes rows,
+# not only the schema, so these tests start there.
+SEALED_AT = 5
+BEFORE_SEALS = migrations.revision_of(SEALED_AT - 1)
 ALL = tuple(migrations.revision_of(v) for v in range(1, SCHEMA_VERSION + 1))
 
 
@@ -80,11 +84,11 @@ def _record_as_before(store: Store, events: list[Transaction], decisions: list[D
         conn.execute(risk_events.insert(), risk_rows)
 
 
-def _at_previous_release(store: Store, make) -> tuple[list[Transaction], list[Decision]]:
-    """The store's database emptied, built again by the revisions up to the previous release's,
-    and given a batch written as that release wrote it."""
+def _before_the_seals(store: Store, make) -> tuple[list[Transaction], list[Decision]]:
+    """The store's database emptied, built again by the revisions of version 4, and given a
+    batch written as version 4 wrote it."""
     store.drop_all()
-    assert migrations.upgrade(store, PREVIOUS).applied == ALL[:-1]
+    assert migrations.upgrade(store, BEFORE_SEALS).applied == ALL[: SEALED_AT - 1]
     assert "decision_links" not in inspect(store.engine).get_table_names()
     events, decisions = _batch(make, 0, 6)
     _record_as_before(store, events, decisions)
@@ -147,18 +151,18 @@ def test_an_empty_database_is_created_at_the_newest_revision(store: Store) -> No
     )
 
 
-def test_a_database_of_the_previous_release_is_upgraded_by_vigil_db_upgrade(
+def test_a_database_from_before_the_seals_is_upgraded_by_vigil_db_upgrade(
     store: Store, make
 ) -> None:
-    events, decisions = _at_previous_release(store, make)
+    events, decisions = _before_the_seals(store, make)
     result, last = _upgrade_command(store)
     assert result.exit_code == 0, result.output
-    assert f"from revision {PREVIOUS} to {migrations.head()}" in result.output
+    assert f"from revision {BEFORE_SEALS} to {migrations.head()}" in result.output
     assert last == {
         "dialect": store.dialect,
-        "before": PREVIOUS,
+        "before": BEFORE_SEALS,
         "after": migrations.head(),
-        "applied": [migrations.head()],
+        "applied": list(ALL[SEALED_AT - 1 :]),
         "created": False,
     }
     assert _revision(store) == migrations.head()
@@ -171,16 +175,16 @@ def test_a_database_of_the_previous_release_is_upgraded_by_vigil_db_upgrade(
     assert last["applied"] == []
 
 
-@pytest.mark.parametrize("version", [SCHEMA_VERSION - 1, SCHEMA_VERSION])
+@pytest.mark.parametrize("version", [SEALED_AT - 1, SEALED_AT])
 def test_a_database_from_before_alembic_is_stamped_then_upgraded(
     store: Store, make, version: int
 ) -> None:
-    events, decisions = _at_previous_release(store, make)
+    events, decisions = _before_the_seals(store, make)
     with store.transaction() as conn:
         conn.execute(text("DROP TABLE alembic_version"))
         conn.execute(text("DELETE FROM schema_version"))
         conn.execute(text(f"INSERT INTO schema_version VALUES ({version}, '2024-01-01 00:00:00')"))
-        if version == SCHEMA_VERSION:  # what that vigil's own migration had added
+        if version == SEALED_AT:  # what that vigil's own migration had added
             conn.execute(text("ALTER TABLE decisions ADD COLUMN batch BIGINT"))
             conn.execute(text("CREATE INDEX ix_decisions_batch ON decisions (batch)"))
             conn.execute(text("ALTER TABLE risk_events ADD COLUMN link_format SMALLINT"))
@@ -194,7 +198,7 @@ def test_a_database_from_before_alembic_is_stamped_then_upgraded(
     store.engine.dispose()
     done = migrations.upgrade(store)
     assert done.before == migrations.revision_of(version)
-    assert done.applied == (() if version == SCHEMA_VERSION else (migrations.head(),))
+    assert done.applied == ALL[version:]
     assert _revision(store) == migrations.head()
     assert _versions(store) == list(range(version, SCHEMA_VERSION + 1))
     _rows_intact(store, make, events, decisions)
@@ -218,7 +222,7 @@ def test_a_database_newer_than_this_vigil_is_refused(store: Store) -> None:
 
 def test_a_downgrade_or_an_unknown_revision_is_refused(store: Store) -> None:
     with pytest.raises(ValueError, match="does not downgrade"):
-        migrations.upgrade(store, PREVIOUS)
+        migrations.upgrade(store, BEFORE_SEALS)
     result, _ = _upgrade_command(store, "--to", "0042")
     assert result.exit_code != 0 and "'0042' is not one of vigil's revisions" in result.output
     assert _revision(store) == migrations.head()
@@ -247,7 +251,7 @@ def _shape(store: Store) -> dict[str, Any]:
                 for fk in inspector.get_foreign_keys(name)
             ),
             "indexes": sorted(
-                (i["name"], tuple(i["column_names"]), bool(i["unique"]))
+                (i["name"], tuple(i["column_names"]), bool(i["unique"]), _predicate(i))
                 for i in inspector.get_indexes(name)
             ),
             "unique": sorted(
@@ -261,6 +265,13 @@ def _shape(store: Store) -> dict[str, Any]:
     if store.dialect == "postgresql":
         shape["(sequences)"] = sorted(inspector.get_sequence_names())
     return shape
+
+
+def _predicate(index: dict[str, Any]) -> str | None:
+    """A partial index's WHERE clause, as the database gives it back (None: every row)."""
+    options = index.get("dialect_options", {})
+    where = options.get("sqlite_where", options.get("postgresql_where"))
+    return None if where is None else " ".join(str(where).split())
 
 
 def test_replaying_every_revision_gives_the_schema_build_tables_declares(store: Store) -> None:
