@@ -20,7 +20,7 @@ from argon2 import PasswordHasher
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from vigil.api import create_app
+from vigil.api.app import create_app
 from vigil.config import Settings
 from vigil.domain import Card, Terminal, User
 from vigil.profiles import ProfileStore

@@ -14,7 +14,7 @@ from fastapi.testclient import TestClient
 from tests.api.conftest import CHEAP_HASHER, ROLES, Api, seed, tx
 from tests.api.test_routes import assert_problem
 from tests.conftest import table_dump
-from vigil.api import create_app
+from vigil.api.app import create_app
 from vigil.config import Settings
 from vigil.domain import parse_event
 from vigil.models.linear import LinearModel

@@ -20,7 +20,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from tests.api.conftest import CHEAP_HASHER, seed, tx
 from vigil import logs
-from vigil.api import create_app
+from vigil.api.app import create_app
 from vigil.api.request_id import MAX_LENGTH, new_request_id
 from vigil.config import Settings
 from vigil.storage import Store

@@ -10,7 +10,7 @@ from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
 from tests.api.conftest import CHEAP_HASHER, make_app, seed, settings_for, tx
-from vigil.api import create_app
+from vigil.api.app import create_app
 from vigil.api.service import DecisionService
 from vigil.cli import app as cli
 from vigil.profiles import MemoryProfileStore

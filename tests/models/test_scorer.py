@@ -137,7 +137,7 @@ def test_feedback_posted_to_the_api_feeds_the_served_models_terminal_risk(
     from fastapi.testclient import TestClient
 
     from tests.api.conftest import CHEAP_HASHER, seed, settings_for, tx
-    from vigil.api import create_app
+    from vigil.api.app import create_app
 
     settings, _ = trained
     seed(store)

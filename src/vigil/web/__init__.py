@@ -5,7 +5,7 @@ store, service and roles as the API, mounted at ``/`` by ``vigil serve`` (the AP
 Pages: sign-in and sign-out; the review queue (:mod:`~vigil.web.pages.queue`); a case
 (:mod:`~vigil.web.pages.case`); entity pages; the overview; rules; models.
 
->>> from vigil.api import create_app
+>>> from vigil.api.app import create_app
 >>> from vigil.config import Settings
 >>> app = create_app(Settings(database_url="sqlite://"))
 >>> app.url_path_for("case_page", risk_event_id=3), app.url_path_for("queue")
