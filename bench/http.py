@@ -239,12 +239,15 @@ def _children(task: Path) -> list[int]:
         return []
 
 
-def _decisions(url: str) -> int:
+def _decisions(url: str) -> tuple[int, int]:
+    """Decisions stored, and the commits that stored them (each seals one batch)."""
     store = Store(url)
     try:
         with store.engine.connect() as conn:
-            t = store.tables.decisions
-            return conn.execute(select(func.count()).select_from(t)).scalar_one()
+            return tuple(  # type: ignore[return-value]
+                conn.execute(select(func.count()).select_from(t)).scalar_one()
+                for t in (store.tables.decisions, store.tables.decision_links)
+            )
     finally:
         store.close()
 
@@ -441,8 +444,9 @@ def run_mode(
         for k in ("connect_errors", "read_errors", "write_errors", "status_errors", "timeouts")
     )
     answered = (wrk["requests"] - wrk["status_errors"]) * batch
-    stored_total = _decisions(url) - before
-    stored = stored_total - 1  # the warm-up decision
+    after = _decisions(url)
+    stored = after[0] - before[0] - 1  # the warm-up decision
+    commits = after[1] - before[1] - 1
     seconds = wrk["duration_us"] / 1e6
     per_decision = {
         role: round((cpu_after[role] - cpu_before[role]) / max(answered, 1) * 1e6, 1)
@@ -467,6 +471,8 @@ def run_mode(
         "decisions_stored": stored,
         # Requests in flight when wrk stops are decided but not counted as answered.
         "lost_decisions": max(0, answered - stored),
+        # Each commit's fixed cost is shared by this many decisions.
+        "decisions_per_commit": round(stored / max(commits, 1), 1),
         "server_cpu_us_per_decision": round(per_decision["event loop"] + per_decision["writer"], 1),
         # Where the machine's CPU went, per decision answered, and how much of it was idle.
         "cpu_us_per_decision": per_decision,
@@ -524,6 +530,7 @@ def main() -> None:
             f"p50 {result['latency_p50_ms']:.2f} ms, p99 {result['latency_p99_ms']:.2f} ms, "
             f"p99.9 {result['latency_p999_ms']:.2f} ms, errors {result['errors']}, "
             f"lost {result['lost_decisions']} of {result['decisions_answered']:,}, "
+            f"{result['decisions_per_commit']} decisions a commit, "
             f"server CPU {result['server_cpu_us_per_decision']} µs/decision",
             file=sys.stderr,
         )
