@@ -170,7 +170,7 @@ def main() -> None:
     warm = 200
     events = bodies(bench_http, workload, args.events + warm, 3600 / args.cards)
     asyncio.run(reset(args.nats))
-    before = bench_http._decisions(url)  # the history's
+    before = bench_http._decisions(url)[0]  # the history's
     workers = start_workers(args, url, work)
     try:
         cpu_before = bench_http._cpu_by_role(*(w.pid for w in workers))
@@ -191,7 +191,7 @@ def main() -> None:
     )
     latencies = sorted((decided[e] - t) * 1000 for e, t in published.items() if e in decided)
     n = len(latencies)
-    stored = bench_http._decisions(url) - before
+    stored = bench_http._decisions(url)[0] - before
     seconds = end - start
     per_decision = {
         role: round((cpu_after[role] - cpu_before[role]) / max(n, 1) * 1e6, 1)
