@@ -4,6 +4,7 @@ in one turn of the event loop, and the writer must commit alongside, not after t
 from __future__ import annotations
 
 import asyncio
+import sys
 import tempfile
 import time
 from datetime import UTC, datetime, timedelta
@@ -105,6 +106,11 @@ def test_a_busy_writer_is_not_handed_batches_to_queue_behind_it() -> None:
     async def burst() -> None:
         await asyncio.gather(*(request(e) for e in events))
 
+    # The writer here is a thread: each of its database calls gives up the interpreter lock,
+    # and the loop, deciding without a pause, would keep it for the default 5 ms switch
+    # interval each time, so that one commit outlasted the whole burst on a fast machine.
+    switch = sys.getswitchinterval()
+    sys.setswitchinterval(0.0001)
     try:
         asyncio.run(burst())
         assert store.counts()["decisions"] == len(events)
@@ -114,4 +120,5 @@ def test_a_busy_writer_is_not_handed_batches_to_queue_behind_it() -> None:
         assert max(held) <= 1
         assert service.recorder.at_writer == 0
     finally:
+        sys.setswitchinterval(switch)
         service.close()
