@@ -18,13 +18,15 @@ server's CPU time per decision, then where the whole machine's CPU went per deci
 server's event loops, its database writers, Redis, PostgreSQL, NATS, the load (wrk), the
 rest) and how much of it sat idle: the sum against the cores says what the machine could do
 at best, and a busy event loop beside idle cores says the loop is what holds the rate. The
-last line is JSON. ``wrk`` is closed-loop (each connection sends its next request when the
-last is answered), so the throughput is what the server sustains at that concurrency and the
-latency is what a client sees at that load.
+last line is JSON. By default ``wrk`` is closed-loop (each connection sends its next request
+when the last is answered), so the throughput is what the server sustains at that concurrency
+and the latency is what a client sees at that load. With ``--rate`` the load is open: requests
+arrive at random at that rate whatever the answers take (as payments do), which is what a
+latency target at a given rate means.
 
     python bench/http.py --seconds 60                    # single events, then batches of 50
     python bench/http.py --modes batch --seconds 20 --batch 100
-    python bench/http.py --modes single --rate 2000 --connections 32   # latency at a set load
+    python bench/http.py --modes single --rate 2000 --connections 128  # latency at a set load
     python bench/http.py --database postgresql://postgres@127.0.0.1:5432/test \
         --profiles redis://127.0.0.1:6379/7      # production backends (both are wiped first)
 
@@ -73,7 +75,7 @@ local base = %(base)d
 local run = "%(run)s"
 local key = "%(key)s"
 local types = {%(types)s}
-local pause = %(pause).3f
+local interval = %(interval).6f
 local counter = 0
 local threads = {}
 tid = 0
@@ -113,22 +115,52 @@ function request()
     {["Content-Type"] = "application/json", ["X-API-Key"] = key}, body)
 end
 
--- Exponential pauses (mean ``pause`` ms): the connections send independently, as clients do,
--- instead of falling into step and arriving in bursts of one request each.
+-- An open load: requests arrive as a Poisson process of mean gap ``interval`` ms, whatever the
+-- answers take, and each goes on the next free connection at its arrival time. One that finds
+-- every connection busy goes when one frees, late; how late is counted, since the latency wrk
+-- measures starts when a request is sent (a closed loop, or a pause after each answer, would
+-- offer less the slower the server, and hide that).
+local ffi = require("ffi")
+ffi.cdef[[
+typedef struct { long tv_sec; long tv_nsec; } vigil_timespec;
+int clock_gettime(int clock, vigil_timespec *now);
+]]
+local clock = ffi.new("vigil_timespec")
+local function now_ms()
+  ffi.C.clock_gettime(1, clock)  -- CLOCK_MONOTONIC
+  return tonumber(clock.tv_sec) * 1000 + tonumber(clock.tv_nsec) / 1e6
+end
+local arrival = nil
+late = 0       -- requests sent over 1 ms after their arrival
+late_ms = 0    -- the most late one, ms
+
 function delay()
-  if pause == 0 then return 0 end
-  return math.floor(-math.log(1 - math.random()) * pause + 0.5)
+  if interval == 0 then return 0 end
+  local now = now_ms()
+  arrival = (arrival or now) - math.log(1 - math.random()) * interval
+  local wait = arrival - now
+  if wait < -1 then
+    late = late + 1
+    if -wait > late_ms then late_ms = -wait end
+  end
+  if wait <= 0 then return 0 end
+  return math.floor(wait + 0.5)
 end
 
 function done(summary, latency, requests)
   local e = summary.errors
+  local n_late, most_late = 0, 0
+  for _, t in ipairs(threads) do
+    n_late = n_late + t:get("late")
+    most_late = math.max(most_late, t:get("late_ms"))
+  end
   io.write(string.format(
     'RESULT {"requests":%%d,"duration_us":%%d,"connect_errors":%%d,"read_errors":%%d,' ..
     '"write_errors":%%d,"status_errors":%%d,"timeouts":%%d,"p50_us":%%d,"p90_us":%%d,' ..
-    '"p99_us":%%d,"p999_us":%%d,"max_us":%%d,"mean_us":%%.1f}\n',
+    '"p99_us":%%d,"p999_us":%%d,"max_us":%%d,"mean_us":%%.1f,"late":%%d,"late_max_ms":%%.1f}\n',
     summary.requests, summary.duration, e.connect, e.read, e.write, e.status, e.timeout,
     latency:percentile(50), latency:percentile(90), latency:percentile(99),
-    latency:percentile(99.9), latency.max, latency.mean))
+    latency:percentile(99.9), latency.max, latency.mean, n_late, most_late))
 end
 """
 
@@ -391,9 +423,8 @@ def run_mode(
             "low": AMOUNT_HUNDREDS[0],
             "high": AMOUNT_HUNDREDS[1],
             "batch": batch,
-            # Each connection waits this long (ms, on average) before its next request: about
-            # ``rate`` decisions/s over all connections, less what the answers take.
-            "pause": 1000 * args.connections * batch / args.rate if args.rate else 0,
+            # The mean gap between two arrivals on one wrk thread, ms: ``rate`` decisions/s.
+            "interval": 1000 * args.threads * batch / args.rate if args.rate else 0,
             "spacing": args.spacing if args.spacing is not None else 3600 / args.cards,
             "base": int(workload.start.timestamp()) + epoch,
             "run": run_id,
@@ -467,6 +498,10 @@ def run_mode(
         "latency_p99_ms": wrk["p99_us"] / 1000,
         "latency_p999_ms": wrk["p999_us"] / 1000,
         "latency_max_ms": wrk["max_us"] / 1000,
+        # With --rate: the share of requests sent over 1 ms after their arrival (every
+        # connection was busy), and the latest; their wait is not in the latencies above.
+        "late_share": round(wrk["late"] / max(wrk["requests"], 1), 4),
+        "late_max_ms": wrk["late_max_ms"],
         "errors": errors,
         "decisions_stored": stored,
         # Requests in flight when wrk stops are decided but not counted as answered.
@@ -492,8 +527,9 @@ def main() -> None:
     parser.add_argument(
         "--rate",
         type=float,
-        help="offered decisions/s (each connection pauses between requests; the achieved "
-        "rate is printed) instead of as fast as the server answers",
+        help="offered decisions/s, arriving at random (Poisson) whatever the answers take, "
+        "each on a free connection (give enough; those sent late are counted) instead of as "
+        "fast as the server answers",
     )
     parser.add_argument(
         "--workers", type=int, default=1, help="vigil serve processes (more need --profiles)"
@@ -528,7 +564,13 @@ def main() -> None:
             f"{result['decisions_per_second']:,} decisions/s "
             f"({result['requests_per_second']:,} requests/s), "
             f"p50 {result['latency_p50_ms']:.2f} ms, p99 {result['latency_p99_ms']:.2f} ms, "
-            f"p99.9 {result['latency_p999_ms']:.2f} ms, errors {result['errors']}, "
+            f"p99.9 {result['latency_p999_ms']:.2f} ms, "
+            + (
+                f"sent late {result['late_share']:.1%} (at most {result['late_max_ms']:.0f} ms), "
+                if args.rate
+                else ""
+            )
+            + f"errors {result['errors']}, "
             f"lost {result['lost_decisions']} of {result['decisions_answered']:,}, "
             f"{result['decisions_per_commit']} decisions a commit, "
             f"server CPU {result['server_cpu_us_per_decision']} µs/decision",
