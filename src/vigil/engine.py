@@ -71,11 +71,25 @@ _WRITE_ATTEMPTS = 16
 # it looks.
 _CLAIM_WAIT_SECONDS = 1.0
 _CLAIM_POLL_SECONDS = 0.002
-# Decision ids: 128 random bits, as a UUID4 has, without a system call for each. A generator of
-# our own, seeded from the OS and again in every forked child (so processes never repeat ids),
-# which code seeding the module's global generator (tests, notebooks) cannot make repeat.
+# The random part of decision ids, without a system call for each: a generator of our own,
+# seeded from the OS and again in every forked child (so processes never repeat ids), which
+# code seeding the module's global generator (tests, notebooks) cannot make repeat.
 _DECISION_IDS = random.Random()
 os.register_at_fork(after_in_child=_DECISION_IDS.seed)
+
+
+def new_decision_id() -> str:
+    """32 hex digits: the time in milliseconds (48 bits), then 80 random bits, in the order a
+    UUIDv7 has them. Ids that grow with time are appended to the primary-key index of
+    ``decisions`` instead of each landing on a random page of it, so a commit of 20 decisions
+    writes a third less to SQLite's log and costs the writer 10-17 % less
+    (``bench/commits.py``); 80 random bits a millisecond still never repeat.
+
+    >>> a, b = new_decision_id(), new_decision_id()
+    >>> len(a), a != b, a[:8] <= b[:8]
+    (32, True, True)
+    """
+    return f"{time.time_ns() // 1_000_000:012x}{_DECISION_IDS.getrandbits(80):020x}"
 
 
 # The stages, as their spans are named (vigil.<stage>), in the order an event goes through them.
@@ -297,7 +311,7 @@ class Engine:
         score, action, reasons = self.policy.decide(ruled.reasons, ruled.action, probability)
         # Built from the engine's own checked values: constructed, not validated again.
         decision = Decision.model_construct(
-            decision_id=f"{_DECISION_IDS.getrandbits(128):032x}",
+            decision_id=new_decision_id(),
             event_id=event.event_id,
             event_kind=event.kind,
             score=score,
