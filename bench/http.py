@@ -57,7 +57,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from sqlalchemy import func, select
+from sqlalchemy import Table, func, select
 
 from vigil.api.keys import KeyRing
 from vigil.domain import Card
@@ -276,10 +276,11 @@ def _decisions(url: str) -> tuple[int, int]:
     store = Store(url)
     try:
         with store.engine.connect() as conn:
-            return tuple(  # type: ignore[return-value]
-                conn.execute(select(func.count()).select_from(t)).scalar_one()
-                for t in (store.tables.decisions, store.tables.decision_links)
-            )
+
+            def count(table: Table) -> int:
+                return conn.execute(select(func.count()).select_from(table)).scalar_one()
+
+            return count(store.tables.decisions), count(store.tables.decision_links)
     finally:
         store.close()
 
