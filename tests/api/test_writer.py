@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from vigil.api import lifeline
 from vigil.api.writer import Landed, WriterGone, WriterProcess
 from vigil.domain import Decision, Login
 from vigil.storage import Store
@@ -76,6 +77,45 @@ def test_a_large_batch_does_not_hold_the_sender_while_the_writer_commits(store: 
     assert second.result(timeout=60) == Landed(frozenset(), checkpointed=False)
     assert first.done()
     writer.close()
+
+
+def test_a_batch_larger_than_the_sockets_buffer_goes_whole_from_a_uvloop_loop(store: Store) -> None:
+    """uvloop's ``add_reader`` makes the socket non-blocking; sending a batch the socket
+    cannot take at once (a profile checkpoint, a large batch request) must still send it whole,
+    not fail half-sent as if the writer had died (then a pause of seconds while the server
+    waited for a writer that was alive, and that writer left running beside its successor)."""
+    uvloop = pytest.importorskip("uvloop")
+    writer = WriterProcess(store)
+    pid = writer.pid
+
+    async def hand_over() -> list[Landed]:
+        small = writer.submit(_batch(0))  # the loop now watches the socket
+        large = writer.submit(_batch(1, 3000))  # about 1.5 MB pickled
+        return [await asyncio.wrap_future(a) for a in (small, large)]
+
+    assert uvloop.run(hand_over()) == [Landed(frozenset(), checkpointed=False)] * 2
+    assert not writer.broken and writer.pid == pid
+    writer.close()
+    assert len(store.get_decisions([f"l-{i}" for i in range(3001)])) == 3001
+
+
+def test_a_writer_that_cannot_be_reached_is_killed_not_left_beside_its_successor(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A send that fails leaves the writer in doubt: it is stopped at once, so it commits
+    nothing the server has answered as failed and holds no lock against the next writer."""
+    writer = WriterProcess(store)
+    assert writer.submit(_batch(0)).result(timeout=30).failed == frozenset()
+
+    def broken_socket(data: bytes) -> None:
+        raise OSError("the socket failed")
+
+    monkeypatch.setattr(writer._conn, "send_bytes", broken_socket)
+    started = time.perf_counter()
+    with pytest.raises(WriterGone):
+        writer.submit(_batch(1))
+    assert time.perf_counter() - started < 2
+    assert writer.pid is not None and not lifeline.alive(writer.pid)
 
 
 def test_a_dead_writer_fails_what_it_held_and_refuses_more(store: Store) -> None:

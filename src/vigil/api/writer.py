@@ -247,13 +247,17 @@ class WriterProcess:
         return bool(self._arrivals.poll(1000 * timeout))
 
     def _give_up(self) -> None:
-        """The writer is gone: every batch it held is in doubt, and says so."""
+        """The writer is gone: every batch it held is in doubt, and says so. One that cannot
+        be reached but still runs is killed, so that it neither commits a batch now answered
+        as in doubt nor holds the store beside the writer that replaces it."""
         self._broken = True
         self._unwatch()
         waiting, self._waiting = self._waiting, {}
         for answer in waiting.values():
             answer.set_exception(WriterGone("the writer process died"))
-        self._process.join(timeout=5)
+        self._conn.close()
+        self._process.kill()
+        self._process.join()
 
     def _watch_from_loop(self) -> None:
         """Answers are read by the event loop that sends batches, when there is one (a loop
@@ -266,6 +270,11 @@ class WriterProcess:
             return
         self._unwatch()
         loop.add_reader(self._conn.fileno(), self.poll)
+        # uvloop (libuv) makes a watched descriptor non-blocking; a batch larger than the
+        # socket's buffer (a profile checkpoint) would then fail half-sent. Blocking is what
+        # this protocol needs: the writer's reader thread drains the socket while it commits,
+        # and an answer is read only once the loop saw it arrive.
+        os.set_blocking(self._conn.fileno(), True)
         self._loop = loop
 
     def _unwatch(self) -> None:
