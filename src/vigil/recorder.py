@@ -27,6 +27,7 @@ import numpy as np
 from vigil.domain import Decision, Login, Transaction
 
 if TYPE_CHECKING:
+    from vigil.profiles.recovery import Checkpoint
     from vigil.storage import Store
 
 _MASK = (1 << 64) - 1
@@ -158,7 +159,7 @@ class Recorder:
         if self.store is not None:
             self._standin.append(row)
 
-    def flush(self, checkpoint: list[tuple[str, str, bytes]] | None = None) -> int:
+    def flush(self, checkpoint: Checkpoint | None = None) -> int:
         """Write the buffered events and decisions in one transaction, then the profiles'
         ``checkpoint`` if given (:mod:`vigil.profiles.recovery`); returns how many decisions."""
         n = len(self._pending)
@@ -173,6 +174,6 @@ class Recorder:
             if checkpoint is not None:
                 from vigil.profiles.recovery import save_checkpoint
 
-                save_checkpoint(self.store, checkpoint)
+                save_checkpoint(self.store, checkpoint.rows, checkpoint.position)
         self._events, self._pending, self._standin = {}, {}, []
         return n

@@ -24,6 +24,7 @@ import polars as pl
 from vigil.domain import Decision, Feedback, Login, Transaction
 from vigil.engine import Engine, EventInProgress
 from vigil.profiles import MemoryProfileStore
+from vigil.profiles.recovery import Checkpoint
 
 CHUNK = 5000
 # Longer than a claim in progress lasts when its process dies (vigil.profiles.redis_store).
@@ -155,7 +156,7 @@ def replay(
                 continue
             summary.events += 1
             summary.add(_decide(engine, event, claim=shared))
-        recorder.flush(profiles.changed() if in_process else None)
+        recorder.flush(Checkpoint(profiles.changed()) if in_process else None)
         if on_progress is not None:
             on_progress(sum(not isinstance(e, Feedback) for e in chunk))
     if feedback and recorder.store is not None:

@@ -3,6 +3,9 @@ rebuilt, ``vigil profiles rebuild``, and no erasure undone by a running server."
 
 from __future__ import annotations
 
+import asyncio
+import gc
+import threading
 import time
 
 import pytest
@@ -119,3 +122,54 @@ def test_a_flushed_redis_is_rebuilt_from_the_log_when_a_server_starts(
             assert shared.get("card", "c-1").to_bytes() == before
     finally:
         shared.clear()
+
+
+@on_sqlite
+def test_a_checkpoint_of_many_profiles_does_not_hold_the_event_loop(store: Store) -> None:
+    """Serialising every changed profile at once held the event loop (and every request) for
+    as long as that takes: 0.3-0.8 s for a busy server's profiles. They are taken a few at a
+    time instead, and the checkpoint still holds each as it was at its cut."""
+    seed(store)
+    settings = settings_for(store)
+    settings.profiles.checkpoint_seconds = 1.0
+    app = create_app(settings, store=store, hasher=CHEAP_HASHER)
+    key = app.state.keys.create("ingest", ["ingest"])[0]
+    with TestClient(app) as client:
+        _post(client, key, tx("f-1"))
+        service = app.state.service
+        busy = service.profiles.get("card", "c-1")
+        # A busy server's changed profiles, put while the loop waits for the next checkpoint.
+        for i in range(20_000):
+            service.profiles.put("card", f"x-{i}", busy)
+        started = time.perf_counter()
+        for _ in range(200):
+            busy.to_bytes()
+        at_once = (time.perf_counter() - started) / 200 * 20_000  # serialising them all
+        # The longest the loop went without a turn for a coroutine waiting 1 ms, measured on
+        # the loop itself: a client in this process would wait for the interpreter lock too.
+        gaps: list[float] = []
+        done = threading.Event()
+
+        async def watch() -> None:
+            while not done.is_set():
+                started = time.perf_counter()
+                await asyncio.sleep(0.001)
+                gaps.append(time.perf_counter() - started)
+
+        gc.disable()  # a server tunes its collector (vigil.api.app); this process does not
+        try:
+            watching = client.portal.start_task_soon(watch)
+            deadline = time.monotonic() + 10
+            position, saved = _checkpointed(store)
+            while saved.get("card", "x-19999").n == 0:
+                assert time.monotonic() < deadline, "no checkpoint of the profiles"
+                time.sleep(0.05)
+                position, saved = _checkpointed(store)
+            done.set()
+            watching.result(timeout=5)
+        finally:
+            gc.enable()
+        slowest = max(gaps)
+        assert slowest < at_once / 4, (slowest, at_once)
+        # The checkpoint includes the one decision taken, and the profiles as they were then.
+        assert position == 1 and saved.get("card", "x-0").to_bytes() == busy.to_bytes()

@@ -13,7 +13,7 @@ from vigil.domain import Feedback, Reason
 from vigil.engine import Engine
 from vigil.features import TerminalRisk
 from vigil.profiles import MemoryProfileStore
-from vigil.profiles.recovery import recover
+from vigil.profiles.recovery import Checkpoint, recover
 from vigil.recorder import Recorder
 from vigil.storage import Store
 from vigil.storage.reference import ReferenceData
@@ -75,7 +75,7 @@ def test_a_restarted_engine_counts_what_the_live_one_counted(tmp_path) -> None:
             assert store.insert_feedback([labels[0]]) == 1
             live.learn(labels.pop(0))
         if i == 300:  # a checkpoint: what recovery starts from
-            live.recorder.flush(live.profiles.changed())
+            live.recorder.flush(Checkpoint(live.profiles.changed()))
         if rng.random() < 0.2:
             known = at + timedelta(hours=rng.uniform(1, 24 * 6))
             label = rng.choice(["fraud", "fraud", "legitimate"])

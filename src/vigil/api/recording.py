@@ -49,7 +49,7 @@ from sqlalchemy.engine import make_url
 from vigil.api.writer import Answer, Landed, Writer, WriterGone, start_writer
 from vigil.config import WriterKind
 from vigil.domain import Decision, Login, Transaction
-from vigil.profiles.recovery import Rows
+from vigil.profiles.recovery import Checkpoint, Cut
 from vigil.recorder import Recorder
 from vigil.storage import Store
 
@@ -105,9 +105,9 @@ class BackgroundRecorder(Recorder):
         found = self._inflight_events.get(event_id)
         return found if found is not None else super().first_event(event_id)
 
-    def flush(self, checkpoint: Rows | None = None) -> int:
-        """Hand the buffered batch, and the profiles' ``checkpoint`` if given, to the writer;
-        returns how many decisions the batch holds."""
+    def flush(self, checkpoint: Checkpoint | Cut | None = None) -> int:
+        """Hand the buffered batch, and the profiles' ``checkpoint`` (or a checkpoint's cut)
+        if given, to the writer; returns how many decisions the batch holds."""
         n = len(self._pending)
         if not n and checkpoint is None:
             return 0

@@ -57,7 +57,7 @@ from vigil.privacy.erasure import ErasureReport, forget
 from vigil.privacy.retention import RetentionPolicy, purge
 from vigil.profiles import MemoryProfileStore, ProfileStore, holder
 from vigil.profiles.profile import Profile
-from vigil.profiles.recovery import Recovery, recover
+from vigil.profiles.recovery import Checkpoint, Cut, Recovery, recover
 from vigil.profiles.store import open_profile_store
 from vigil.storage.log import stored_events
 
@@ -69,6 +69,8 @@ log = logging.getLogger(__name__)
 Event = Transaction | Login
 # Batches the writer holds at once: one it commits, one waiting its turn.
 _IN_FLIGHT = 2
+# Profiles a checkpoint serialises at each turn of the event loop (about 40 µs each).
+_TAKE_AT_ONCE = 25
 
 
 class NotCommitted(RuntimeError):
@@ -121,6 +123,10 @@ class DecisionService:
         # In-process profiles: checkpointed, and rebuilt after a failed commit.
         self._memory = self.profiles if isinstance(self.profiles, MemoryProfileStore) else None
         self._checkpoint_due = time.monotonic() + settings.profiles.checkpoint_seconds
+        # A checkpoint cut and not yet handed over: its profiles being taken a few at a time
+        # (the task), then ready to go to the writer with the log position of its cut.
+        self._taking: asyncio.Task[None] | None = None
+        self._checkpoint_ready: Checkpoint | None = None
         # Group commit (event-loop thread only): the batch now gathering, and the signal that
         # it holds something to commit. Made on the loop, at the first commit.
         self._gathering: asyncio.Future[Landed] | None = None
@@ -322,15 +328,47 @@ class DecisionService:
             self.recorder.at_writer < _IN_FLIGHT
             and not self._stale
             and not self._checkpoint_is_due()
+            and self._checkpoint_ready is None
         )
 
     async def _hand_over(self) -> None:
-        """The gathered batch (with a checkpoint, when one is due) to the writer."""
-        if self._checkpoint_is_due():
+        """The gathered batch to the writer, with the cut of a checkpoint when one is due, or
+        with the checkpoint taken since its cut."""
+        checkpoint: Checkpoint | Cut | None = self._checkpoint_ready
+        self._checkpoint_ready = None
+        if checkpoint is None and self._checkpoint_is_due():
             await self._drain()  # a checkpoint must not include a batch still in doubt
-        self._send(self._checkpoint())
+            if self._checkpoint_is_due():  # no batch failed meanwhile
+                assert self._memory is not None
+                self._checkpoint_due = time.monotonic() + self.settings.profiles.checkpoint_seconds
+                self._memory.begin_checkpoint()
+                checkpoint = Cut()
+        self._send(checkpoint)
 
-    def _send(self, checkpoint: list[tuple[str, str, bytes]] | None) -> None:
+    async def _take_checkpoint(self, position: int) -> None:
+        """Serialise the profiles of the checkpoint cut at ``position`` a few at each turn of
+        the loop (at once they would hold every request for the better part of a second);
+        the group commit hands them over when done."""
+        assert self._memory is not None and self._wanted is not None
+        while not self._memory.take(_TAKE_AT_ONCE):
+            await asyncio.sleep(0)
+        self._checkpoint_ready = Checkpoint(self._memory.checkpoint_rows(), position)
+        self._taking = None
+        self._wanted.set()
+
+    def _abandon_checkpoint(self) -> None:
+        """Give up the checkpoint under way: its profiles go to the next one."""
+        if self._taking is not None:
+            self._taking.cancel()
+            self._taking = None
+        if self._checkpoint_ready is not None:
+            assert self._memory is not None
+            self._memory.unchanged(self._checkpoint_ready.rows)
+            self._checkpoint_ready = None
+        if self._memory is not None:
+            self._memory.abandon_checkpoint()
+
+    def _send(self, checkpoint: Checkpoint | Cut | None) -> None:
         """The gathered batch, and ``checkpoint`` if given, to the writer; settled as it lands."""
         loop = asyncio.get_running_loop()
         self._gathering_since = None
@@ -355,12 +393,19 @@ class DecisionService:
         self,
         handed: concurrent.futures.Future[Landed],
         batch: asyncio.Future[Landed],
-        checkpoint: list[tuple[str, str, bytes]] | None,
+        checkpoint: Checkpoint | Cut | None,
     ) -> None:
         landed = await asyncio.wrap_future(handed)
-        if checkpoint is not None and not landed.checkpointed:
+        if isinstance(checkpoint, Cut):
+            if landed.position is None:  # the batch at the cut failed: no checkpoint there
+                self._abandon_checkpoint()
+            elif self._memory is not None and self._memory.taking:
+                self._taking = asyncio.get_running_loop().create_task(
+                    self._take_checkpoint(landed.position), name="vigil-checkpoint-take"
+                )
+        elif checkpoint is not None and not landed.checkpointed:
             assert self._memory is not None
-            self._memory.unchanged(checkpoint)
+            self._memory.unchanged(checkpoint.rows)
         self._lost.update(landed.failed)
         batch.set_result(landed)
         self.metrics.buffered.set(self.recorder.buffered)
@@ -378,19 +423,14 @@ class DecisionService:
             await asyncio.wait(self._in_flight)
 
     def _checkpoint_is_due(self) -> bool:
+        """Whether to cut a checkpoint of the in-process profiles (none is under way)."""
         return (
             self._memory is not None
             and not self._stale
+            and not self._memory.taking
+            and self._checkpoint_ready is None
             and time.monotonic() >= self._checkpoint_due
         )
-
-    def _checkpoint(self) -> list[tuple[str, str, bytes]] | None:
-        """The in-process profiles changed since the last checkpoint, when one is due."""
-        if not self._checkpoint_is_due():
-            return None
-        assert self._memory is not None
-        self._checkpoint_due = time.monotonic() + self.settings.profiles.checkpoint_seconds
-        return self._memory.changed()
 
     async def _checkpoint_every(self, seconds: float, registered: dict) -> None:
         """Checkpoint even when no decisions come (a quiet server's last ones included), and
@@ -420,6 +460,7 @@ class DecisionService:
         self._rebuild_now()
 
     def _rebuild_now(self) -> None:
+        self._abandon_checkpoint()  # its profiles are replaced: the next one takes them
         try:
             self.recovery = recover(self.engine, self.store)
         except Exception:
@@ -483,6 +524,7 @@ class DecisionService:
         started = time.perf_counter()
         self.recorder.close()
         if self._memory is not None:
+            self._abandon_checkpoint()  # the snapshot below saves every profile
             if self._stale:  # a commit failed and the profiles were not rebuilt yet
                 self._rebuild_now()
             # Stale profiles are never saved: the last checkpoint and the log give the right

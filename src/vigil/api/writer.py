@@ -57,8 +57,9 @@ from vigil import logs
 from vigil.api import lifeline
 from vigil.domain import Decision, Login, Transaction
 from vigil.privacy.keys import PrivacyKeys
-from vigil.profiles.recovery import Rows, save_checkpoint
+from vigil.profiles.recovery import Checkpoint, Cut, save_checkpoint
 from vigil.storage import Store
+from vigil.storage import log as event_log
 
 log = logging.getLogger(__name__)
 
@@ -67,17 +68,20 @@ _CHECKPOINT_SECONDS = 0.5
 _START_SECONDS = 120
 Event = Transaction | Login
 # A batch as handed over: its events, their decisions, StandIn inferences, and the profile
-# checkpoint to write after it (or None).
-Batch = tuple[list[Event], list[Decision], list[dict[str, Any]], Rows | None]
+# checkpoint to write after it, or the cut of one whose position to report (or None).
+Batch = tuple[list[Event], list[Decision], list[dict[str, Any]], Checkpoint | Cut | None]
 
 
 @dataclass(frozen=True)
 class Landed:
     """How a handed-over batch ended: the event ids whose decisions were not committed (none,
-    normally), and whether the checkpoint that went with it was written."""
+    normally), whether the checkpoint that went with it was written, and the log position
+    after it when it went with a :class:`~vigil.profiles.recovery.Cut` and was committed
+    whole."""
 
     failed: frozenset[str]
     checkpointed: bool
+    position: int | None = None
 
 
 class WriterGone(RuntimeError):
@@ -359,20 +363,27 @@ def write(
     events: list[Event],
     decisions: list[Decision],
     standin: list[dict[str, Any]],
-    checkpoint: Rows | None,
+    checkpoint: Checkpoint | Cut | None,
 ) -> Landed:
-    """Commit a batch, its StandIn inferences, then the checkpoint taken after it (only if
-    the whole batch was committed: a checkpoint must not include an event the log lacks)."""
+    """Commit a batch, its StandIn inferences, then the checkpoint that goes with it. One
+    taken right after this batch is written only if the whole batch was committed, and a cut
+    reports its position only then: a checkpoint must not include an event the log lacks."""
     failed = _record(store, events, decisions)
     if standin:
         try:  # the decisions stand without their inferences
             store.log_standin(standin)
         except Exception:
             log.exception("giving up on %d StandIn inferences", len(standin))
+    if isinstance(checkpoint, Cut):
+        position = None
+        if not failed:
+            with store.engine.connect() as conn:
+                position = event_log.position(conn, store)
+        return Landed(frozenset(failed), checkpointed=False, position=position)
     checkpointed = False
-    if checkpoint is not None and not failed:
+    if checkpoint is not None and (checkpoint.position is not None or not failed):
         try:
-            save_checkpoint(store, checkpoint)
+            save_checkpoint(store, checkpoint.rows, checkpoint.position)
             checkpointed = True
         except Exception:  # the next checkpoint takes these profiles again
             log.exception("the profile checkpoint was not written")

@@ -65,14 +65,35 @@ class Recovery:
     rebuilt: bool
 
 
-def save_checkpoint(store: Store, rows: Iterable[tuple[str, str, bytes]]) -> int:
+@dataclass(frozen=True)
+class Checkpoint:
+    """Profiles to save (``rows``) with the log position they include: ``position`` None is
+    the newest, for profiles taken at once right after the batch holding their last event; a
+    number is the position a :class:`Cut` reported, for profiles taken a few at a time since
+    (:meth:`~vigil.profiles.store.MemoryProfileStore.take`)."""
+
+    rows: Rows
+    position: int | None = None
+
+
+@dataclass(frozen=True)
+class Cut:
+    """Handed over with the batch at which a checkpoint is cut: the writer reports the log
+    position after that batch (if all of it was committed), which the profiles, taken a few
+    at a time, are saved with later."""
+
+
+def save_checkpoint(
+    store: Store, rows: Iterable[tuple[str, str, bytes]], position: int | None = None
+) -> int:
     """Write changed profiles with the log position they include, in one transaction.
 
     Called after the batch holding every event they include has been committed (by the one
-    writer that numbers this store's decisions), so the newest position is theirs.
+    writer that numbers this store's decisions); without ``position``, the newest is theirs.
     """
     with store.transaction() as conn:
-        position = log.position(conn, store)
+        if position is None:
+            position = log.position(conn, store)
         return store.save_profiles(rows, {"position": position}, conn)
 
 

@@ -17,6 +17,7 @@ restart resumes where it stopped. Production backends (Redis) implement the same
 from __future__ import annotations
 
 import contextlib
+import itertools
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
@@ -128,13 +129,33 @@ class ProfileStore(Protocol):
 
 
 class MemoryProfileStore:
-    """Profiles in a dict keyed by (kind, key); snapshot and restore through the SQL store."""
+    """Profiles in a dict keyed by (kind, key); snapshot and restore through the SQL store.
+
+    A checkpoint (:mod:`vigil.profiles.recovery`) saves the profiles changed since the last
+    one as they were at one instant, its cut. Serialising thousands of them at once would stop
+    a server for the better part of a second, so they can be taken a few at a time instead
+    (:meth:`begin_checkpoint`, :meth:`take`): a profile still to be taken is taken first
+    whenever it is about to change, so each is saved as it was at the cut.
+
+    >>> store = MemoryProfileStore()
+    >>> store.put("card", "c-1", store.get("card", "c-1"))
+    >>> store.begin_checkpoint()
+    >>> read = store.read([("card", "c-1")])  # about to change: taken now, as at the cut
+    >>> store.write(read, read.profiles), store.take(10)
+    (True, True)
+    >>> [(kind, key) for kind, key, _ in store.checkpoint_rows()], sorted(store._changed)
+    ([('card', 'c-1')], [('card', 'c-1')])
+    """
 
     def __init__(self, config: ProfilesConfig | None = None) -> None:
         self.config = config or ProfilesConfig()
         self._profiles: dict[tuple[str, str], Profile] = {}
         # Written since the last checkpoint (vigil.profiles.recovery): what the next one saves.
         self._changed: set[Key] = set()
+        # The checkpoint being taken, if any: the profiles changed before its cut that are
+        # still to be serialised, and those serialised already.
+        self._to_take: dict[Key, None] | None = None
+        self._taken: dict[Key, bytes] = {}
         # The transactions whose fraud label was counted (count_fraud), with their times, and
         # how many may be kept before those too old to count again are forgotten.
         self._labelled: dict[str, float] = {}
@@ -143,11 +164,17 @@ class MemoryProfileStore:
     def __len__(self) -> int:
         return len(self._profiles)
 
+    # Every profile handed out may be changed in place by its caller: one still to be taken
+    # into the checkpoint under way is taken first.
     def get(self, kind: str, key: str) -> Profile:
+        if self._to_take is not None:
+            self._take_now((kind, key))
         profile = self._profiles.get((kind, key))
         return self.new_profile() if profile is None else profile
 
     def put(self, kind: str, key: str, profile: Profile) -> None:
+        if self._to_take is not None:
+            self._take_now((kind, key))
         self._profiles[(kind, key)] = profile
         self._changed.add((kind, key))
 
@@ -174,6 +201,10 @@ class MemoryProfileStore:
     def delete(self, keys: Iterable[Key]) -> int:
         keys = list(keys)
         self._changed.difference_update(keys)
+        for key in keys:  # an erased person is not written back by the checkpoint under way
+            self._taken.pop(key, None)
+            if self._to_take is not None:
+                self._to_take.pop(key, None)
         return sum(self._profiles.pop(key, None) is not None for key in keys)
 
     def claim(self, event_id: str) -> bytes | None:
@@ -185,6 +216,8 @@ class MemoryProfileStore:
     def count_fraud(self, terminal_id: str, event_id: str, when: float) -> bool:
         if event_id in self._labelled:
             return False
+        if self._to_take is not None:
+            self._take_now(("terminal", terminal_id))
         profile = self._profiles.get(("terminal", terminal_id))
         if profile is None or not profile.fraud_tiles().label(when):
             return False
@@ -202,6 +235,8 @@ class MemoryProfileStore:
         self._labelled = {}
         for key, profile in self._profiles.items():
             if profile.fraud is not None:
+                if self._to_take is not None:
+                    self._take_now(key)
                 profile.fraud.forget_labels()
                 self._changed.add(key)
 
@@ -216,22 +251,70 @@ class MemoryProfileStore:
         )
 
     def changed(self) -> list[tuple[str, str, bytes]]:
-        """The profiles written since the last call, serialised, for a checkpoint.
+        """The profiles written since the last call, serialised, for a checkpoint cut now.
 
         >>> store = MemoryProfileStore(); store.put("card", "c-1", store.get("card", "c-1"))
         >>> [(kind, key) for kind, key, _ in store.changed()], store.changed()
         ([('card', 'c-1')], [])
         """
-        profiles = self._profiles
-        rows = [(kind, key, profiles[kind, key].to_bytes()) for kind, key in self._changed]
+        changed = len(self._changed)
+        self.begin_checkpoint()
+        self.take(changed)
+        return self.checkpoint_rows()
+
+    @property
+    def taking(self) -> bool:
+        """Whether a checkpoint is being taken (cut, and not yet given its rows)."""
+        return self._to_take is not None
+
+    def begin_checkpoint(self) -> None:
+        """Cut a checkpoint now: the profiles written since the last one are saved as they are
+        at this instant, taken by :meth:`take` (or as they are about to change)."""
+        if self._to_take is not None:
+            raise RuntimeError("a checkpoint is already being taken")
+        self._to_take = dict.fromkeys(self._changed)
+        self._taken = {}
         self._changed = set()
+
+    def take(self, n: int) -> bool:
+        """Serialise up to ``n`` more profiles of the checkpoint under way; True when it holds
+        them all (then :meth:`checkpoint_rows`)."""
+        if self._to_take is None:
+            raise RuntimeError("no checkpoint is being taken")
+        for key in list(itertools.islice(self._to_take, n)):
+            self._take_now(key)
+        return not self._to_take
+
+    def checkpoint_rows(self) -> list[tuple[str, str, bytes]]:
+        """The checkpoint taken, once :meth:`take` said it holds every profile; it ends."""
+        if self._to_take:
+            raise RuntimeError("the checkpoint still has profiles to take")
+        rows = [(kind, key, data) for (kind, key), data in self._taken.items()]
+        self._to_take, self._taken = None, {}
         return rows
+
+    def abandon_checkpoint(self) -> None:
+        """Give up the checkpoint under way (if any): its profiles go to the next one."""
+        if self._to_take is not None:
+            self._changed.update(self._to_take)
+            self._changed.update(self._taken)
+        self._to_take, self._taken = None, {}
+
+    def _take_now(self, key: Key) -> None:
+        """Serialise this profile into the checkpoint under way, if it is still to take."""
+        to_take = self._to_take
+        if to_take is not None and key in to_take:
+            del to_take[key]
+            profile = self._profiles.get(key)
+            if profile is not None:
+                self._taken[key] = profile.to_bytes()
 
     def snapshot(self, store: Store) -> int:
         """Checkpoint every profile (vigil.profiles.recovery.save_checkpoint), not only the
         changed ones: at a clean stop, once every decision is committed. Returns how many."""
         from vigil.profiles.recovery import save_checkpoint
 
+        self.abandon_checkpoint()
         self._changed = set()
         return save_checkpoint(store, ((k, key, p.to_bytes()) for k, key, p in self.items()))
 
@@ -245,6 +328,7 @@ class MemoryProfileStore:
             (kind, key): Profile.from_bytes(data) for kind, key, data in store.load_profiles()
         }
         self._changed = set()
+        self._to_take, self._taken = None, {}
         return store.load_profile_state()
 
 
