@@ -20,6 +20,10 @@ from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
 
 WRITE_UNIT = "vigil_write_unit"
+# SQLite's write-ahead log, when its checkpoints are left to Store.checkpoint_wal: started again
+# once it holds more pages than this (vigil.api.writer), its file then cut back to this size.
+WAL_RESTART_FRAMES = 16_384
+WAL_LIMIT_BYTES = 64 * 1024 * 1024
 
 
 def normalise_url(url: str) -> str:
@@ -67,6 +71,7 @@ def sqlite_engine(url: str, echo: bool, *, inline_checkpoints: bool = True) -> E
         cursor.execute("PRAGMA cache_size=-65536")
         if not inline_checkpoints:  # Store.checkpoint_wal, called by the owner, does them
             cursor.execute("PRAGMA wal_autocheckpoint=0")
+            cursor.execute(f"PRAGMA journal_size_limit={WAL_LIMIT_BYTES}")
         cursor.close()
 
     # A write unit (Store.transaction) takes the write lock as it begins, waiting for it up to

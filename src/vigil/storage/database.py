@@ -133,12 +133,15 @@ class Database:
 
         migrations.upgrade(self)
 
-    def checkpoint_wal(self) -> None:
+    def checkpoint_wal(self) -> int:
         """Copy what SQLite's write-ahead log holds into the database file, as far as readers
-        allow, without blocking writers (a passive checkpoint). Nothing to do on PostgreSQL."""
-        if self.dialect == "sqlite":
-            with self.engine.connect() as conn:
-                conn.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)")
+        allow, without blocking writers (a passive checkpoint); returns how many pages the log
+        holds. Nothing to do on PostgreSQL (0)."""
+        if self.dialect != "sqlite":
+            return 0
+        with self.engine.connect() as conn:
+            _, pages, _ = conn.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)").one()
+        return int(pages)
 
     def drop_all(self) -> None:
         """Drop every vigil table (partitions go with their parent) and Alembic's record of the
