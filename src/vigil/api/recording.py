@@ -33,7 +33,7 @@ it, and only if all of it was committed (:mod:`vigil.profiles.recovery`).
 >>> rec.flush(), rec.decided(login).decision_id
 (1, 'd-1')
 >>> rec.committed().result()
-Landed(failed=frozenset(), checkpointed=False)
+Landed(failed=frozenset(), checkpointed=False, position=None)
 >>> rec.close(); store.get_decision("l-1").decision_id
 'd-1'
 """

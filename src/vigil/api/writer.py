@@ -26,7 +26,7 @@ that have arrived, so it never waits for a reader that is not there.
 >>> decision = Decision(decision_id="d-1", event_id="l-1", event_kind="login", score=0,
 ...                     action="allow")
 >>> writer.submit(([login], [decision], [], None)).result()
-Landed(failed=frozenset(), checkpointed=False)
+Landed(failed=frozenset(), checkpointed=False, position=None)
 >>> writer.close(); store.get_decision("l-1").decision_id
 'd-1'
 """
