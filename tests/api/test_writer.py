@@ -151,7 +151,7 @@ def test_the_writer_stops_when_the_server_closes_it(store: Store) -> None:
 def test_the_log_stays_bounded_under_commits_that_never_pause(store: Store) -> None:
     """The writer leaves SQLite's log checkpoints to a thread beside its commits. Committing
     every few milliseconds, it never found the log both copied and untouched, so the log never
-    started again: 250 MB here, hundreds of megabytes a minute in a busy server, without end."""
+    started again: 250 MB here, gigabytes a minute in a busy server, without end."""
     writer = WriterProcess(store)
     wal = Path(str(make_url(store.url).database) + "-wal")
     largest = 0
