@@ -347,8 +347,14 @@ def _commit(
 ) -> None:
     while (data := batches.get()) is not None:
         if long_log.is_set():
+            # SQLite starts its log again only when a commit finds all of it copied and nothing
+            # committed since, which commits every few milliseconds beside checkpoints of tens
+            # never allow (it grew by 25-45 KB a decision, without end). So this thread copies
+            # what was committed since the last checkpoint, between two commits, and the next
+            # commit starts the log again (its file cut back to WAL_LIMIT_BYTES). It holds the
+            # commits behind it 20-40 ms, mostly the checkpoint's fsyncs.
             long_log.clear()
-            _restart_log(store)
+            _copy_log(store)
         number, batch = ForkingPickler.loads(data)
         outcome: Landed | BaseException
         try:
@@ -364,28 +370,21 @@ def _checkpoints(store: Store, long_log: threading.Event) -> None:
     """SQLite's log checkpoints, beside the commits rather than inside them: a commit that
     also copied the log into the database took a third longer, and every request of its
     batch waits for its commit. A log left longer than ``WAL_RESTART_FRAMES`` is for the
-    committing thread to start again (:func:`_restart_log`)."""
+    committing thread to start again (see :func:`_commit`)."""
     while True:
         time.sleep(_CHECKPOINT_SECONDS)
-        try:
-            if store.checkpoint_wal() > WAL_RESTART_FRAMES:
-                long_log.set()
-        except Exception:  # busy or failing now; the next one catches up
-            log.exception("SQLite log checkpoint failed")
+        if _copy_log(store) > WAL_RESTART_FRAMES:
+            long_log.set()
 
 
-def _restart_log(store: Store) -> None:
-    """SQLite starts its log again from the beginning only when a commit finds all of it
-    copied into the database and nothing committed since; commits every few milliseconds,
-    beside checkpoints that take tens, never leave such a moment, and the log grew by 25-45 KB
-    a decision, without end. So the committing thread copies the pages committed since the
-    last checkpoint, between two commits: the next one starts the log again (and cuts its
-    file back to ``WAL_LIMIT_BYTES``). It holds the commits behind it 20-40 ms, mostly the
-    checkpoint's ``fsync``s."""
+def _copy_log(store: Store) -> int:
+    """A passive checkpoint of SQLite's log; the pages the log holds (0 if it failed: busy or
+    failing now, the next one catches up)."""
     try:
-        store.checkpoint_wal()
-    except Exception:  # the next long log tries again
+        return store.checkpoint_wal()
+    except Exception:
         log.exception("SQLite log checkpoint failed")
+        return 0
 
 
 def write(

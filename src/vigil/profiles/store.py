@@ -301,9 +301,11 @@ class MemoryProfileStore:
         self._to_take, self._taken = None, {}
 
     def _take_now(self, key: Key) -> None:
-        """Serialise this profile into the checkpoint under way, if it is still to take."""
+        """Serialise this profile into the checkpoint under way (callers check there is
+        one), if it is still to take."""
         to_take = self._to_take
-        if to_take is not None and key in to_take:
+        assert to_take is not None
+        if key in to_take:
             del to_take[key]
             profile = self._profiles.get(key)
             if profile is not None:
