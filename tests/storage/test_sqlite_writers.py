@@ -32,3 +32,20 @@ def test_a_write_unit_waits_for_another_writer_and_reads_what_it_committed(
     assert seen == 2
     other.close()
     store.close()
+
+
+def test_a_thread_that_commits_again_and_again_keeps_its_connection(tmp_path: Path) -> None:
+    """SQLite drops a connection's whole page cache whenever another connection wrote since
+    it last read. The server's writer commits on one thread again and again: handed the
+    pool's connections in turn, each commit read its pages afresh."""
+    store = Store(f"sqlite:///{tmp_path / 'v.db'}")
+    store.init_schema()
+    with store.engine.connect(), store.engine.connect():
+        pass  # two connections now wait in the pool
+    used = set()
+    for _ in range(4):
+        with store.transaction() as conn:
+            conn.execute(text("DELETE FROM schema_version WHERE version = 999"))
+            used.add(id(conn.connection.dbapi_connection))
+    assert len(used) == 1
+    store.close()

@@ -51,6 +51,7 @@ from multiprocessing.connection import Connection
 from multiprocessing.reduction import ForkingPickler
 from typing import Any, Protocol
 
+import sqlalchemy
 from sqlalchemy.exc import DataError, IntegrityError
 
 from vigil import logs
@@ -61,11 +62,16 @@ from vigil.profiles.recovery import Checkpoint, Cut, save_checkpoint
 from vigil.storage import Store
 from vigil.storage import log as event_log
 from vigil.storage.connection import WAL_RESTART_FRAMES
+from vigil.storage.database import LogCopy
 
 log = logging.getLogger(__name__)
 
 _ATTEMPTS = 5
 _CHECKPOINT_SECONDS = 0.5
+# Before the log starts again, the checkpoint thread copies what came in during its last copy,
+# again while that was more than _CAUGHT_UP pages, at most _CATCH_UP times.
+_CATCH_UP = 4
+_CAUGHT_UP = 256
 _START_SECONDS = 120
 Event = Transaction | Login
 # A batch as handed over: its events, their decisions, StandIn inferences, and the profile
@@ -350,9 +356,10 @@ def _commit(
             # SQLite starts its log again only when a commit finds all of it copied and nothing
             # committed since, which commits every few milliseconds beside checkpoints of tens
             # never allow (it grew by 25-45 KB a decision, without end). So this thread copies
-            # what was committed since the last checkpoint, between two commits, and the next
-            # commit starts the log again (its file cut back to WAL_LIMIT_BYTES). It holds the
-            # commits behind it 20-40 ms, mostly the checkpoint's fsyncs.
+            # what was committed since the checkpoint thread's last copy, between two commits,
+            # and the next commit starts the log again. That thread copies until little is
+            # left first: the copy holds the commits behind it 2-7 ms, not the 20-30 of
+            # copying (and syncing) half a second of commits.
             long_log.clear()
             _copy_log(store)
         number, batch = ForkingPickler.loads(data)
@@ -370,21 +377,32 @@ def _checkpoints(store: Store, long_log: threading.Event) -> None:
     """SQLite's log checkpoints, beside the commits rather than inside them: a commit that
     also copied the log into the database took a third longer, and every request of its
     batch waits for its commit. A log left longer than ``WAL_RESTART_FRAMES`` is for the
-    committing thread to start again (see :func:`_commit`)."""
-    while True:
-        time.sleep(_CHECKPOINT_SECONDS)
-        if _copy_log(store) > WAL_RESTART_FRAMES:
+    committing thread to start again (see :func:`_commit`), once this one has copied nearly
+    all of it.
+
+    On a connection of its own: one it shared with the committing thread would leave that
+    thread a connection whose page cache the other's commits made stale."""
+    with store.engine.connect() as conn:
+        while True:
+            time.sleep(_CHECKPOINT_SECONDS)
+            copy = _copy_log(store, conn)
+            if copy.pages <= WAL_RESTART_FRAMES:
+                continue
+            for _ in range(_CATCH_UP):  # what was committed during the copy before
+                before, copy = copy, _copy_log(store, conn)
+                if copy.copied - before.copied <= _CAUGHT_UP:
+                    break
             long_log.set()
 
 
-def _copy_log(store: Store) -> int:
-    """A passive checkpoint of SQLite's log; the pages the log holds (0 if it failed: busy or
-    failing now, the next one catches up)."""
+def _copy_log(store: Store, conn: sqlalchemy.Connection | None = None) -> LogCopy:
+    """A passive checkpoint of SQLite's log (nothing copied if it failed: busy or failing
+    now, the next one catches up)."""
     try:
-        return store.checkpoint_wal()
+        return store.checkpoint_wal(conn)
     except Exception:
         log.exception("SQLite log checkpoint failed")
-        return 0
+        return LogCopy(0, 0)
 
 
 def write(

@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from itertools import islice
-from typing import Any, Self
+from typing import Any, NamedTuple, Self
 
 from sqlalchemy import Connection, Table, create_engine, func, select
 from sqlalchemy.dialects import postgresql, sqlite
@@ -32,6 +32,14 @@ from vigil.storage.schema import build_tables
 # Rows per statement when writing or streaming, and ids per ``IN (...)`` when reading by id.
 CHUNK = 5_000
 IN_CHUNK = 500
+
+
+class LogCopy(NamedTuple):
+    """What a checkpoint of SQLite's write-ahead log left: the pages the log holds, and how
+    many of them are now copied into the database file."""
+
+    pages: int
+    copied: int
 
 
 def batched(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
@@ -133,15 +141,23 @@ class Database:
 
         migrations.upgrade(self)
 
-    def checkpoint_wal(self) -> int:
+    def checkpoint_wal(self, conn: Connection | None = None) -> LogCopy:
         """Copy what SQLite's write-ahead log holds into the database file, as far as readers
-        allow, without blocking writers (a passive checkpoint); returns how many pages the log
-        holds. Nothing to do on PostgreSQL (0)."""
+        allow, without blocking writers (a passive checkpoint), on ``conn`` (outside any
+        transaction) or a pooled connection. Nothing to do on PostgreSQL.
+
+        >>> db = Database("sqlite://")
+        >>> db.checkpoint_wal()  # an in-memory database has no log
+        LogCopy(pages=-1, copied=-1)
+        """
         if self.dialect != "sqlite":
-            return 0
-        with self.engine.connect() as conn:
-            _, pages, _ = conn.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)").one()
-        return int(pages)
+            return LogCopy(0, 0)
+        if conn is None:
+            with self.engine.connect() as conn:
+                return self.checkpoint_wal(conn)
+        _, pages, copied = conn.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)").one()
+        conn.commit()  # the statement began a transaction: one left open would pin the log
+        return LogCopy(int(pages), int(copied))
 
     def drop_all(self) -> None:
         """Drop every vigil table (partitions go with their parent) and Alembic's record of the
