@@ -122,3 +122,69 @@ def test_a_busy_writer_is_not_handed_batches_to_queue_behind_it() -> None:
     finally:
         sys.setswitchinterval(switch)
         service.close()
+
+
+def test_a_request_given_up_while_it_waits_leaves_its_batch_to_the_others() -> None:
+    """Requests of one batch wait for the same commit; one cancelled (its client went away)
+    must neither cancel the others' wait nor keep its decision from being committed."""
+    store = Store(f"sqlite:///{tempfile.mkdtemp()}/v.db")
+    store.init_schema()
+    service = DecisionService(Settings(api={"group_commit_ms": 50.0}), store)
+    events = _withdrawals(5)
+
+    async def request(event: Transaction) -> str:
+        service.decide([event])
+        await service.commit([event.event_id])
+        return event.event_id
+
+    async def batch() -> list[str | BaseException]:
+        waiting = [asyncio.create_task(request(e)) for e in events]
+        await asyncio.sleep(0.01)  # all decided, the batch still gathering
+        waiting[2].cancel()
+        return await asyncio.gather(*waiting, return_exceptions=True)
+
+    try:
+        answered = asyncio.run(batch())
+        assert isinstance(answered[2], asyncio.CancelledError)
+        assert [a for i, a in enumerate(answered) if i != 2] == ["e0", "e1", "e3", "e4"]
+        assert store.counts()["decisions"] == len(events)
+    finally:
+        service.close()
+
+
+def test_a_landed_batch_answers_its_requests_at_once() -> None:
+    """Between a batch's commit and its requests' answers the loop turns as few times as it
+    can: under load every turn also decides the requests that arrived meanwhile."""
+    store = Store(f"sqlite:///{tempfile.mkdtemp()}/v.db")
+    store.init_schema()
+    service = DecisionService(Settings(api={"group_commit_ms": 0.0}), store)
+    turns = 0
+    after: list[int] = []  # turns of the loop from each answer of the writer to the request's
+
+    async def count_turns() -> None:
+        nonlocal turns
+        while True:
+            turns += 1
+            await asyncio.sleep(0)
+
+    async def requests() -> None:
+        counting = asyncio.create_task(count_turns())
+        for event in _withdrawals(20):
+            service.decide([event])
+            waiting = asyncio.create_task(service.commit([event.event_id]))
+            while (handed := service.recorder.committed()) is None or handed.done():
+                await asyncio.sleep(0)
+            landed_at: list[int] = []
+            handed.add_done_callback(lambda _, seen=landed_at: seen.append(turns))
+            await waiting
+            after.append(turns - landed_at[0])
+        counting.cancel()
+
+    try:
+        asyncio.run(requests())
+        # The answer is read in one turn, its batch settled in the next, the request resumes
+        # in the third and this test's wait in the fourth: 3 turns after the answer's. A
+        # task awaiting the answer, and a shield for each request, took 5.
+        assert max(after) <= 3, after
+    finally:
+        service.close()

@@ -82,6 +82,40 @@ class NotCommitted(RuntimeError):
         self.event_ids = event_ids
 
 
+class _Batch:
+    """A batch of the group commit, from its first decision to its landing.
+
+    Each request waits on a future of its own: one cancelled (its client went away) must not
+    cancel the others', as a shared future would. The group commit's own waits (room at the
+    writer, a drain) are on ``landed``.
+    """
+
+    __slots__ = ("_loop", "_requests", "landed")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self._requests: list[asyncio.Future[Landed]] = []
+        self.landed: asyncio.Future[Landed] = loop.create_future()
+
+    def join(self) -> asyncio.Future[Landed]:
+        """A future of the batch's outcome, for one request."""
+        request = self._loop.create_future()
+        self._requests.append(request)
+        return request
+
+    def land(self, landed: Landed) -> None:
+        self.landed.set_result(landed)
+        for request in self._requests:
+            if not request.done():
+                request.set_result(landed)
+
+    def fail(self, error: Exception) -> None:
+        """Never handed over: its requests get ``error``."""
+        for request in self._requests:
+            if not request.done():
+                request.set_exception(error)
+
+
 def _log_decision(what: str, decision: Decision) -> None:
     log.debug(
         what,
@@ -129,7 +163,7 @@ class DecisionService:
         self._checkpoint_ready: Checkpoint | None = None
         # Group commit (event-loop thread only): the batch now gathering, and the signal that
         # it holds something to commit. Made on the loop, at the first commit.
-        self._gathering: asyncio.Future[Landed] | None = None
+        self._gathering: _Batch | None = None
         # When the first decision joined the batch now gathering (time.monotonic()).
         self._gathering_since: float | None = None
         self._wanted: asyncio.Event | None = None
@@ -140,7 +174,7 @@ class DecisionService:
         # before anything else is committed, and never checkpointed meanwhile.
         self._stale = False
         # Batches handed to the writer and not yet landed (event-loop thread only).
-        self._in_flight: set[asyncio.Task[None]] = set()
+        self._in_flight: set[asyncio.Future[Landed]] = set()
         self._tasks: list[asyncio.Task[None]] = []
         self._closed = False
         # What the last scheduled retention purge deleted, per table (None before the first).
@@ -255,7 +289,7 @@ class DecisionService:
         if self._wanted is None:
             self._start_group_commit()
         assert self._gathering is not None and self._wanted is not None
-        gathering = self._gathering
+        landing = self._gathering.join()
         now = time.monotonic()
         if self._gathering_since is None:
             self._gathering_since = now
@@ -263,7 +297,7 @@ class DecisionService:
             self._send(None)
         else:
             self._wanted.set()
-        landed = await asyncio.shield(gathering)
+        landed = await landing
         lost = self._lost
         failed = [i for i in event_ids if i in landed.failed or i in lost]
         if failed:
@@ -275,7 +309,7 @@ class DecisionService:
 
     def _start_group_commit(self) -> None:
         loop = asyncio.get_running_loop()
-        self._gathering = loop.create_future()
+        self._gathering = _Batch(loop)
         self._wanted = asyncio.Event()
         self._tasks.append(loop.create_task(self._group_commit(), name="vigil-group-commit"))
 
@@ -372,30 +406,35 @@ class DecisionService:
         """The gathered batch, and ``checkpoint`` if given, to the writer; settled as it lands."""
         loop = asyncio.get_running_loop()
         self._gathering_since = None
-        batch, self._gathering = self._gathering, loop.create_future()
+        batch, self._gathering = self._gathering, _Batch(loop)
         assert batch is not None
         try:
             n = self.recorder.flush(checkpoint)
         except Exception as exc:
-            batch.set_exception(exc)
+            batch.fail(exc)
             raise
         if n:
             self.metrics.commit_batch.observe(n)
         handed = self.recorder.committed()
         if (not n and checkpoint is None) or handed is None:
-            batch.set_result(Landed(frozenset(), checkpointed=False))
+            batch.land(Landed(frozenset(), checkpointed=False))
             return
-        settling = loop.create_task(self._settle(handed, batch, checkpoint))
-        self._in_flight.add(settling)
-        settling.add_done_callback(self._in_flight.discard)
+        self._in_flight.add(batch.landed)
+        # Settled in one turn of the loop from the answer's arrival (awaiting the answer in a
+        # task, through wrap_future and a shield per request, took four: each behind every
+        # request the loop decided meanwhile).
+        handed.add_done_callback(
+            lambda _: loop.call_soon_threadsafe(self._settle, handed, batch, checkpoint)
+        )
 
-    async def _settle(
+    def _settle(
         self,
         handed: concurrent.futures.Future[Landed],
-        batch: asyncio.Future[Landed],
+        batch: _Batch,
         checkpoint: Checkpoint | Cut | None,
     ) -> None:
-        landed = await asyncio.wrap_future(handed)
+        landed = handed.result()  # the recorder gives up a batch it could not write: no error
+        self._in_flight.discard(batch.landed)
         if isinstance(checkpoint, Cut):
             if landed.position is None:  # the batch at the cut failed: no checkpoint there
                 self._abandon_checkpoint()
@@ -407,7 +446,7 @@ class DecisionService:
             assert self._memory is not None
             self._memory.unchanged(checkpoint.rows)
         self._lost.update(landed.failed)
-        batch.set_result(landed)
+        batch.land(landed)
         self.metrics.buffered.set(self.recorder.buffered)
         if landed.failed and self._memory is not None:
             self._stale = True
