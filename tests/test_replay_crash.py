@@ -87,10 +87,7 @@ def _decisions(store: Store) -> dict[str, tuple[Any, ...]]:
 
 def _profiles(store: Store, profiles_url: str | None) -> dict[tuple[str, str], bytes]:
     if profiles_url is None:
-        t = store.tables.profiles
-        with store.engine.connect() as conn:
-            rows = conn.execute(select(t.c.kind, t.c.key, t.c.data))
-            return {(kind, key): bytes(data) for kind, key, data in rows}
+        return {(kind, key): data for kind, key, data in store.load_profiles()}
     shared = RedisProfileStore.from_url(profiles_url)
     return {(kind, key): profile.to_bytes() for kind, key, profile in shared.items()}
 

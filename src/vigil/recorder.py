@@ -174,6 +174,8 @@ class Recorder:
             if checkpoint is not None:
                 from vigil.profiles.recovery import save_checkpoint
 
-                save_checkpoint(self.store, checkpoint.rows, checkpoint.position)
+                save_checkpoint(
+                    self.store, checkpoint.rows, checkpoint.position, complete=checkpoint.complete
+                )
         self._events, self._pending, self._standin = {}, {}, []
         return n

@@ -18,6 +18,7 @@ from vigil.api.app import create_app
 from vigil.api.service import DecisionService
 from vigil.cli import app as cli
 from vigil.profiles import MemoryProfileStore
+from vigil.profiles.recovery import Checkpoint
 from vigil.profiles.redis_store import RedisProfileStore
 from vigil.storage import Store
 
@@ -36,12 +37,15 @@ def _checkpointed(store: Store) -> tuple[int, MemoryProfileStore]:
     return state.get("position", 0), profiles
 
 
-def _checkpointing_app(store: Store, every_seconds: float) -> tuple[FastAPI, str]:
+def _checkpointing_app(
+    store: Store, every_seconds: float, writer: str = "process"
+) -> tuple[FastAPI, str]:
     """A server on ``store`` checkpointing its profiles every ``every_seconds``, and an
     ingest key."""
     seed(store)
     settings = settings_for(store)
     settings.profiles.checkpoint_seconds = every_seconds
+    settings.api.writer = writer
     app = create_app(settings, store=store, hasher=CHEAP_HASHER)
     return app, app.state.keys.create("ingest", ["ingest"])[0]
 
@@ -178,3 +182,66 @@ def test_a_checkpoint_of_many_profiles_does_not_hold_the_event_loop(store: Store
         assert slowest < at_once / 2, (slowest, at_once)
         # The checkpoint includes the one decision taken, and the profiles as they were then.
         assert position == 1 and saved.get("card", "x-0").to_bytes() == busy.to_bytes()
+
+
+def test_a_checkpoint_goes_to_the_writer_in_parts(store: Store) -> None:
+    """Written in one transaction, a checkpoint of 10,000 profiles held the writer 200 ms,
+    and every request waiting for a commit with it. It goes in parts, each with a batch, and
+    counts once the last is written."""
+    app, key = _checkpointing_app(store, 0.5)
+    parts: list[tuple[int, bool]] = []  # rows and completeness of each part handed over
+    with TestClient(app) as client:
+        _post(client, key, tx("p-1"))
+        service = app.state.service
+        flush = service.recorder.flush
+
+        def watched(checkpoint=None):
+            if isinstance(checkpoint, Checkpoint):
+                parts.append((len(checkpoint.rows), checkpoint.complete))
+            return flush(checkpoint)
+
+        service.recorder.flush = watched
+        busy = service.profiles.get("card", "c-1")
+        for i in range(5_000):
+            service.profiles.put("card", f"x-{i}", busy)
+        deadline = time.monotonic() + 20
+        while _checkpointed(store)[1].get("card", "x-4999").n == 0:
+            assert time.monotonic() < deadline, "no checkpoint of the profiles"
+            time.sleep(0.05)
+    assert sum(rows for rows, _ in parts) >= 5_000
+    assert max(rows for rows, _ in parts) <= 500, parts
+    assert [complete for _, complete in parts].index(True) >= 9  # after the others
+
+
+@on_sqlite
+def test_a_checkpoint_missing_a_part_never_counts(store: Store, monkeypatch) -> None:
+    """A part the writer could not write gives the whole checkpoint up: completed without
+    it, the profiles of that part would be read as they were one checkpoint earlier, short
+    of the events between. They all go to the next checkpoint instead."""
+    from vigil.api import writer
+
+    save = writer.save_checkpoint
+    failed: list[int] = []
+
+    def failing_once(store, rows, position=None, *, complete=True):
+        if not complete and not failed:
+            failed.append(position)
+            raise OSError("disk full")
+        return save(store, rows, position, complete=complete)
+
+    monkeypatch.setattr(writer, "save_checkpoint", failing_once)
+    app, key = _checkpointing_app(store, 0.3, writer="thread")
+    with TestClient(app) as client:
+        _post(client, key, tx("m-1"))
+        service = app.state.service
+        busy = service.profiles.get("card", "c-1")
+        for i in range(2_000):
+            service.profiles.put("card", f"x-{i}", busy)
+        _post(client, key, tx("m-2", minute=1))
+        deadline = time.monotonic() + 20
+        while (saved := _checkpointed(store))[1].get("card", "x-1999").n == 0:
+            assert time.monotonic() < deadline, "no checkpoint of the profiles"
+            time.sleep(0.05)
+        profiles = saved[1]
+    assert failed, "no part failed"
+    assert all(profiles.get("card", f"x-{i}").n == busy.n for i in range(2_000))

@@ -189,6 +189,16 @@ def drop_case_workflow(conn) -> None:
         conn.execute(text(f"ALTER TABLE risk_events DROP COLUMN {column}"))
 
 
+def drop_checkpoint_parts(conn) -> None:
+    """What a database from before version 7 lacks: the profile a checkpoint under way wrote
+    beside the current one."""
+    from sqlalchemy import text
+
+    conn.execute(text("DROP INDEX ix_profiles_pending_position"))
+    for column in ("pending", "pending_position"):
+        conn.execute(text(f"ALTER TABLE profiles DROP COLUMN {column}"))
+
+
 def drop_sealed_batches(conn) -> None:
     """What a database from before version 5 lacks: the decisions' batches and their links,
     the risk events' link format and erased columns."""
@@ -207,6 +217,7 @@ def test_v1_databases_are_upgraded_and_their_risk_events_chained(store: Store, m
     _record(store, make, 0, 3)
     # Make it look like a version 1 database: no chain columns, narrow contact columns.
     with store.transaction() as conn:
+        drop_checkpoint_parts(conn)
         drop_sealed_batches(conn)
         conn.execute(text("DROP INDEX ux_risk_events_seq"))
         for column in ("seq", "prev_hash", "hash"):

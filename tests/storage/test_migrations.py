@@ -204,6 +204,30 @@ def test_a_database_from_before_alembic_is_stamped_then_upgraded(
     _rows_intact(store, make, events, decisions)
 
 
+def test_profiles_checkpointed_before_version_7_are_read_after_it(store: Store) -> None:
+    """Version 7 writes a checkpoint in parts beside the profiles already saved: those stay
+    current until a later checkpoint completes."""
+    store.drop_all()
+    migrations.upgrade(store, migrations.revision_of(6))
+    with store.transaction() as conn:
+        for key, data in (("c-1", b"one"), ("c-2", b"two")):
+            conn.execute(
+                text(
+                    "INSERT INTO profiles (kind, key, data, updated_at)"
+                    " VALUES ('card', :key, :data, '2026-12-01 00:00:00')"
+                ),
+                {"key": key, "data": data},
+            )
+    store.save_profile_state("snapshot", {"position": 40})
+    migrations.upgrade(store)
+    before = [("card", "c-1", b"one"), ("card", "c-2", b"two")]
+    assert list(store.load_profiles()) == before
+    store.save_checkpoint_part([("card", "c-1", b"one@50")], 50)
+    assert list(store.load_profiles()) == before
+    store.save_checkpoint_part([], 50, complete=True)
+    assert list(store.load_profiles()) == [("card", "c-1", b"one@50"), ("card", "c-2", b"two")]
+
+
 def test_a_database_newer_than_this_vigil_is_refused(store: Store) -> None:
     with store.transaction() as conn:
         conn.execute(text("UPDATE alembic_version SET version_num = '0099'"))

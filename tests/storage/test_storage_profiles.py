@@ -42,3 +42,36 @@ def test_a_bad_profile_row_writes_nothing(store: Store) -> None:
         store.save_profiles([("card", "c-1", b"ok"), ("card", "c-2", "not bytes")], {"w": 1})
     assert list(store.load_profiles()) == []
     assert store.load_profile_state() is None
+
+
+def test_a_checkpoint_written_in_parts_counts_only_once_complete(store: Store) -> None:
+    """A server writes a checkpoint in parts, one transaction each: until its last part (with
+    its log position) is written, a load reads the profiles of the checkpoint before."""
+    store.save_checkpoint_part([("card", "c-1", b"c1@5"), ("card", "c-2", b"c2@5")], 5)
+    store.save_checkpoint_part([("card", "c-3", b"c3@5")], 5, complete=True)
+    at_5 = [("card", "c-1", b"c1@5"), ("card", "c-2", b"c2@5"), ("card", "c-3", b"c3@5")]
+    assert list(store.load_profiles()) == at_5
+    # The checkpoint at 9 is cut off after its first part (the server died): not read.
+    store.save_checkpoint_part([("card", "c-1", b"c1@9"), ("card", "c-4", b"c4@9")], 9)
+    assert list(store.load_profiles()) == at_5
+    assert store.load_profile_state() == {"position": 5}
+    # The next checkpoint writes over what that one left, and completes.
+    store.save_checkpoint_part([("card", "c-2", b"c2@12")], 12)
+    store.save_checkpoint_part([("card", "c-4", b"c4@12")], 12, complete=True)
+    assert list(store.load_profiles()) == [
+        ("card", "c-1", b"c1@5"),  # 9's was never complete
+        ("card", "c-2", b"c2@12"),
+        ("card", "c-3", b"c3@5"),
+        ("card", "c-4", b"c4@12"),
+    ]
+    # A part of the checkpoint after keeps each profile of 12 current until it completes.
+    store.save_checkpoint_part([("card", "c-2", b"c2@20"), ("card", "c-4", b"c4@20")], 20)
+    assert dict(((k, key), d) for k, key, d in store.load_profiles())[("card", "c-2")] == b"c2@12"
+    assert store.load_profile_state() == {"position": 12}
+
+
+def test_profiles_saved_at_once_replace_a_checkpoint_part(store: Store) -> None:
+    store.save_checkpoint_part([("card", "c-1", b"old")], 3, complete=True)
+    store.save_profiles([("card", "c-1", b"now")], {"position": 4})
+    store.save_checkpoint_part([("card", "c-2", b"x")], 7)  # the part finds c-1 current
+    assert list(store.load_profiles()) == [("card", "c-1", b"now")]

@@ -38,6 +38,7 @@ log, so a retry is applied exactly once.
 from __future__ import annotations
 
 import asyncio
+import collections
 import concurrent.futures
 import logging
 import time
@@ -69,8 +70,10 @@ log = logging.getLogger(__name__)
 Event = Transaction | Login
 # Batches the writer holds at once: one it commits, one waiting its turn.
 _IN_FLIGHT = 2
-# Profiles a checkpoint serialises at each turn of the event loop (about 40 µs each).
+# Profiles a checkpoint serialises at each turn of the event loop (about 40 µs each), and
+# writes in each part (a transaction of about 8 ms).
 _TAKE_AT_ONCE = 25
+_PART = 500
 
 
 class NotCommitted(RuntimeError):
@@ -158,9 +161,11 @@ class DecisionService:
         self._memory = self.profiles if isinstance(self.profiles, MemoryProfileStore) else None
         self._checkpoint_due = time.monotonic() + settings.profiles.checkpoint_seconds
         # A checkpoint cut and not yet handed over: its profiles being taken a few at a time
-        # (the task), then ready to go to the writer with the log position of its cut.
+        # (the task), and its parts ready to go to the writer with the log position of its
+        # cut, one with each batch; and how many checkpoints were given up so far.
         self._taking: asyncio.Task[None] | None = None
-        self._checkpoint_ready: Checkpoint | None = None
+        self._parts: collections.deque[Checkpoint] = collections.deque()
+        self._abandoned = 0
         # Group commit (event-loop thread only): the batch now gathering, and the signal that
         # it holds something to commit. Made on the loop, at the first commit.
         self._gathering: _Batch | None = None
@@ -362,15 +367,24 @@ class DecisionService:
             self.recorder.at_writer < _IN_FLIGHT
             and not self._stale
             and not self._checkpoint_is_due()
-            and self._checkpoint_ready is None
+            and not self._parts
         )
 
     async def _hand_over(self) -> None:
         """The gathered batch to the writer, with the cut of a checkpoint when one is due, or
-        with the checkpoint taken since its cut."""
-        checkpoint: Checkpoint | Cut | None = self._checkpoint_ready
-        self._checkpoint_ready = None
-        if checkpoint is None and self._checkpoint_is_due():
+        with the next part of the checkpoint taken since its cut."""
+        checkpoint: Checkpoint | Cut | None = None
+        if self._parts:
+            checkpoint = self._parts.popleft()
+            if checkpoint.complete:  # it completes the checkpoint: each part before it landed
+                abandoned = self._abandoned
+                await self._drain()
+                if self._abandoned != abandoned:  # a part failed; its profiles go to the next
+                    checkpoint = None
+            if self._parts:
+                assert self._wanted is not None
+                self._wanted.set()
+        elif self._checkpoint_is_due():
             await self._drain()  # a checkpoint must not include a batch still in doubt
             if self._checkpoint_is_due():  # no batch failed meanwhile
                 assert self._memory is not None
@@ -381,24 +395,28 @@ class DecisionService:
 
     async def _take_checkpoint(self, position: int) -> None:
         """Serialise the profiles of the checkpoint cut at ``position`` a few at each turn of
-        the loop (at once they would hold every request for the better part of a second);
-        the group commit hands them over when done."""
-        assert self._memory is not None and self._wanted is not None
-        while not self._memory.take(_TAKE_AT_ONCE):
+        the loop (at once they would hold every request for the better part of a second),
+        and queue them in parts of ``_PART`` for the group commit to hand over, one with each
+        batch: a part written in one transaction holds the commits behind it only so long."""
+        memory, wanted = self._memory, self._wanted
+        assert memory is not None and wanted is not None
+        while not memory.take(_TAKE_AT_ONCE):
+            if memory.taken >= _PART:
+                self._parts.append(Checkpoint(memory.checkpoint_part(), position, complete=False))
+                wanted.set()
             await asyncio.sleep(0)
-        self._checkpoint_ready = Checkpoint(self._memory.checkpoint_rows(), position)
+        self._parts.append(Checkpoint(memory.checkpoint_rows(), position))
         self._taking = None
-        self._wanted.set()
+        wanted.set()
 
     def _abandon_checkpoint(self) -> None:
-        """Give up the checkpoint under way: its profiles go to the next one."""
+        """Give up the checkpoint under way, parts not yet handed over included: its profiles
+        go to the next one."""
         if self._taking is not None:
             self._taking.cancel()
             self._taking = None
-        if self._checkpoint_ready is not None:
-            assert self._memory is not None
-            self._memory.unchanged(self._checkpoint_ready.rows)
-            self._checkpoint_ready = None
+        self._parts.clear()
+        self._abandoned += 1
         if self._memory is not None:
             self._memory.abandon_checkpoint()
 
@@ -443,8 +461,10 @@ class DecisionService:
                     self._take_checkpoint(landed.position), name="vigil-checkpoint-take"
                 )
         elif checkpoint is not None and not landed.checkpointed:
+            self._abandon_checkpoint()  # not completed without this part
+        elif checkpoint is not None and checkpoint.complete:
             assert self._memory is not None
-            self._memory.unchanged(checkpoint.rows)
+            self._memory.checkpoint_done()
         self._lost.update(landed.failed)
         batch.land(landed)
         self.metrics.buffered.set(self.recorder.buffered)
@@ -467,7 +487,7 @@ class DecisionService:
             self._memory is not None
             and not self._stale
             and not self._memory.taking
-            and self._checkpoint_ready is None
+            and not self._parts
             and time.monotonic() >= self._checkpoint_due
         )
 

@@ -430,7 +430,9 @@ def write(
     checkpointed = False
     if checkpoint is not None and (checkpoint.position is not None or not failed):
         try:
-            save_checkpoint(store, checkpoint.rows, checkpoint.position)
+            save_checkpoint(
+                store, checkpoint.rows, checkpoint.position, complete=checkpoint.complete
+            )
             checkpointed = True
         except Exception:  # the next checkpoint takes these profiles again
             log.exception("the profile checkpoint was not written")

@@ -294,16 +294,21 @@ class _Scrub:
 
 
 def _scrub_snapshots(conn: Connection, table: Table, keys: list[Key], scrub: _Scrub) -> int:
+    """Scrub the person from the stored profiles of ``keys``: the current one and the one a
+    checkpoint under way wrote beside it (vigil.storage.checkpoints)."""
     scrubbed = 0
     for kind, key in keys:
         where = (table.c.kind == kind) & (table.c.key == key)
-        data = conn.execute(select(table.c.data).where(where)).scalar()
-        if data is None:
+        stored = conn.execute(select(table.c.data, table.c.pending).where(where)).one_or_none()
+        if stored is None:
             continue
-        profile = Profile.from_bytes(bytes(data))
-        if scrub(profile):
-            conn.execute(update(table).where(where).values(data=profile.to_bytes()))
-            scrubbed += 1
+        for column, data in zip(("data", "pending"), stored, strict=True):
+            if data is None:
+                continue
+            profile = Profile.from_bytes(bytes(data))
+            if scrub(profile):
+                conn.execute(update(table).where(where).values({column: profile.to_bytes()}))
+                scrubbed += 1
     return scrubbed
 
 

@@ -70,10 +70,12 @@ class Checkpoint:
     """Profiles to save (``rows``) with the log position they include: ``position`` None is
     the newest, for profiles taken at once right after the batch holding their last event; a
     number is the position a :class:`Cut` reported, for profiles taken a few at a time since
-    (:meth:`~vigil.profiles.store.MemoryProfileStore.take`)."""
+    (:meth:`~vigil.profiles.store.MemoryProfileStore.take`). Those go in parts, each with a
+    batch of its own; the last part is ``complete``, and the checkpoint counts from then."""
 
     rows: Rows
     position: int | None = None
+    complete: bool = True
 
 
 @dataclass(frozen=True)
@@ -84,17 +86,25 @@ class Cut:
 
 
 def save_checkpoint(
-    store: Store, rows: Iterable[tuple[str, str, bytes]], position: int | None = None
+    store: Store,
+    rows: Iterable[tuple[str, str, bytes]],
+    position: int | None = None,
+    *,
+    complete: bool = True,
 ) -> int:
-    """Write changed profiles with the log position they include, in one transaction.
+    """Write changed profiles with the log position they include, in one transaction: the
+    whole checkpoint, or with ``complete`` False a part of it, which counts only once its
+    last part is written (:meth:`~vigil.storage.checkpoints.CheckpointStore.save_checkpoint_part`).
 
     Called after the batch holding every event they include has been committed (by the one
     writer that numbers this store's decisions); without ``position``, the newest is theirs.
     """
+    if position is None and not complete:
+        raise ValueError("position: a part of a checkpoint needs the position of its cut")
     with store.transaction() as conn:
         if position is None:
             position = log.position(conn, store)
-        return store.save_profiles(rows, {"position": position}, conn)
+        return store.save_checkpoint_part(rows, position, complete=complete, conn=conn)
 
 
 def recover(engine: Engine, store: Store) -> Recovery:

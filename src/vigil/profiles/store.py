@@ -135,7 +135,11 @@ class MemoryProfileStore:
     one as they were at one instant, its cut. Serialising thousands of them at once would stop
     a server for the better part of a second, so they can be taken a few at a time instead
     (:meth:`begin_checkpoint`, :meth:`take`): a profile still to be taken is taken first
-    whenever it is about to change, so each is saved as it was at the cut.
+    whenever it is about to change, so each is saved as it was at the cut. They go to the
+    database in parts as they are taken (:meth:`checkpoint_part`, then the rest with
+    :meth:`checkpoint_rows`); the checkpoint ends when its last part is written
+    (:meth:`checkpoint_done`), or is given up and its profiles go to the next one
+    (:meth:`abandon_checkpoint`).
 
     >>> store = MemoryProfileStore()
     >>> store.put("card", "c-1", store.get("card", "c-1"))
@@ -153,9 +157,11 @@ class MemoryProfileStore:
         # Written since the last checkpoint (vigil.profiles.recovery): what the next one saves.
         self._changed: set[Key] = set()
         # The checkpoint being taken, if any: the profiles changed before its cut that are
-        # still to be serialised, and those serialised already.
+        # still to be serialised, those serialised already, and those handed out in its parts
+        # (until its last part is written: given up, they go to the next checkpoint).
         self._to_take: dict[Key, None] | None = None
         self._taken: dict[Key, bytes] = {}
+        self._handed: set[Key] = set()
         # The transactions whose fraud label was counted (count_fraud), with their times, and
         # how many may be kept before those too old to count again are forgotten.
         self._labelled: dict[str, float] = {}
@@ -203,6 +209,7 @@ class MemoryProfileStore:
         self._changed.difference_update(keys)
         for key in keys:  # an erased person is not written back by the checkpoint under way
             self._taken.pop(key, None)
+            self._handed.discard(key)
             if self._to_take is not None:
                 self._to_take.pop(key, None)
         return sum(self._profiles.pop(key, None) is not None for key in keys)
@@ -260,7 +267,9 @@ class MemoryProfileStore:
         changed = len(self._changed)
         self.begin_checkpoint()
         self.take(changed)
-        return self.checkpoint_rows()
+        rows = self.checkpoint_rows()
+        self.checkpoint_done()  # written at once by the caller, or given back (unchanged)
+        return rows
 
     @property
     def taking(self) -> bool:
@@ -273,7 +282,7 @@ class MemoryProfileStore:
         if self._to_take is not None:
             raise RuntimeError("a checkpoint is already being taken")
         self._to_take = dict.fromkeys(self._changed)
-        self._taken = {}
+        self._taken, self._handed = {}, set()
         self._changed = set()
 
     def take(self, n: int) -> bool:
@@ -285,20 +294,41 @@ class MemoryProfileStore:
             self._take_now(key)
         return not self._to_take
 
-    def checkpoint_rows(self) -> list[tuple[str, str, bytes]]:
-        """The checkpoint taken, once :meth:`take` said it holds every profile; it ends."""
-        if self._to_take:
-            raise RuntimeError("the checkpoint still has profiles to take")
+    @property
+    def taken(self) -> int:
+        """Profiles of the checkpoint under way taken and not yet handed out."""
+        return len(self._taken)
+
+    def checkpoint_part(self) -> list[tuple[str, str, bytes]]:
+        """The profiles taken so far, handed out as a part of the checkpoint under way."""
+        if self._to_take is None:
+            raise RuntimeError("no checkpoint is being taken")
         rows = [(kind, key, data) for (kind, key), data in self._taken.items()]
-        self._to_take, self._taken = None, {}
+        self._handed.update(self._taken)
+        self._taken = {}
         return rows
 
+    def checkpoint_rows(self) -> list[tuple[str, str, bytes]]:
+        """The rest of the checkpoint, once :meth:`take` said it holds every profile: its last
+        part. Taking ends; the checkpoint ends once that part is written."""
+        if self._to_take:
+            raise RuntimeError("the checkpoint still has profiles to take")
+        rows = self.checkpoint_part()
+        self._to_take = None
+        return rows
+
+    def checkpoint_done(self) -> None:
+        """The checkpoint's last part is written: its profiles are saved."""
+        self._handed = set()
+
     def abandon_checkpoint(self) -> None:
-        """Give up the checkpoint under way (if any): its profiles go to the next one."""
+        """Give up the checkpoint under way (if any), parts handed out included: its profiles
+        go to the next one."""
         if self._to_take is not None:
             self._changed.update(self._to_take)
-            self._changed.update(self._taken)
-        self._to_take, self._taken = None, {}
+        self._changed.update(self._taken)
+        self._changed.update(self._handed)
+        self._to_take, self._taken, self._handed = None, {}, set()
 
     def _take_now(self, key: Key) -> None:
         """Serialise this profile into the checkpoint under way (callers check there is
@@ -330,7 +360,7 @@ class MemoryProfileStore:
             (kind, key): Profile.from_bytes(data) for kind, key, data in store.load_profiles()
         }
         self._changed = set()
-        self._to_take, self._taken = None, {}
+        self._to_take, self._taken, self._handed = None, {}, set()
         return store.load_profile_state()
 
 

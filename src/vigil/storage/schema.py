@@ -46,7 +46,7 @@ from vigil.domain.decisions import Action
 from vigil.storage.columns import Money, UtcDateTime
 
 # The newest Alembic revision's number (vigil.storage.migrations): a new revision raises it.
-SCHEMA_VERSION = 6
+SCHEMA_VERSION = 7
 PARTITIONED_TABLES = ("transactions", "logins")
 DECISION_SEQUENCE = "decisions_seq"
 
@@ -303,8 +303,15 @@ def build_tables(dialect: str) -> Tables:
         md,
         Column("kind", String(32), primary_key=True),
         Column("key", String(256), primary_key=True),
-        Column("data", _Blob, nullable=False),
+        # As of the newest complete checkpoint that included it; beside it, the profile a
+        # checkpoint at pending_position wrote, current once that one is complete
+        # (vigil.storage.checkpoints).
+        Column("data", _Blob),
         Column("updated_at", UtcDateTime(), nullable=False),
+        Column("pending", _Blob),
+        Column("pending_position", BigInteger),
+        # Those a checkpoint given up wrote are found by it when the next one completes.
+        Index("ix_profiles_pending_position", "pending_position"),
     )
     profile_state = Table(
         "profile_state",

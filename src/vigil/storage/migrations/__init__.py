@@ -28,7 +28,7 @@ schema it does not know. So a new revision is numbered ``SCHEMA_VERSION + 1``, a
 >>> upgrade(store, "0003")
 Upgrade(before=None, after='0003', applied=('0001', '0002', '0003'), created=False)
 >>> upgrade(store)
-Upgrade(before='0003', after='0006', applied=('0004', '0005', '0006'), created=False)
+Upgrade(before='0003', after='0007', applied=('0004', '0005', '0006', '0007'), created=False)
 >>> upgrade(store).applied
 ()
 >>> store.close()
