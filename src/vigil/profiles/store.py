@@ -299,13 +299,14 @@ class MemoryProfileStore:
         """Profiles of the checkpoint under way taken and not yet handed out."""
         return len(self._taken)
 
-    def checkpoint_part(self) -> list[tuple[str, str, bytes]]:
-        """The profiles taken so far, handed out as a part of the checkpoint under way."""
+    def checkpoint_part(self, n: int | None = None) -> list[tuple[str, str, bytes]]:
+        """Up to ``n`` (default all) of the profiles taken so far, handed out as a part of the
+        checkpoint under way."""
         if self._to_take is None:
             raise RuntimeError("no checkpoint is being taken")
-        rows = [(kind, key, data) for (kind, key), data in self._taken.items()]
-        self._handed.update(self._taken)
-        self._taken = {}
+        keys = list(itertools.islice(self._taken, n))
+        rows = [(kind, key, self._taken.pop((kind, key))) for kind, key in keys]
+        self._handed.update(keys)
         return rows
 
     def checkpoint_rows(self) -> list[tuple[str, str, bytes]]:
