@@ -18,6 +18,7 @@ from vigil.api.app import create_app
 from vigil.api.service import DecisionService
 from vigil.cli import app as cli
 from vigil.profiles import MemoryProfileStore
+from vigil.profiles.profile import Profile
 from vigil.profiles.recovery import Checkpoint
 from vigil.profiles.redis_store import RedisProfileStore
 from vigil.storage import Store
@@ -48,6 +49,26 @@ def _checkpointing_app(
     settings.api.writer = writer
     app = create_app(settings, store=store, hasher=CHEAP_HASHER)
     return app, app.state.keys.create("ingest", ["ingest"])[0]
+
+
+def _busy(service: DecisionService, n: int) -> Profile:
+    """A busy server's ``n`` changed profiles (``card x-0`` ...), each a copy of card c-1's,
+    put while the loop waits for the next checkpoint; returns that profile."""
+    busy = service.profiles.get("card", "c-1")
+    for i in range(n):
+        service.profiles.put("card", f"x-{i}", busy)
+    return busy
+
+
+def _checkpointed_with(
+    store: Store, kind: str, key: str, seconds: float
+) -> tuple[int, MemoryProfileStore]:
+    """The newest checkpoint, once it holds that profile (within ``seconds``)."""
+    deadline = time.monotonic() + seconds
+    while (saved := _checkpointed(store))[1].get(kind, key).n == 0:
+        assert time.monotonic() < deadline, "no checkpoint of the profiles"
+        time.sleep(0.05)
+    return saved
 
 
 @on_sqlite
@@ -144,11 +165,7 @@ def test_a_checkpoint_of_many_profiles_does_not_hold_the_event_loop(store: Store
     app, key = _checkpointing_app(store, 1.0)
     with TestClient(app) as client:
         _post(client, key, tx("f-1"))
-        service = app.state.service
-        busy = service.profiles.get("card", "c-1")
-        # A busy server's changed profiles, put while the loop waits for the next checkpoint.
-        for i in range(20_000):
-            service.profiles.put("card", f"x-{i}", busy)
+        busy = _busy(app.state.service, 20_000)
         started = time.perf_counter()
         for _ in range(200):
             busy.to_bytes()
@@ -166,13 +183,8 @@ def test_a_checkpoint_of_many_profiles_does_not_hold_the_event_loop(store: Store
 
         gc.disable()  # a server tunes its collector (vigil.api.app); this process does not
         watching = client.portal.start_task_soon(watch)
-        try:
-            deadline = time.monotonic() + 30  # written 100 profiles every 50 ms
-            position, saved = _checkpointed(store)
-            while saved.get("card", "x-19999").n == 0:
-                assert time.monotonic() < deadline, "no checkpoint of the profiles"
-                time.sleep(0.05)
-                position, saved = _checkpointed(store)
+        try:  # written 100 profiles every 50 ms
+            position, saved = _checkpointed_with(store, "card", "x-19999", 30)
         finally:
             done.set()
             watching.result(timeout=5)
@@ -201,13 +213,8 @@ def test_a_checkpoint_goes_to_the_writer_in_parts(store: Store) -> None:
             return flush(checkpoint)
 
         service.recorder.flush = watched
-        busy = service.profiles.get("card", "c-1")
-        for i in range(5_000):
-            service.profiles.put("card", f"x-{i}", busy)
-        deadline = time.monotonic() + 20
-        while _checkpointed(store)[1].get("card", "x-4999").n == 0:
-            assert time.monotonic() < deadline, "no checkpoint of the profiles"
-            time.sleep(0.05)
+        _busy(service, 5_000)
+        _checkpointed_with(store, "card", "x-4999", 20)
     assert sum(rows for rows, _ in parts) >= 5_000
     assert max(rows for rows, _ in parts) <= 500, parts
     assert [complete for _, complete in parts].index(True) >= 9  # after the others
@@ -233,15 +240,8 @@ def test_a_checkpoint_missing_a_part_never_counts(store: Store, monkeypatch) -> 
     app, key = _checkpointing_app(store, 0.3, writer="thread")
     with TestClient(app) as client:
         _post(client, key, tx("m-1"))
-        service = app.state.service
-        busy = service.profiles.get("card", "c-1")
-        for i in range(2_000):
-            service.profiles.put("card", f"x-{i}", busy)
+        busy = _busy(app.state.service, 2_000)
         _post(client, key, tx("m-2", minute=1))
-        deadline = time.monotonic() + 20
-        while (saved := _checkpointed(store))[1].get("card", "x-1999").n == 0:
-            assert time.monotonic() < deadline, "no checkpoint of the profiles"
-            time.sleep(0.05)
-        profiles = saved[1]
+        _, profiles = _checkpointed_with(store, "card", "x-1999", 20)
     assert failed, "no part failed"
     assert all(profiles.get("card", f"x-{i}").n == busy.n for i in range(2_000))
