@@ -168,6 +168,7 @@ class DecisionService:
         self._taking: asyncio.Task[None] | None = None
         self._parts: collections.deque[Checkpoint] = collections.deque()
         self._part_due = 0.0
+        self._part_called = False  # the group commit is called when the next part is due
         self._abandoned = 0
         # Group commit (event-loop thread only): the batch now gathering, and the signal that
         # it holds something to commit. Made on the loop, at the first commit.
@@ -392,11 +393,17 @@ class DecisionService:
                 self._checkpoint_due = time.monotonic() + self.settings.profiles.checkpoint_seconds
                 self._memory.begin_checkpoint()
                 checkpoint = Cut()
-        if self._parts and not self._part_is_due():  # a quiet server sends it all the same
-            assert self._wanted is not None
+        if self._parts and not self._part_is_due() and not self._part_called:
+            # Called when it is due, so a quiet server sends it all the same.
             wait = self._part_due - time.monotonic()
-            asyncio.get_running_loop().call_later(wait, self._wanted.set)
+            asyncio.get_running_loop().call_later(wait, self._part_is_called)
+            self._part_called = True
         self._send(checkpoint)
+
+    def _part_is_called(self) -> None:
+        assert self._wanted is not None
+        self._part_called = False
+        self._wanted.set()
 
     def _part_is_due(self) -> bool:
         """Whether a part of a checkpoint waits, and may go with the next batch."""
@@ -410,10 +417,11 @@ class DecisionService:
         commits behind it only so long, and only so often."""
         memory, wanted = self._memory, self._wanted
         assert memory is not None and wanted is not None
-        # Profiles about to change are taken meanwhile too, so parts are cut to _PART.
-        while not memory.take(_TAKE_AT_ONCE if memory.taken < _PART else 0) or (
-            memory.taken > _PART
-        ):
+        while True:
+            # Profiles about to change are taken meanwhile too: parts are cut to _PART.
+            done = memory.take(0 if memory.taken >= _PART else _TAKE_AT_ONCE)
+            if done and memory.taken <= _PART:
+                break
             if memory.taken >= _PART:
                 part = memory.checkpoint_part(_PART)
                 self._parts.append(Checkpoint(part, position, complete=False))
