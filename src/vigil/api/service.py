@@ -167,8 +167,6 @@ class DecisionService:
         # cut, one with each batch; and how many checkpoints were given up so far.
         self._taking: asyncio.Task[None] | None = None
         self._parts: collections.deque[Checkpoint] = collections.deque()
-        self._part_due = 0.0
-        self._part_called = False  # the group commit is called when the next part is due
         self._abandoned = 0
         # Group commit (event-loop thread only): the batch now gathering, and the signal that
         # it holds something to commit. Made on the loop, at the first commit.
@@ -371,16 +369,15 @@ class DecisionService:
             self.recorder.at_writer < _IN_FLIGHT
             and not self._stale
             and not self._checkpoint_is_due()
-            and not self._part_is_due()
+            and not self._parts
         )
 
     async def _hand_over(self) -> None:
         """The gathered batch to the writer, with the cut of a checkpoint when one is due, or
         with the next part of the checkpoint taken since its cut."""
         checkpoint: Checkpoint | Cut | None = None
-        if self._part_is_due():
+        if self._parts:
             checkpoint = self._parts.popleft()
-            self._part_due = time.monotonic() + _PART_GAP
             if checkpoint.complete:  # it completes the checkpoint: each part before it landed
                 abandoned = self._abandoned
                 await self._drain()
@@ -393,27 +390,13 @@ class DecisionService:
                 self._checkpoint_due = time.monotonic() + self.settings.profiles.checkpoint_seconds
                 self._memory.begin_checkpoint()
                 checkpoint = Cut()
-        if self._parts and not self._part_is_due() and not self._part_called:
-            # Called when it is due, so a quiet server sends it all the same.
-            wait = self._part_due - time.monotonic()
-            asyncio.get_running_loop().call_later(wait, self._part_is_called)
-            self._part_called = True
         self._send(checkpoint)
-
-    def _part_is_called(self) -> None:
-        assert self._wanted is not None
-        self._part_called = False
-        self._wanted.set()
-
-    def _part_is_due(self) -> bool:
-        """Whether a part of a checkpoint waits, and may go with the next batch."""
-        return bool(self._parts) and time.monotonic() >= self._part_due
 
     async def _take_checkpoint(self, position: int) -> None:
         """Serialise the profiles of the checkpoint cut at ``position`` a few at each turn of
         the loop (at once they would hold every request for the better part of a second),
-        and queue them in parts of ``_PART`` for the group commit to hand over, one with a
-        batch every ``_PART_GAP`` seconds at most: a part written in one transaction holds the
+        and queue them in parts of ``_PART``, one every ``_PART_GAP`` seconds, for the group
+        commit to hand over with its next batch: a part written in one transaction holds the
         commits behind it only so long, and only so often."""
         memory, wanted = self._memory, self._wanted
         assert memory is not None and wanted is not None
