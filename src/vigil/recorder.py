@@ -172,10 +172,6 @@ class Recorder:
                     if self._standin:
                         self.store.log_standin(self._standin, conn)
             if checkpoint is not None:
-                from vigil.profiles.recovery import save_checkpoint
-
-                save_checkpoint(
-                    self.store, checkpoint.rows, checkpoint.position, complete=checkpoint.complete
-                )
+                checkpoint.save(self.store)
         self._events, self._pending, self._standin = {}, {}, []
         return n

@@ -225,9 +225,9 @@ def test_a_checkpoint_missing_a_part_never_counts(store: Store, monkeypatch) -> 
     """A part the writer could not write gives the whole checkpoint up: completed without
     it, the profiles of that part would be read as they were one checkpoint earlier, short
     of the events between. They all go to the next checkpoint instead."""
-    from vigil.api import writer
+    from vigil.profiles import recovery
 
-    save = writer.save_checkpoint
+    save = recovery.save_checkpoint
     failed: list[int] = []
 
     def failing_once(store, rows, position=None, *, complete=True):
@@ -236,7 +236,7 @@ def test_a_checkpoint_missing_a_part_never_counts(store: Store, monkeypatch) -> 
             raise OSError("disk full")
         return save(store, rows, position, complete=complete)
 
-    monkeypatch.setattr(writer, "save_checkpoint", failing_once)
+    monkeypatch.setattr(recovery, "save_checkpoint", failing_once)
     app, key = _checkpointing_app(store, 0.3, writer="thread")
     with TestClient(app) as client:
         _post(client, key, tx("m-1"))

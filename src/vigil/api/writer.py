@@ -58,7 +58,7 @@ from vigil import logs
 from vigil.api import lifeline
 from vigil.domain import Decision, Login, Transaction
 from vigil.privacy.keys import PrivacyKeys
-from vigil.profiles.recovery import Checkpoint, Cut, save_checkpoint
+from vigil.profiles.recovery import Checkpoint, Cut
 from vigil.storage import Store
 from vigil.storage import log as event_log
 from vigil.storage.connection import WAL_RESTART_FRAMES
@@ -430,9 +430,7 @@ def write(
     checkpointed = False
     if checkpoint is not None and (checkpoint.position is not None or not failed):
         try:
-            save_checkpoint(
-                store, checkpoint.rows, checkpoint.position, complete=checkpoint.complete
-            )
+            checkpoint.save(store)
             checkpointed = True
         except Exception:  # the next checkpoint takes these profiles again
             log.exception("the profile checkpoint was not written")

@@ -77,6 +77,10 @@ class Checkpoint:
     position: int | None = None
     complete: bool = True
 
+    def save(self, store: Store) -> int:
+        """Write it (:func:`save_checkpoint`); returns how many profiles."""
+        return save_checkpoint(store, self.rows, self.position, complete=self.complete)
+
 
 @dataclass(frozen=True)
 class Cut:
