@@ -121,6 +121,13 @@ class _Batch:
                 request.set_exception(error)
 
 
+def _running_loop() -> asyncio.AbstractEventLoop | None:
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return None
+
+
 def _log_decision(what: str, decision: Decision) -> None:
     log.debug(
         what,
@@ -445,12 +452,18 @@ class DecisionService:
             batch.land(Landed(frozenset(), checkpointed=False))
             return
         self._in_flight.add(batch.landed)
-        # Settled in one turn of the loop from the answer's arrival (awaiting the answer in a
-        # task, through wrap_future and a shield per request, took four: each behind every
-        # request the loop decided meanwhile).
-        handed.add_done_callback(
-            lambda _: loop.call_soon_threadsafe(self._settle, handed, batch, checkpoint)
-        )
+
+        def settle(_: concurrent.futures.Future[Landed]) -> None:
+            # The loop reads the writer's answers itself: a batch is settled as its answer is
+            # read, and its requests resume at the loop's next turn. Each turn in between (a
+            # task awaiting the answer, a shield per request, a call_soon) waited behind every
+            # request that arrived meanwhile: at an open 2,000/s, up to 29 ms (p99) for one.
+            if _running_loop() is loop:
+                self._settle(handed, batch, checkpoint)
+            else:  # read by a thread waiting for it, or written by a writer thread
+                loop.call_soon_threadsafe(self._settle, handed, batch, checkpoint)
+
+        handed.add_done_callback(settle)
 
     def _settle(
         self,

@@ -171,9 +171,10 @@ class WriterProcess:
         self._process = process
         self.pid = process.pid
         # Answers not yet read, by batch number; the socket is read by one thread at a time.
+        # Reentrant: an answer's callbacks may hand the next batch over and read again.
         self._waiting: dict[int, Answer] = {}
         self._sent = 0
-        self._reading = threading.Lock()
+        self._reading = threading.RLock()
         # Connection.poll builds a selector at every call; a poll object made once costs one
         # system call a check, and the loop checks at every hand-over.
         self._arrivals = select.poll()
