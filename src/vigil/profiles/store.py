@@ -268,7 +268,7 @@ class MemoryProfileStore:
         self.begin_checkpoint()
         self.take(changed)
         rows = self.checkpoint_rows()
-        self.checkpoint_done()  # written at once by the caller, or given back (unchanged)
+        self.checkpoint_done()  # the caller writes them at once; failing, it stops
         return rows
 
     @property
@@ -350,10 +350,6 @@ class MemoryProfileStore:
         self.abandon_checkpoint()
         self._changed = set()
         return save_checkpoint(store, ((k, key, p.to_bytes()) for k, key, p in self.items()))
-
-    def unchanged(self, rows: Iterable[tuple[str, str, bytes]]) -> None:
-        """Mark these profiles written again: their checkpoint did not land."""
-        self._changed.update((kind, key) for kind, key, _ in rows)
 
     def restore(self, store: Store) -> dict | None:
         """Load the newest checkpoint; returns the state saved with it (its log position)."""
