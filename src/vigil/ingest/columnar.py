@@ -55,6 +55,7 @@ from vigil.domain.types import (
     PRINTABLE,
     ZERO_DECIMAL_CURRENCIES,
 )
+from vigil.ingest.gc_pause import paused_gc
 from vigil.ingest.generic import _Plan
 from vigil.ingest.source import CSV_SUFFIXES, SourceTable
 from vigil.ingest.summary import ImportSummary
@@ -151,7 +152,7 @@ def load_clean(
             yield chunk.height, _stored_transactions(store, txs), feedback
 
     try:
-        with store.transaction() as conn, _bulk(store, conn, rows) as write:
+        with paused_gc(), store.transaction() as conn, _bulk(store, conn, rows) as write:
             for height, txs, feedback in _read_ahead(checked()):
                 read += height
                 written["transactions"] += write("transactions", txs)
