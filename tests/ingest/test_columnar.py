@@ -118,6 +118,37 @@ def test_stored_events_are_duplicates_and_progress_is_told(store: Store, tmp_pat
     assert _stored(store) == _stored(slow)
 
 
+def test_many_rows_a_statement_store_and_count_each_row(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Chunks of 40 rows, 7 a statement: five whole statements and one of five rows a chunk.
+    monkeypatch.setattr(columnar, "CHUNK_ROWS", 40)
+    monkeypatch.setattr(bulk, "ROWS_A_STATEMENT", 7)
+    rows = [
+        (
+            str(i),
+            f"2018-04-01 {i // 60:02d}:{i % 60:02d}:00",
+            f"C{i % 9}",
+            f"T{i % 4}",
+            f"{i}.5",
+            "0",
+        )
+        for i in range(100)
+    ]
+    inputs = EventInput(
+        **{**INPUTS.__dict__, "mapping": {**INPUTS.mapping, "event_id": "TRANSACTION_ID"}}
+    )
+    store = _store(tmp_path, "v.db")
+    half = write_csv(tmp_path / "half.csv", HEADER, rows[::2])
+    assert load_events(store, half, inputs=inputs).written["transactions"] == 50
+    path = write_csv(tmp_path / "all.csv", HEADER, rows)  # every other row is stored already
+    summary = load_events(store, path, inputs=inputs)
+    assert (summary.rows_imported, summary.duplicates) == (50, 50)
+    slow = _store(tmp_path, "slow.db")
+    _row_by_row(slow, path, inputs)
+    assert _stored(store)[0] == _stored(slow)[0] and len(_stored(store)[0]) == 100
+
+
 @pytest.mark.parametrize(
     "why",
     ["quoted newline", "repeated id", "unmapped field", "two-phase", "control character"],
@@ -185,9 +216,10 @@ def test_a_value_on_every_row_is_not_bound_per_row(tmp_path: Path) -> None:
     store = _store(tmp_path, "v.db")
     bound: list[int] = []
 
-    def seen(*_: Any, statement: str, parameters: Any, executemany: bool, **__: Any) -> None:
-        if executemany and statement.startswith('INSERT INTO "transactions"'):
-            bound.append(len(parameters[0]))
+    def seen(*_: Any, statement: str, **__: Any) -> None:
+        if statement.startswith('INSERT INTO "transactions"'):
+            first_row = statement.split(" VALUES ", 1)[1].split(")", 1)[0]
+            bound.append(first_row.count("?"))
 
     event.listen(store.engine, "before_cursor_execute", seen, named=True)
     path = write_csv(tmp_path / "cards.csv", HEADER, ROWS)
