@@ -127,9 +127,11 @@ def sqlite_insert_frame(
         return conn.exec_driver_sql(statement(values.height)).rowcount
     # rows() builds the tuples in one call, a third of iterating them.
     flat = list(itertools.chain.from_iterable(values.select(bound).rows()))
-    width = ROWS_A_STATEMENT * len(bound)
+    # Within the fewest parameters a statement may have on any SQLite (999 before 3.32).
+    per = max(1, min(ROWS_A_STATEMENT, 999 // len(bound)))
+    width = per * len(bound)
     groups = list(zip(*[iter(flat)] * width, strict=False))  # the last, shorter, goes below
-    inserted = conn.exec_driver_sql(statement(ROWS_A_STATEMENT), groups).rowcount if groups else 0
+    inserted = conn.exec_driver_sql(statement(per), groups).rowcount if groups else 0
     if rest := flat[len(groups) * width :]:
         inserted += conn.exec_driver_sql(statement(len(rest) // len(bound)), tuple(rest)).rowcount
     return inserted
