@@ -4,6 +4,7 @@ field, with nothing written (issue 19, item 4)."""
 
 from __future__ import annotations
 
+import gc
 import threading
 from decimal import Decimal
 from pathlib import Path
@@ -229,6 +230,17 @@ def test_a_value_on_every_row_is_not_bound_per_row(tmp_path: Path) -> None:
     slow = _store(tmp_path, "slow.db")
     _row_by_row(slow, path, INPUTS)
     assert _stored(store) == _stored(slow)
+
+
+def test_the_cycle_collector_rests_while_rows_are_written(tmp_path: Path) -> None:
+    # Each chunk makes a tuple a row, which the collector would scan again and again.
+    store = _store(tmp_path, "v.db")
+    enabled: list[bool] = []
+    event.listen(store.engine, "before_cursor_execute", lambda *_: enabled.append(gc.isenabled()))
+    path = write_csv(tmp_path / "cards.csv", HEADER, ROWS)
+    assert columnar.load_clean(store, path, INPUTS) is not None
+    assert enabled and not any(enabled)
+    assert gc.isenabled()
 
 
 def test_chunks_are_read_and_checked_ahead_on_another_thread(
