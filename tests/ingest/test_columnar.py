@@ -246,18 +246,25 @@ def test_the_cycle_collector_rests_while_rows_are_written(tmp_path: Path) -> Non
 def test_chunks_are_read_and_checked_ahead_on_another_thread(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # Reading and checking the next chunk (Polars) overlaps writing this one (the database).
-    where: list[str] = []
-    check = columnar._checked
+    # Reading and checking the next chunk, and making SQLite's values of its rows (Polars),
+    # overlap writing this one (the database).
+    where: dict[str, list[str]] = {"_checked": [], "sqlite_values": []}
 
-    def checked(*args: Any, **kwargs: Any) -> tuple[pl.DataFrame, pl.DataFrame]:
-        where.append(threading.current_thread().name)
-        return check(*args, **kwargs)
+    def on_its_thread(name: str) -> None:
+        work = getattr(columnar, name)
 
-    monkeypatch.setattr(columnar, "_checked", checked)
+        def traced(*args: Any, **kwargs: Any) -> Any:
+            where[name].append(threading.current_thread().name)
+            return work(*args, **kwargs)
+
+        monkeypatch.setattr(columnar, name, traced)
+
+    on_its_thread("_checked")
+    on_its_thread("sqlite_values")
     path = write_csv(tmp_path / "cards.csv", HEADER, ROWS)
     assert columnar.load_clean(_store(tmp_path, "v.db"), path, INPUTS) is not None
-    assert len(where) == 3 and threading.main_thread().name not in where
+    assert len(where["_checked"]) == 3 and len(where["sqlite_values"]) == 6  # two tables
+    assert threading.main_thread().name not in where["_checked"] + where["sqlite_values"]
 
 
 def test_a_failed_write_stops_the_reading_and_keeps_nothing(

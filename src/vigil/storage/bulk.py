@@ -5,11 +5,11 @@ bind processors applied column by column, which skips SQLAlchemy's per-row param
 (a fifth of the time of recording a 10,000-event batch).
 
 A Polars frame goes in the same way on SQLite (:func:`sqlite_insert_frame`), its columns
-turned into what the bind processors would have made of them by Polars itself (times as UTC
-text, amounts as floats, flags as 0/1): a file import writes a million rows without a Python
-call per value. A column with one value on every row (a file's type, channel, currency) is
-written once into the statement, quoted by SQLite's own ``quote()``, instead of being bound
-per row.
+turned first into what the bind processors would have made of them by Polars itself (times as
+UTC text, amounts as floats, flags as 0/1: :func:`sqlite_values`): a file import writes a
+million rows without a Python call per value. A column with one value on every row (a file's
+type, channel, currency) is written once into the statement, quoted by SQLite's own
+``quote()``, instead of being bound per row; the rest go 50 rows a statement.
 
 PostgreSQL: COPY. A batched ``INSERT ... VALUES`` costs psycopg a parse of a huge statement
 per thousand rows, and ``INSERT ... RETURNING`` is the only way it reports how many rows an
@@ -89,11 +89,10 @@ def sqlite_insert(
     return conn.exec_driver_sql(sql, list(zip(*columns, strict=True))).rowcount
 
 
-def sqlite_insert_frame(
-    conn: Connection, table: Table, frame: pl.DataFrame, *, skip_existing: bool
-) -> int:
-    """:func:`sqlite_insert` for a Polars frame whose columns are ``table``'s: times
-    tz-aware, amounts exact cents (text or numbers), flags boolean.
+def sqlite_values(frame: pl.DataFrame, table: Table) -> pl.DataFrame:
+    """A Polars frame whose columns are ``table``'s (times tz-aware, amounts exact cents as
+    text or numbers, flags boolean) as SQLAlchemy's SQLite binds would store it, for
+    :func:`sqlite_insert_frame`: Polars work, which a caller may do on another thread.
 
     >>> import polars as pl
     >>> from datetime import datetime, UTC
@@ -101,10 +100,18 @@ def sqlite_insert_frame(
     >>> _sqlite_values(f, {"t": "time", "a": "money"}).rows()
     [('2022-01-03 10:00:00.000000', 2500.5)]
     """
-    if frame.is_empty():
-        return 0
+    if frame.is_empty():  # nothing to write, whatever its columns
+        return frame
     frame = _bound(frame, table)
-    values = _sqlite_values(frame, {name: _kind(table.c[name].type) for name in frame.columns})
+    return _sqlite_values(frame, {name: _kind(table.c[name].type) for name in frame.columns})
+
+
+def sqlite_insert_frame(
+    conn: Connection, table: Table, values: pl.DataFrame, *, skip_existing: bool
+) -> int:
+    """:func:`sqlite_insert` for a frame of :func:`sqlite_values`."""
+    if values.is_empty():
+        return 0
     # A column with one value on every row is written once, into the statement (quoted by
     # SQLite itself), rather than made into a Python object and bound on every row: a card
     # file's type, phase, channel, currency, direction and StandIn flag, half its columns.
