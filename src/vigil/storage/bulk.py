@@ -18,9 +18,9 @@ with one ``INSERT ... SELECT`` is five times faster and gives an exact row count
 happens on the caller's connection, inside its transaction. The temporary table is made and
 dropped in the catalog, though, milliseconds a call whatever the rows: fewer than
 :data:`COPY_FROM` rows (a server's commit of a few decisions) go in by one multi-row
-``INSERT`` instead (:func:`postgres_insert`). A Polars frame
-(:func:`copy_insert_frame`) is written as CSV by Polars and read by COPY as it is: no Python
-object per value on either side.
+``INSERT`` instead (:func:`postgres_insert`). A Polars frame is written as CSV by Polars
+(:func:`postgres_parts`) and read by COPY as it is (:class:`PostgresLoad`): no Python object
+per value on either side.
 
 >>> copy_sql("_vigil_load_1", ["event_id", "timestamp"])
 'COPY "_vigil_load_1" ("event_id", "timestamp") FROM STDIN'
@@ -345,18 +345,32 @@ def copy_insert(
     return _copy_through_temp(conn, table, names, fill, csv=False, skip_existing=skip_existing)
 
 
-def copy_insert_frame(
-    conn: Connection, table: Table, frame: pl.DataFrame, *, skip_existing: bool
-) -> int:
-    """:func:`copy_insert` for a Polars frame whose columns are ``table``'s (as for
-    :func:`sqlite_insert_frame`): Polars writes it as CSV, COPY reads it, and PostgreSQL parses
-    every value in its own process while this one prepares the next frame."""
+@dataclasses.dataclass(frozen=True)
+class CsvPart:
+    """Rows of one table as COPY reads them: CSV ``data`` of the columns ``names``, all of the
+    month starting at ``month`` if the table is partitioned by month (else None)."""
+
+    month: datetime | None
+    names: list[str]
+    data: bytes
+
+
+def postgres_parts(frame: pl.DataFrame, table: Table) -> list[CsvPart]:
+    """A Polars frame whose columns are ``table``'s (as for :func:`sqlite_values`) as
+    :meth:`PostgresLoad.write` takes it: written as CSV by Polars, a part a month for a
+    partitioned table. Polars work, which a caller may do on another thread."""
     if frame.is_empty():
-        return 0
-    names, data = _csv(frame, table)
-    return _copy_through_temp(
-        conn, table, names, _writing(data), csv=True, skip_existing=skip_existing
-    )
+        return []
+    if table.name not in PARTITIONED_TABLES:
+        return [CsvPart(None, *_csv(frame, table))]
+    import polars as pl
+
+    month = pl.col("timestamp").dt.convert_time_zone("UTC").dt.truncate("1mo")
+    frame = frame.with_columns(month.alias("_month"))
+    return [
+        CsvPart(start, *_csv(frame.filter(pl.col("_month") == start).drop("_month"), table))
+        for start in frame.get_column("_month").unique().sort().to_list()
+    ]
 
 
 def _csv(frame: pl.DataFrame, table: Table) -> tuple[list[str], bytes]:
@@ -430,8 +444,7 @@ class PostgresLoad:
       writers of the other months pass (``SHARE UPDATE EXCLUSIVE``).
     - other rows go by COPY straight into their table, in a savepoint: the first key already
       stored fails the COPY, the savepoint is rolled back and that chunk, and every later one
-      of that table, go through a temporary table and ``ON CONFLICT DO NOTHING``
-      (:func:`copy_insert_frame`).
+      of that table, go through a temporary table and ``ON CONFLICT DO NOTHING``.
 
     If another session created a staged month's partition meanwhile, :meth:`finish` moves the
     staged rows into it with ``ON CONFLICT DO NOTHING`` instead, and answers how many were
@@ -449,30 +462,25 @@ class PostgresLoad:
         self._clashed: set[str] = set()
         self._exists: dict[str, bool] = {}
 
-    def write(self, table: Table, frame: pl.DataFrame) -> int:
-        """Insert the frame's rows whose key is new; returns how many it wrote (a staged
-        month's rows all count: :meth:`finish` answers those already stored)."""
-        if frame.is_empty():
-            return 0
-        if table.name not in PARTITIONED_TABLES:
-            return self._new_rows(table, frame)
-        import polars as pl
-
-        month = pl.col("timestamp").dt.convert_time_zone("UTC").dt.truncate("1mo")
-        frame = frame.with_columns(month.alias("_month"))
+    def write(self, table: Table, parts: list[CsvPart]) -> int:
+        """Insert the rows of ``parts`` (:func:`postgres_parts`) whose key is new; returns how
+        many it wrote (a staged month's rows all count: :meth:`finish` answers those already
+        stored)."""
         written = 0
-        stored: list[datetime] = []
-        for start in frame.get_column("_month").unique().sort().to_list():
-            name = partition_name(table.name, (start.year, start.month))
-            if (table.name, start) not in self._staged and self._partition_exists(name):
-                stored.append(start)
-                continue
-            rows = frame.filter(pl.col("_month") == start).drop("_month")
-            written += self._stage(table, start, rows)
+        stored: list[CsvPart] = []
+        for part in parts:
+            start = part.month
+            if start is None:
+                written += self._new_rows(table, part)
+            elif (table.name, start) in self._staged or not self._partition_exists(
+                partition_name(table.name, (start.year, start.month))
+            ):
+                written += self._stage(table, start, part)
+            else:
+                stored.append(part)
         if stored:
-            rows = frame.filter(pl.col("_month").is_in(stored)).drop("_month")
-            self._ensure(self._conn, table, stored)
-            written += self._new_rows(table, rows)
+            self._ensure(self._conn, table, [part.month for part in stored if part.month])
+            written += sum(self._new_rows(table, part) for part in stored)
         return written
 
     def finish(self) -> int:
@@ -530,25 +538,26 @@ class PostgresLoad:
             self._exists[name] = bool(found)
         return self._exists[name]
 
-    def _stage(self, table: Table, start: datetime, frame: pl.DataFrame) -> int:
+    def _stage(self, table: Table, start: datetime, part: CsvPart) -> int:
         staged = self._staged.get((table.name, start))
-        names, data = _csv(frame, table)
         with self._cursor() as cur:
             if staged is None:
                 staged = _Staged(f"_vigil_stage_{uuid.uuid4().hex[:16]}", table)
                 cur.execute(f'CREATE TABLE "{staged.name}" ({_columns_ddl(cur, table.name)})')
                 self._staged[(table.name, start)] = staged
-            with cur.copy(copy_sql(staged.name, names, csv=True)) as copy:
-                copy.write(data)
+            with cur.copy(copy_sql(staged.name, part.names, csv=True)) as copy:
+                copy.write(part.data)
             staged.rows += cur.rowcount
             return int(cur.rowcount)
 
-    def _new_rows(self, table: Table, frame: pl.DataFrame) -> int:
+    def _new_rows(self, table: Table, part: CsvPart) -> int:
+        names, data = part.names, part.data
         if table.name in self._clashed:
-            return copy_insert_frame(self._conn, table, frame, skip_existing=True)
+            return _copy_through_temp(
+                self._conn, table, names, _writing(data), csv=True, skip_existing=True
+            )
         import psycopg
 
-        names, data = _csv(frame, table)
         with self._cursor() as cur:
             cur.execute("SAVEPOINT _vigil_copy")
             try:
