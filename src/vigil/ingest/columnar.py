@@ -7,11 +7,12 @@ card-payment or transfer file carries), :func:`load_clean` reads the file in chu
 Polars, checks each chunk column by column against the domain's rules (ids of 1–128 printable
 characters, ISO-8601 times within 1990–2100, non-negative amounts of at most two decimals or
 rounded to cents, known types and channels, a card, account or user on every transaction,
-known label values) and writes it chunk by chunk, all in one transaction: SQLite by one
-``executemany`` a chunk, PostgreSQL by COPY of the chunk written as CSV by Polars (a month with
-no partition yet into a table of its own, indexed and attached at the end:
-:class:`~vigil.storage.bulk.PostgresLoad`). The next chunk is read and checked on a second
-thread while the database writes this one.
+known label values) and writes it chunk by chunk, all in one transaction: SQLite by
+``executemany`` of statements of 50 rows, PostgreSQL by COPY of the chunk written as CSV by
+Polars (a month with no partition yet into a table of its own, indexed and attached at the
+end: :class:`~vigil.storage.bulk.PostgresLoad`). The next chunk is read, checked and made
+ready for the database (SQLite's values, PostgreSQL's CSV) on a second thread while the
+database writes this one.
 
 At the first check a chunk fails, nothing is kept (the transaction is rolled back) and
 :func:`load_clean` answers ``None``: the caller then reads the file row by row, which reports
