@@ -89,6 +89,13 @@ def sqlite_insert(
     return conn.exec_driver_sql(sql, list(zip(*columns, strict=True))).rowcount
 
 
+#: Rows a statement in :func:`sqlite_insert_frame`: SQLite runs one statement (a step, a reset,
+#: the sqlite3 module's checks) per this many rows instead of per row. Inserting 100,000 rows
+#: of a card file took 170-177 ms at 50 against 242-249 ms one row a statement; 25 and 100-500
+#: were no better.
+ROWS_A_STATEMENT = 50
+
+
 def sqlite_values(frame: pl.DataFrame, table: Table) -> pl.DataFrame:
     """A Polars frame whose columns are ``table``'s (times tz-aware, amounts exact cents as
     text or numbers, flags boolean) as SQLAlchemy's SQLite binds would store it, for
@@ -142,13 +149,6 @@ def sqlite_insert_frame(
     if rest := flat[len(groups) * width :]:
         inserted += conn.exec_driver_sql(statement(len(rest) // len(bound)), tuple(rest)).rowcount
     return inserted
-
-
-#: Rows a statement in :func:`sqlite_insert_frame`: SQLite runs one statement (a step, a reset,
-#: the sqlite3 module's checks) per this many rows instead of per row. Inserting 100,000 rows
-#: of a card file took 170-177 ms at 50 against 242-249 ms one row a statement; 25 and 100-500
-#: were no better.
-ROWS_A_STATEMENT = 50
 
 
 def _one_value(column: pl.Series) -> bool:
