@@ -147,6 +147,15 @@ class WriterThread:
         self._executor.shutdown(wait=True)
 
 
+def running_loop() -> asyncio.AbstractEventLoop | None:
+    """The event loop running in this thread, if any: answers are read, and their batches
+    settled, on the loop's own thread when they arrive there, else handed to it."""
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return None
+
+
 def _forward(written: Future[Landed], answer: Answer) -> None:
     error = written.exception()
     if error is None:
@@ -274,11 +283,8 @@ class WriterProcess:
     def _watch_from_loop(self) -> None:
         """Answers are read by the event loop that sends batches, when there is one (a loop
         after another, as with ``asyncio.run`` twice, takes over the reading)."""
-        try:
-            loop = asyncio.get_running_loop()
-        except RuntimeError:
-            return
-        if loop is self._loop:
+        loop = running_loop()
+        if loop is None or loop is self._loop:
             return
         self._unwatch()
         loop.add_reader(self._conn.fileno(), self.poll)
