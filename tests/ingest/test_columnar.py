@@ -5,7 +5,12 @@ field, with nothing written (issue 19, item 4)."""
 from __future__ import annotations
 
 import gc
+import os
+import signal
+import subprocess
+import sys
 import threading
+import time
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -148,6 +153,70 @@ def test_many_rows_a_statement_store_and_count_each_row(
     slow = _store(tmp_path, "slow.db")
     _row_by_row(slow, path, inputs)
     assert _stored(store)[0] == _stored(slow)[0] and len(_stored(store)[0]) == 100
+
+
+def payments_file(path: Path, rows: int) -> Path:
+    """``rows`` clean card payments, 7 s apart from April 2018, 1 in 97 labelled fraud."""
+    seconds = pl.int_range(0, rows, eager=True) * 7
+    frame = pl.DataFrame(
+        {
+            "TRANSACTION_ID": pl.int_range(0, rows, eager=True),
+            "TX_DATETIME": pl.from_epoch(seconds + 1_522_540_800).dt.strftime("%Y-%m-%d %H:%M:%S"),
+            "CUSTOMER_ID": (pl.int_range(0, rows, eager=True) % 500).cast(pl.String),
+            "TERMINAL_ID": (pl.int_range(0, rows, eager=True) % 900).cast(pl.String),
+            "TX_AMOUNT": pl.Series([12.34] * rows),
+            "TX_FRAUD": (pl.int_range(0, rows, eager=True) % 97 == 0).cast(pl.Int8),
+        }
+    )
+    frame.write_csv(path)
+    return path
+
+
+def import_process(path: Path, url: str) -> subprocess.Popen[bytes]:
+    """The real ``vigil import events`` of ``path`` (mapped as INPUTS) into ``url``."""
+    command = [sys.executable, "-c", "from vigil.cli import app; app()", "import", "events"]
+    command += [str(path), "--database", url]
+    for field, column in INPUTS.mapping.items():
+        command += ["--map", f"{field}={column}"]
+    command += ["--default-type", "payment", "--default-channel", "pos"]
+    command += ["--label-column", "TX_FRAUD"]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("VIGIL_")}
+    env["VIGIL_DEV"] = "1"
+    return subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+
+
+def test_killed_mid_import_then_run_again_stores_each_row_once_on_sqlite(tmp_path: Path) -> None:
+    # Killed while it writes (its transaction has spilled into SQLite's log): nothing of it
+    # stays, and the next run stores every row and label once.
+    path = payments_file(tmp_path / "payments.csv", 300_007)  # a last, short, statement
+    database = tmp_path / "v.db"
+    process = import_process(path, f"sqlite:///{database}")
+    log = Path(f"{database}-wal")
+    try:
+        deadline = time.monotonic() + 120
+        while process.poll() is None and not (log.exists() and log.stat().st_size > 8 << 20):
+            assert time.monotonic() < deadline, "the import never began writing"
+            time.sleep(0.01)
+        assert process.poll() is None, "the import ended before the kill"
+        os.kill(process.pid, signal.SIGKILL)
+    finally:
+        process.wait(timeout=60)
+    assert process.returncode == -signal.SIGKILL
+    store = Store(f"sqlite:///{database}")
+    with store.engine.connect() as conn:
+        assert conn.exec_driver_sql("SELECT count(*) FROM transactions").scalar_one() == 0
+    store.engine.dispose()
+    again = import_process(path, f"sqlite:///{database}")
+    output = again.communicate(timeout=600)[0].decode()
+    assert again.returncode == 0, output[-3000:]
+    with store.engine.connect() as conn:
+        counts = conn.exec_driver_sql(
+            "SELECT (SELECT count(*) FROM transactions), "
+            "(SELECT count(DISTINCT event_id) FROM transactions), "
+            "(SELECT count(*) FROM feedback), (SELECT count(DISTINCT event_id) FROM feedback)"
+        ).one()
+        assert conn.exec_driver_sql("PRAGMA integrity_check").scalar_one() == "ok"
+    assert tuple(counts) == (300_007, 300_007, 300_007, 300_007)
 
 
 @pytest.mark.parametrize(

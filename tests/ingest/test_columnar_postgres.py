@@ -9,13 +9,11 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 import time
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 
-import polars as pl
 import pytest
 from sqlalchemy import Engine, create_engine, text
 
@@ -25,7 +23,16 @@ from vigil.ingest import load_events
 from vigil.storage import Store
 
 from .files import write_csv
-from .test_columnar import HEADER, INPUTS, ROWS, _row_by_row, _store, _stored
+from .test_columnar import (
+    HEADER,
+    INPUTS,
+    ROWS,
+    _row_by_row,
+    _store,
+    _stored,
+    import_process,
+    payments_file,
+)
 
 pytestmark = pytest.mark.postgres
 
@@ -172,42 +179,17 @@ def test_labels_already_stored_are_skipped_not_copied_twice(store: Store, tmp_pa
     assert len(store.load_feedback()) == 4
 
 
-def _payments(path: Path, rows: int) -> Path:
-    seconds = pl.int_range(0, rows, eager=True) * 7
-    frame = pl.DataFrame(
-        {
-            "TRANSACTION_ID": pl.int_range(0, rows, eager=True),
-            "TX_DATETIME": pl.from_epoch(seconds + 1_522_540_800).dt.strftime("%Y-%m-%d %H:%M:%S"),
-            "CUSTOMER_ID": (pl.int_range(0, rows, eager=True) % 500).cast(pl.String),
-            "TERMINAL_ID": (pl.int_range(0, rows, eager=True) % 900).cast(pl.String),
-            "TX_AMOUNT": pl.Series([12.34] * rows),
-            "TX_FRAUD": (pl.int_range(0, rows, eager=True) % 97 == 0).cast(pl.Int8),
-        }
-    )
-    frame.write_csv(path)
-    return path
-
-
 def _import(path: Path, store: Store, name: str) -> subprocess.Popen[bytes]:
     url = store.engine.url.set(drivername="postgresql").update_query_dict(
         {"application_name": name}
     )
-    url = url.render_as_string(hide_password=False)
-    command = [sys.executable, "-c", "from vigil.cli import app; app()", "import", "events"]
-    command += [str(path), "--database", url]
-    for field, column in INPUTS.mapping.items():
-        command += ["--map", f"{field}={column}"]
-    command += ["--default-type", "payment", "--default-channel", "pos"]
-    command += ["--label-column", "TX_FRAUD"]
-    env = {k: v for k, v in os.environ.items() if not k.startswith("VIGIL_")}
-    env["VIGIL_DEV"] = "1"
-    return subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    return import_process(path, url.render_as_string(hide_password=False))
 
 
 def test_killed_mid_import_then_run_again_stores_each_row_once(
     store: Store, tmp_path: Path
 ) -> None:
-    path = _payments(tmp_path / "payments.csv", 400_000)  # four chunks over 33 days
+    path = payments_file(tmp_path / "payments.csv", 400_000)  # four chunks over 33 days
     name = f"vigil-kill-test-{os.getpid()}"
     process = _import(path, store, name)
     try:
