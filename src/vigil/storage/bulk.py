@@ -103,8 +103,11 @@ def sqlite_values(frame: pl.DataFrame, table: Table) -> pl.DataFrame:
 
     >>> import polars as pl
     >>> from datetime import datetime, UTC
+    >>> from sqlalchemy import Column, MetaData
+    >>> from vigil.storage.columns import Money, UtcDateTime
+    >>> t = Table("t", MetaData(), Column("t", UtcDateTime()), Column("a", Money()))
     >>> f = pl.DataFrame({"t": [datetime(2022, 1, 3, 10, tzinfo=UTC)], "a": ["2500.5"]})
-    >>> _sqlite_values(f, {"t": "time", "a": "money"}).rows()
+    >>> sqlite_values(f, t).rows()
     [('2022-01-03 10:00:00.000000', 2500.5)]
     """
     if frame.is_empty():  # nothing to write, whatever its columns
