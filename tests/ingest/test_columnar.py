@@ -7,6 +7,7 @@ from __future__ import annotations
 import gc
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -186,15 +187,20 @@ def import_process(path: Path, url: str) -> subprocess.Popen[bytes]:
 
 
 def test_killed_mid_import_then_run_again_stores_each_row_once_on_sqlite(tmp_path: Path) -> None:
-    # Killed while it writes (its transaction has spilled into SQLite's log): nothing of it
-    # stays, and the next run stores every row and label once.
+    # Killed while it writes (the database its own, so through a rollback journal, its
+    # transaction's pages already spilled into the database file): nothing of it stays, the
+    # database is back in write-ahead-log mode, and the next run stores every row and label once.
     path = payments_file(tmp_path / "payments.csv", 300_007)  # a last, short, statement
     database = tmp_path / "v.db"
+    made = Store(f"sqlite:///{database}")
+    made.init_schema()
+    made.engine.dispose()  # else this process has it open, and the load goes through the log
+    empty = database.stat().st_size
     process = import_process(path, f"sqlite:///{database}")
-    log = Path(f"{database}-wal")
+    journal = Path(f"{database}-journal")
     try:
         deadline = time.monotonic() + 120
-        while process.poll() is None and not (log.exists() and log.stat().st_size > 8 << 20):
+        while process.poll() is None and database.stat().st_size < empty + (8 << 20):
             assert time.monotonic() < deadline, "the import never began writing"
             time.sleep(0.01)
         assert process.poll() is None, "the import ended before the kill"
@@ -202,9 +208,13 @@ def test_killed_mid_import_then_run_again_stores_each_row_once_on_sqlite(tmp_pat
     finally:
         process.wait(timeout=60)
     assert process.returncode == -signal.SIGKILL
+    assert journal.exists(), "the load did not go through a rollback journal"
+    assert not Path(f"{database}-wal").exists()
     store = Store(f"sqlite:///{database}")
     with store.engine.connect() as conn:
         assert conn.exec_driver_sql("SELECT count(*) FROM transactions").scalar_one() == 0
+        assert conn.exec_driver_sql("PRAGMA journal_mode").scalar_one() == "wal"
+    assert not journal.exists()
     store.engine.dispose()
     again = import_process(path, f"sqlite:///{database}")
     output = again.communicate(timeout=600)[0].decode()
@@ -217,6 +227,62 @@ def test_killed_mid_import_then_run_again_stores_each_row_once_on_sqlite(tmp_pat
         ).one()
         assert conn.exec_driver_sql("PRAGMA integrity_check").scalar_one() == "ok"
     assert tuple(counts) == (300_007, 300_007, 300_007, 300_007)
+
+
+def _journal_during_load(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, int]]:
+    """The journal mode and synchronous level of the load's connection, at each write."""
+    seen: list[tuple[str, int]] = []
+    write = columnar._Writer.__call__
+
+    def noting(self: columnar._Writer, table: str, rows: pl.DataFrame) -> int:
+        pragma = self._conn.exec_driver_sql
+        seen.append(
+            (
+                pragma("PRAGMA journal_mode").scalar_one(),
+                pragma("PRAGMA synchronous").scalar_one(),
+            )
+        )
+        return write(self, table, rows)
+
+    monkeypatch.setattr(columnar._Writer, "__call__", noting)
+    return seen
+
+
+def test_a_database_of_its_own_is_loaded_through_a_rollback_journal_then_the_log_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Through the log every page is written twice (log, then database); through a rollback
+    # journal a new page once, which needs full syncs to survive a power cut.
+    store = _store(tmp_path, "v.db")
+    seen = _journal_during_load(monkeypatch)
+    assert columnar.load_clean(store, write_csv(tmp_path / "c.csv", HEADER, ROWS), INPUTS)
+    assert seen and set(seen) == {("delete", 2)}
+    with store.engine.connect() as conn:
+        assert conn.exec_driver_sql("PRAGMA journal_mode").scalar_one() == "wal"
+        assert conn.exec_driver_sql("PRAGMA synchronous").scalar_one() == 1
+    # A load that fails puts the log back too.
+    bad = write_csv(tmp_path / "bad.csv", HEADER, [*ROWS[:4], ("9", "x", "C1", "T1", "1", "0")])
+    assert columnar.load_clean(store, bad, INPUTS) is None
+    with store.engine.connect() as conn:
+        assert conn.exec_driver_sql("PRAGMA journal_mode").scalar_one() == "wal"
+
+
+def test_a_database_another_connection_holds_is_loaded_through_the_log_at_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A running server has the database open: the load stays in the log, without waiting for
+    # the busy timeout, and the server reads on meanwhile.
+    store = _store(tmp_path, "v.db")
+    server = sqlite3.connect(tmp_path / "v.db", timeout=30)
+    server.execute("SELECT count(*) FROM transactions").fetchone()
+    seen = _journal_during_load(monkeypatch)
+    began = time.monotonic()
+    summary = columnar.load_clean(store, write_csv(tmp_path / "c.csv", HEADER, ROWS), INPUTS)
+    assert summary is not None and summary.written["transactions"] == len(ROWS)
+    assert time.monotonic() - began < 2
+    assert seen and {mode for mode, _ in seen} == {"wal"}
+    assert server.execute("SELECT count(*) FROM transactions").fetchone() == (len(ROWS),)
+    server.close()
 
 
 @pytest.mark.parametrize(

@@ -8,11 +8,12 @@ Polars, checks each chunk column by column against the domain's rules (ids of 1â
 characters, ISO-8601 times within 1990â€“2100, non-negative amounts of at most two decimals or
 rounded to cents, known types and channels, a card, account or user on every transaction,
 known label values) and writes it chunk by chunk, all in one transaction: SQLite by
-``executemany`` of statements of 50 rows, PostgreSQL by COPY of the chunk written as CSV by
-Polars (a month with no partition yet into a table of its own, indexed and attached at the
-end: :class:`~vigil.storage.bulk.PostgresLoad`). The next chunk is read, checked and made
-ready for the database (SQLite's values, PostgreSQL's CSV) on a second thread while the
-database writes this one.
+``executemany`` of statements of 50 rows (through a rollback journal when the database is
+the import's alone, which writes each new page once where the log writes it twice),
+PostgreSQL by COPY of the chunk written as CSV by Polars (a month with no partition yet into a
+table of its own, indexed and attached at the end: :class:`~vigil.storage.bulk.PostgresLoad`).
+The next chunk is read, checked and made ready for the database (SQLite's values,
+PostgreSQL's CSV) on a second thread while the database writes this one.
 
 At the first check a chunk fails, nothing is kept (the transaction is rolled back) and
 :func:`load_clean` answers ``None``: the caller then reads the file row by row, which reports
@@ -41,7 +42,7 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar, cast
@@ -67,6 +68,7 @@ from vigil.storage.bulk import (
     postgres_parts,
     sqlite_indexes_deferred,
     sqlite_insert_frame,
+    sqlite_load_journal,
     sqlite_values,
 )
 from vigil.storage.rows import TRANSACTION_FIELDS
@@ -163,7 +165,12 @@ def load_clean(
             )
 
     try:
-        with paused_gc(), store.transaction() as conn, _bulk(store, conn, rows) as write:
+        with (
+            paused_gc(),
+            _journal(store),
+            store.transaction() as conn,
+            _bulk(store, conn, rows) as write,
+        ):
             for height, txs, feedback in _read_ahead(checked(write)):
                 read += height
                 written["transactions"] += write("transactions", txs)
@@ -238,6 +245,12 @@ class _Writer:
 
     def finish(self) -> int:
         return 0 if self._postgres is None else self._postgres.finish()
+
+
+def _journal(store: Store) -> AbstractContextManager[bool]:
+    """SQLite: a rollback journal for the load when the database is the import's alone
+    (:func:`~vigil.storage.bulk.sqlite_load_journal`)."""
+    return sqlite_load_journal(store.engine) if store.dialect == "sqlite" else nullcontext(False)
 
 
 @contextmanager
