@@ -229,9 +229,11 @@ def sqlite_load_journal(engine: Engine) -> Iterator[bool]:
     -9`` leaves a hot journal that the next opening of the database rolls back.
 
     Leaving the log needs the database to oneself, so a server that has it open keeps the
-    load in the log (tried without waiting). A server started during the load cannot take the
-    write lock the load holds either way, and stops with "database is locked". The pool's idle
-    connections are closed first: they would count as others. The log, and the connections'
+    load in the log (tried without waiting). Through the journal, once the load's pages spill
+    into the file, nobody else can read it until the commit: a server or a query started
+    meanwhile stops with "database is locked" after its busy timeout (a server could not have
+    written beside the load anyway). The pool's idle connections are closed first: they would
+    count as others. The log, and the connections'
     own setting, come back at the end, whether the load committed or not. (A database in
     memory has no journal to choose, and closing its connection would lose it.)"""
     if not isinstance(engine.pool, QueuePool):  # only a file database's pool is a queue
