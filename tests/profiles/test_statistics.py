@@ -78,13 +78,17 @@ def test_sketch_merge_equals_one_pass(a: list[float], b: list[float]) -> None:
 
 
 @settings(max_examples=200)
-@given(events)
-def test_windows_match_batch(rows: list[tuple[float, int, int]]) -> None:
+@given(events, st.integers(min_value=1, max_value=12))
+def test_windows_match_batch(rows: list[tuple[float, int, int]], saved_every: int) -> None:
+    # Saved and restored every few events too (a profile read from Redis or a checkpoint),
+    # which must evict exactly as one that stayed in memory.
     w = SlidingWindows()
     history: list[tuple[float, int, int]] = []
     now = 0.0
-    for gap_minutes, category, cents in rows:
+    for i, (gap_minutes, category, cents) in enumerate(rows):
         now += gap_minutes * 60
+        if i % saved_every == saved_every - 1:
+            w = SlidingWindows.from_state(w.to_state())
         w.advance(now)
         # As read before the event: everything added earlier with edge < s <= t, the edge
         # being the window's length back from the start of the tile holding t: never more
