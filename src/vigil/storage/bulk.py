@@ -233,9 +233,10 @@ def sqlite_load_journal(engine: Engine) -> Iterator[bool]:
     into the file, nobody else can read it until the commit: a server or a query started
     meanwhile stops with "database is locked" after its busy timeout (a server could not have
     written beside the load anyway). The pool's idle connections are closed first: they would
-    count as others. The log, and the connections'
-    own setting, come back at the end, whether the load committed or not. (A database in
-    memory has no journal to choose, and closing its connection would lose it.)"""
+    count as others. The log and the connection's synchronous level come back at the end,
+    whether the load committed or not (or, if another connection holds the database just
+    then, as it opened: every connection asks for the log). A database in memory has no
+    journal to choose, and closing its connection would lose it."""
     if not isinstance(engine.pool, QueuePool):  # only a file database's pool is a queue
         yield False
         return
