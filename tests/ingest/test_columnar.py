@@ -232,9 +232,9 @@ def test_killed_mid_import_then_run_again_stores_each_row_once_on_sqlite(tmp_pat
 def _journal_during_load(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, int]]:
     """The journal mode and synchronous level of the load's connection, at each write."""
     seen: list[tuple[str, int]] = []
-    write = columnar._Writer.__call__
+    write = columnar._SqliteWriter.__call__
 
-    def noting(self: columnar._Writer, table: str, rows: pl.DataFrame) -> int:
+    def noting(self: columnar._SqliteWriter, table: str, rows: pl.DataFrame) -> int:
         pragma = self._conn.exec_driver_sql
         seen.append(
             (
@@ -244,7 +244,7 @@ def _journal_during_load(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, int
         )
         return write(self, table, rows)
 
-    monkeypatch.setattr(columnar._Writer, "__call__", noting)
+    monkeypatch.setattr(columnar._SqliteWriter, "__call__", noting)
     return seen
 
 
@@ -406,16 +406,16 @@ def test_a_failed_write_stops_the_reading_and_keeps_nothing(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     store = _store(tmp_path, "v.db")
-    write = columnar._Writer.__call__
+    write = columnar._SqliteWriter.__call__
     calls: list[str] = []
 
-    def failing(self: columnar._Writer, table: str, frame: pl.DataFrame) -> int:
+    def failing(self: columnar._SqliteWriter, table: str, frame: pl.DataFrame) -> int:
         calls.append(table)
         if len(calls) == 3:  # the second chunk's transactions
             raise OSError("disk full")
         return write(self, table, frame)
 
-    monkeypatch.setattr(columnar._Writer, "__call__", failing)
+    monkeypatch.setattr(columnar._SqliteWriter, "__call__", failing)
     path = write_csv(tmp_path / "cards.csv", HEADER, ROWS)
     before = _indexes(store)
     with pytest.raises(OSError, match="disk full"):
