@@ -241,31 +241,35 @@ def sqlite_load_journal(engine: Engine) -> Iterator[bool]:
         yield False
         return
     engine.dispose()
-    switched = _sqlite_journal(engine, "delete")
+    # From a connection of the pool: the one a transaction begun next takes (the pool hands
+    # out its last returned connection first).
+    with engine.connect() as conn:
+        dbapi = conn.connection.driver_connection
+        synchronous = dbapi.execute("PRAGMA synchronous").fetchone()[0]
+        switched = _sqlite_journal_mode(dbapi, "delete")
+        if switched:
+            dbapi.execute("PRAGMA synchronous=FULL")
     try:
         yield switched
     finally:
         if switched:
-            _sqlite_journal(engine, "wal")
+            with engine.connect() as conn:
+                dbapi = conn.connection.driver_connection
+                _sqlite_journal_mode(dbapi, "wal")
+                dbapi.execute(f"PRAGMA synchronous={int(synchronous)}")
 
 
-def _sqlite_journal(engine: Engine, mode: str) -> bool:
-    """Put the database in journal ``mode`` from a connection of ``engine``'s pool (the one a
-    transaction begun next takes: the pool hands out its last returned connection first),
-    with the synchronous level that mode needs; ``False`` if another connection holds it."""
-    with engine.connect() as conn:
-        dbapi = conn.connection.driver_connection
-        assert dbapi is not None
-        timeout = dbapi.execute("PRAGMA busy_timeout").fetchone()[0]
-        dbapi.execute("PRAGMA busy_timeout=0")
-        try:
-            now = dbapi.execute(f"PRAGMA journal_mode={mode}").fetchone()[0]
-        except sqlite3.OperationalError:  # "database is locked": another connection has it
-            return False
-        finally:
-            dbapi.execute(f"PRAGMA busy_timeout={int(timeout)}")
-        dbapi.execute(f"PRAGMA synchronous={'FULL' if now == 'delete' else 'NORMAL'}")
-        return bool(now == mode)
+def _sqlite_journal_mode(dbapi: Any, mode: str) -> bool:
+    """Put the database of ``dbapi`` (a sqlite3 connection) in journal ``mode`` without
+    waiting: ``False`` if another connection holds it."""
+    timeout = dbapi.execute("PRAGMA busy_timeout").fetchone()[0]
+    dbapi.execute("PRAGMA busy_timeout=0")
+    try:
+        return bool(dbapi.execute(f"PRAGMA journal_mode={mode}").fetchone()[0] == mode)
+    except sqlite3.OperationalError:  # "database is locked": another connection has it
+        return False
+    finally:
+        dbapi.execute(f"PRAGMA busy_timeout={int(timeout)}")
 
 
 @contextmanager
