@@ -12,6 +12,7 @@ import subprocess
 import sys
 import threading
 import time
+from dataclasses import replace
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -381,8 +382,8 @@ def test_the_cycle_collector_rests_while_rows_are_written(tmp_path: Path) -> Non
 def test_chunks_are_read_and_checked_ahead_on_another_thread(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # Reading and checking the next chunk, and making SQLite's values of its rows (Polars),
-    # overlap writing this one (the database).
+    # Reading and checking the next chunk, and making SQLite's values of its transactions
+    # (Polars), overlap writing this one (the database). Labels are written after them all.
     where: dict[str, list[str]] = {"_checked": [], "sqlite_values": []}
 
     def on_its_thread(name: str) -> None:
@@ -398,8 +399,39 @@ def test_chunks_are_read_and_checked_ahead_on_another_thread(
     on_its_thread("sqlite_values")
     path = write_csv(tmp_path / "cards.csv", HEADER, ROWS)
     assert columnar.load_clean(_store(tmp_path, "v.db"), path, INPUTS) is not None
-    assert len(where["_checked"]) == 3 and len(where["sqlite_values"]) == 6  # two tables
-    assert threading.main_thread().name not in where["_checked"] + where["sqlite_values"]
+    assert len(where["_checked"]) == 3 and len(where["sqlite_values"]) == 3 + 2  # 4 labels
+    ahead = where["_checked"] + where["sqlite_values"][:3]
+    assert threading.main_thread().name not in ahead
+
+
+def test_a_file_of_a_header_alone_stores_nothing(store: Store, tmp_path: Path) -> None:
+    summary = columnar.load_clean(store, write_csv(tmp_path / "c.csv", HEADER, []), INPUTS)
+    assert summary is not None and summary.written == {
+        "transactions": 0,
+        "logins": 0,
+        "feedback": 0,
+    }
+
+
+def test_labels_are_written_in_key_order_after_the_transactions(
+    store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Each index of feedback then takes its rows as appends, page by page: in the file's
+    # order, ids such as 9, 10, 100 land all over the index (twice as slow on PostgreSQL).
+    writer = columnar._SqliteWriter if store.dialect == "sqlite" else columnar._PostgresWriter
+    prepare = writer.prepare
+    order: list[str] = []
+
+    def traced(self: Any, table: str, frame: pl.DataFrame) -> Any:
+        order.extend(f"{table}:{i}" for i in frame.get_column("event_id"))
+        return prepare(self, table, frame)
+
+    monkeypatch.setattr(writer, "prepare", traced)
+    ids = ["9", "10", "100", "11", "2", "1"]
+    rows = [(i, f"2018-04-01 00:00:0{n}", "C1", "T1", "1.00", "0") for n, i in enumerate(ids)]
+    inputs = replace(INPUTS, mapping={**INPUTS.mapping, "event_id": "TRANSACTION_ID"})
+    assert columnar.load_clean(store, write_csv(tmp_path / "c.csv", HEADER, rows), inputs)
+    assert order == [f"transactions:{i}" for i in ids] + [f"feedback:fb-{i}" for i in sorted(ids)]
 
 
 def test_a_failed_write_stops_the_reading_and_keeps_nothing(

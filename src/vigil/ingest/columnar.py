@@ -7,13 +7,15 @@ card-payment or transfer file carries), :func:`load_clean` reads the file in chu
 Polars, checks each chunk column by column against the domain's rules (ids of 1–128 printable
 characters, ISO-8601 times within 1990–2100, non-negative amounts of at most two decimals or
 rounded to cents, known types and channels, a card, account or user on every transaction,
-known label values) and writes it chunk by chunk, all in one transaction: SQLite by
-``executemany`` of statements of 50 rows (through a rollback journal when the database is
-the import's alone, which writes each new page once where the log writes it twice),
-PostgreSQL by COPY of the chunk written as CSV by Polars (a month with no partition yet into a
-table of its own, indexed and attached at the end: :class:`~vigil.storage.bulk.PostgresLoad`).
-The next chunk is read, checked and made ready for the database (SQLite's values,
-PostgreSQL's CSV) on a second thread while the database writes this one.
+known label values) and writes its transactions chunk by chunk, then the file's labels in
+key order (so that each index of ``feedback`` takes them as appends; they are the only rows
+held, about 100 bytes each), all in one transaction: SQLite by ``executemany`` of statements
+of 50 rows (through a rollback journal when the database is the import's alone, which writes
+each new page once where the log writes it twice), PostgreSQL by COPY of the chunk written as
+CSV by Polars (a month with no partition yet into a table of its own, indexed and attached at
+the end: :class:`~vigil.storage.bulk.PostgresLoad`). The next chunk is read, checked and made
+ready for the database (SQLite's values, PostgreSQL's CSV) on a second thread while the
+database writes this one.
 
 At the first check a chunk fails, nothing is kept (the transaction is rolled back) and
 :func:`load_clean` answers ``None``: the caller then reads the file row by row, which reports
@@ -152,15 +154,11 @@ def load_clean(
     read = duplicates = 0
     written = {"transactions": 0, "logins": 0, "feedback": 0}
 
-    def checked(write: _Writer[Any]) -> Iterator[tuple[int, Any, Any]]:
+    def checked(write: _Writer[Any]) -> Iterator[tuple[int, Any, pl.DataFrame]]:
         for chunk in _chunks(path, columns):
             txs, feedback = _checked(chunk, plan, inputs)
             txs = _stored_transactions(store, txs)
-            yield (
-                chunk.height,
-                write.prepare("transactions", txs),
-                write.prepare("feedback", feedback),
-            )
+            yield chunk.height, write.prepare("transactions", txs), feedback
 
     try:
         with (
@@ -169,12 +167,19 @@ def load_clean(
             store.transaction() as conn,
             _bulk(store, conn, rows) as write,
         ):
+            labels: list[pl.DataFrame] = []
             for height, txs, feedback in _read_ahead(checked(write)):
                 read += height
                 written["transactions"] += write("transactions", txs)
-                written["feedback"] += write("feedback", feedback)
+                labels.append(feedback)
                 if on_progress is not None:
                     on_progress(height)
+            # In key order, each index of the table takes the rows as appends, page by page,
+            # where rows in the file's order land all over them (twice as slow on PostgreSQL).
+            for part in (
+                pl.concat(labels).sort("event_id").iter_slices(CHUNK_ROWS) if labels else ()
+            ):
+                written["feedback"] += write("feedback", write.prepare("feedback", part))
             written["transactions"] -= write.finish()
             duplicates = read - written["transactions"]
     except (_Unclean, pl.exceptions.PolarsError):
