@@ -154,11 +154,21 @@ def load_clean(
     read = duplicates = 0
     written = {"transactions": 0, "logins": 0, "feedback": 0}
 
-    def checked(write: _Writer[Any]) -> Iterator[tuple[int, Any, pl.DataFrame]]:
+    def ready(write: _Writer[Any]) -> Iterator[tuple[str, int, Any]]:
+        """Each chunk's transactions as the database takes them, then the file's labels."""
+        labels = []
         for chunk in _chunks(path, columns):
             txs, feedback = _checked(chunk, plan, inputs)
-            txs = _stored_transactions(store, txs)
-            yield chunk.height, write.prepare("transactions", txs), feedback
+            labels.append(feedback)
+            yield (
+                "transactions",
+                chunk.height,
+                write.prepare("transactions", _stored_transactions(store, txs)),
+            )
+        # In key order, each index of the table takes the rows as appends, page by page,
+        # where rows in the file's order land all over them (twice as slow on PostgreSQL).
+        for part in pl.concat(labels).sort("event_id").iter_slices(CHUNK_ROWS) if labels else ():
+            yield "feedback", 0, write.prepare("feedback", part)
 
     try:
         with (
@@ -167,19 +177,11 @@ def load_clean(
             store.transaction() as conn,
             _bulk(store, conn, rows) as write,
         ):
-            labels: list[pl.DataFrame] = []
-            for height, txs, feedback in _read_ahead(checked(write)):
+            for table, height, ready_rows in _read_ahead(ready(write)):
                 read += height
-                written["transactions"] += write("transactions", txs)
-                labels.append(feedback)
-                if on_progress is not None:
+                written[table] += write(table, ready_rows)
+                if on_progress is not None and height:
                     on_progress(height)
-            # In key order, each index of the table takes the rows as appends, page by page,
-            # where rows in the file's order land all over them (twice as slow on PostgreSQL).
-            for part in (
-                pl.concat(labels).sort("event_id").iter_slices(CHUNK_ROWS) if labels else ()
-            ):
-                written["feedback"] += write("feedback", write.prepare("feedback", part))
             written["transactions"] -= write.finish()
             duplicates = read - written["transactions"]
     except (_Unclean, pl.exceptions.PolarsError):
