@@ -20,7 +20,6 @@ id (:mod:`vigil.api.request_id`, which the front door does itself too) and the s
 
 from __future__ import annotations
 
-import gc
 import os
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
@@ -37,7 +36,7 @@ from starlette.responses import HTMLResponse
 from starlette.types import Receive, Scope, Send
 
 from vigil import __version__, logs, web
-from vigil.api import lifeline, problems
+from vigil.api import collector, lifeline, problems
 from vigil.api.deps import require
 from vigil.api.direct import DirectRoutes
 from vigil.api.extensions import admin_routers
@@ -110,7 +109,7 @@ def create_app(
         if _traced(app):  # OpenTelemetry is set up: FastAPI's instrumentation sees every route
             app.direct = None
         if tune_gc:
-            _tune_gc()
+            collector.tune_gc()
         service.start()
         try:
             yield
@@ -235,25 +234,6 @@ def worker_app() -> FastAPI:
     lifeline.watch(os.getppid())
     logs.configure_from_env()  # the log settings vigil serve was given
     return create_app(Settings.model_validate_json(os.environ[SETTINGS_ENV]), tune_gc=True)
-
-
-def _tune_gc() -> None:
-    """Keep the collector's pauses out of decision latency.
-
-    The loaded engine (profiles, reference data, libraries) is hundreds of thousands of objects
-    that live as long as the process; every full collection would walk them all, a pause of tens
-    of milliseconds. Freezing them exempts them from collection.
-
-    A young collection walks every object allocated since the last, at about a microsecond
-    each here (cache misses), so its threshold sets the pause: at 50,000, one pause of 20-100
-    ms every second or two; at 2,000, under a millisecond (and a second-generation one of a few
-    milliseconds every fifth). The third threshold keeps full collections as rare as before
-    (one per 2,000 × 5 × 25,000 = 250 million net allocations). Measured with
-    ``bench/http.py``: single events p99.9 28 -> 11 ms; batches of 10, p99 52 -> 22 ms.
-    """
-    gc.collect()
-    gc.freeze()
-    gc.set_threshold(2_000, 5, 25_000)
 
 
 def _openapi(app: FastAPI) -> dict[str, Any]:

@@ -62,7 +62,7 @@ def consume(
         stream = settings.stream.model_copy(update=changes)
         settings = settings.model_copy(update={"stream": stream})
     check_profiles(settings)
-    worker = Worker(settings, _store(settings))
+    worker = Worker(settings, _store(settings), tune_gc=True)
     typer.echo(
         f"vigil consuming {settings.stream.nats_url} as {worker.owner} "
         f"({settings.stream.partitions} partition(s)); SIGTERM drains",

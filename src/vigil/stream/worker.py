@@ -43,6 +43,7 @@ from prometheus_client import (
 )
 from pydantic import ValidationError
 
+from vigil.api import collector
 from vigil.api.metrics import ApiMetrics
 from vigil.api.problems import from_validation_error
 from vigil.api.schemas import FeedbackIn
@@ -183,6 +184,9 @@ class Worker:
     owner: str = field(default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}")
     metrics: WorkerMetrics = field(default_factory=WorkerMetrics)
     service: DecisionService | None = None
+    #: For a worker process, not a test: the collector set for a long-lived heap once the
+    #: engine is loaded, as ``vigil serve`` does (:func:`~vigil.api.collector.tune_gc`).
+    tune_gc: bool = False
     decided: int = 0
     rejected: int = 0
     # Per (kind, partition) consumed here: messages not yet delivered, as the last delivery
@@ -283,6 +287,8 @@ class Worker:
             # from the log as it stands when the previous owner stopped writing to it. In a
             # thread: loading and recovering take seconds, and the leases are renewed meanwhile.
             self.service = await asyncio.to_thread(self.decision_service)
+            if self.tune_gc:
+                collector.tune_gc()
             self.service.start()
         leaving = asyncio.Event()
         tasks = [
