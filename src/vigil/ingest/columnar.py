@@ -272,10 +272,10 @@ class _PostgresWriter:
         return self._load.finish()
 
 
-def _journal(store: Store) -> AbstractContextManager[bool]:
+def _journal(store: Store) -> AbstractContextManager[None]:
     """SQLite: a rollback journal for the load when the database is the import's alone
     (:func:`~vigil.storage.bulk.sqlite_load_journal`)."""
-    return sqlite_load_journal(store.engine) if store.dialect == "sqlite" else nullcontext(False)
+    return sqlite_load_journal(store.engine) if store.dialect == "sqlite" else nullcontext()
 
 
 @contextmanager

@@ -216,10 +216,10 @@ def sqlite_indexes_deferred(conn: Connection, table: Table, rows: int) -> Iterat
 
 
 @contextmanager
-def sqlite_load_journal(engine: Engine) -> Iterator[bool]:
+def sqlite_load_journal(engine: Engine) -> Iterator[None]:
     """Around a bulk load into a SQLite database through ``engine`` (its transactions begun
     inside): if no other connection has the database open, it is written through a rollback
-    journal meanwhile, and ``True`` is yielded; else it stays in write-ahead-log mode (``False``).
+    journal meanwhile; else it stays in write-ahead-log mode.
 
     Through the log, every page a load writes goes to the log, then is copied into the database
     at the commit: 1.3 M transactions and their labels wrote about 500 MB twice, a fifth of the
@@ -238,7 +238,7 @@ def sqlite_load_journal(engine: Engine) -> Iterator[bool]:
     then, as it opened: every connection asks for the log). A database in memory has no
     journal to choose, and closing its connection would lose it."""
     if not isinstance(engine.pool, QueuePool):  # only a file database's pool is a queue
-        yield False
+        yield
         return
     engine.dispose()
     # From a connection of the pool: the one a transaction begun next takes (the pool hands
@@ -250,7 +250,7 @@ def sqlite_load_journal(engine: Engine) -> Iterator[bool]:
         if switched:
             dbapi.execute("PRAGMA synchronous=FULL")
     try:
-        yield switched
+        yield
     finally:
         if switched:
             with engine.connect() as conn:
