@@ -165,9 +165,11 @@ def load_clean(
                 chunk.height,
                 write.prepare("transactions", _stored_transactions(store, txs)),
             )
+        if not labels:  # no chunk: a header alone
+            return
         # In key order, each index of the table takes the rows as appends, page by page,
         # where rows in the file's order land all over them (twice as slow on PostgreSQL).
-        for part in pl.concat(labels).sort("event_id").iter_slices(CHUNK_ROWS) if labels else ():
+        for part in pl.concat(labels).sort("event_id").iter_slices(CHUNK_ROWS):
             yield "feedback", 0, write.prepare("feedback", part)
 
     try:
