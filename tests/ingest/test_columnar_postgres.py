@@ -186,8 +186,16 @@ def _import(path: Path, store: Store, name: str) -> subprocess.Popen[bytes]:
     return import_process(path, url.render_as_string(hide_password=False))
 
 
+@pytest.mark.parametrize(
+    "copying",
+    [
+        'COPY "_vigil_stage_%',  # a chunk after the first, into a month it loads
+        'COPY "feedback"%',  # the labels, written last, in key order
+    ],
+    ids=["a month", "the labels"],
+)
 def test_killed_mid_import_then_run_again_stores_each_row_once(
-    store: Store, tmp_path: Path
+    store: Store, tmp_path: Path, copying: str
 ) -> None:
     path = payments_file(tmp_path / "payments.csv", 400_000)  # four chunks over 33 days
     name = f"vigil-kill-test-{os.getpid()}"
@@ -195,15 +203,15 @@ def test_killed_mid_import_then_run_again_stores_each_row_once(
     try:
         with store.engine.connect() as conn:
             deadline = time.monotonic() + 120
-            # Killed while the import copies a chunk after the first into a month it loads.
+            # Killed while the import copies into the table ``copying`` names.
             query = text(
                 "SELECT count(*) FROM pg_stat_progress_copy c JOIN pg_stat_activity a "
                 "USING (pid) WHERE a.application_name = :name AND c.relid <> 0 "
-                "AND a.query LIKE 'COPY \"_vigil_stage_%' AND c.tuples_processed > 0"
+                "AND a.query LIKE :copying AND c.tuples_processed > 0"
             )
             copies = 0
             while copies < 2 and process.poll() is None:
-                copies += conn.execute(query, {"name": name}).scalar_one()
+                copies += conn.execute(query, {"name": name, "copying": copying}).scalar_one()
                 assert time.monotonic() < deadline, "the import never began loading"
                 conn.rollback()
                 time.sleep(0.02)
