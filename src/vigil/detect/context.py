@@ -13,6 +13,17 @@ from vigil.profiles import Profile
 
 @dataclass(slots=True)
 class Context:
+    """One event as the detectors see it. :class:`vigil.enrich.Enricher` builds it; by hand:
+
+    >>> from datetime import datetime, UTC
+    >>> from vigil.domain import Card
+    >>> tx = Transaction(event_id="e", transaction_id="t", card_id="c", type="withdrawal",
+    ...                  phase="end", amount="20.00", timestamp=datetime(2024, 1, 1, tzinfo=UTC))
+    >>> ctx = Context(tx, 0.0, 30.0, 0, 2_000, card=Card(card_id="c", user_id="u"))
+    >>> ctx.amount, ctx.user_id, ctx.begins
+    (20.0, 'u', False)
+    """
+
     event: Transaction | Login
     # Event time in epoch seconds: ``start`` when it began, ``end`` when it completed (equal
     # for single events and logins; for an end event ``start`` comes from its start event).
