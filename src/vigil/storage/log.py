@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import functools
 import heapq
+import time
 from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -91,6 +92,64 @@ def decided_since(
             )
             streams.append(_numbered(conn.execute(query).mappings(), convert))
         yield from heapq.merge(*streams, key=lambda item: item[0])
+
+
+class LogFollower:
+    """The event ids of the decisions committed to the log after position ``after``, a poll at
+    a time, each id once (or, rarely, twice).
+
+    Positions need not commit in order: on PostgreSQL a sequence numbers them before their
+    transaction commits, so a position that a later one overtook is asked for again at each
+    poll until it shows, or until ``patience`` seconds have passed (its transaction rolled
+    back, and the position is never used).
+
+    >>> import tempfile
+    >>> from datetime import datetime, UTC
+    >>> from vigil.domain import Decision, Login
+    >>> from vigil.storage import Store
+    >>> store = Store(f"sqlite:///{tempfile.mkdtemp()}/v.db"); store.init_schema()
+    >>> def decide(event_id):
+    ...     store.record([Login(event_id=event_id, user_id="u", timestamp=datetime(2022, 1, 1,
+    ...         tzinfo=UTC))], [Decision(decision_id=f"d-{event_id}", event_id=event_id,
+    ...         event_kind="login", score=0, action="allow")])
+    >>> decide("l-1")
+    >>> follower = LogFollower(store, after=1)
+    >>> decide("l-2"); decide("l-3")
+    >>> follower.poll(), follower.poll()
+    (['l-2', 'l-3'], [])
+    """
+
+    def __init__(self, store: Store, after: int, *, patience: float = 600.0) -> None:
+        self.store = store
+        self.after = after
+        self.patience = patience
+        # Positions below the newest seen that have not shown yet, with when they were missed.
+        self.missing: dict[int, float] = {}
+
+    def poll(self) -> list[str]:
+        """The ids committed since the last poll."""
+        d = self.store.tables.decisions
+        rows: list[tuple[int, str]] = []
+        ids = select(d.c.seq, d.c.event_id)
+        with self.store.engine.connect() as conn:
+            rows.extend(conn.execute(ids.where(d.c.seq > self.after)).tuples())
+            missing = list(self.missing)
+            for start in range(0, len(missing), _IN_CHUNK):
+                chunk = missing[start : start + _IN_CHUNK]
+                rows.extend(conn.execute(ids.where(d.c.seq.in_(chunk))).tuples())
+        now = time.monotonic()
+        seen = {seq for seq, _ in rows}
+        top = max(seen, default=self.after)
+        for seq in range(self.after + 1, top):
+            if seq not in seen:
+                self.missing[seq] = now
+        self.after = max(top, self.after)
+        self.missing = {
+            seq: since
+            for seq, since in self.missing.items()
+            if seq not in seen and now - since < self.patience
+        }
+        return [event_id for _, event_id in sorted(rows)]
 
 
 def stored_events(store: Store, event_ids: Sequence[str]) -> dict[str, Event]:
