@@ -6,9 +6,10 @@ taken in this process or in an earlier one, whatever timestamp it is re-sent wit
 the recorder reads the ids of the stored decisions once into a Bloom filter (:class:`IdFilter`,
 about 16 bits an id): an id it does not hold was never decided and needs no lookup, which is
 nearly every new event; one it may hold is looked up (about 0.1 % of new ids, by chance). A replay
-asks once per chunk with :meth:`Recorder.prefetch` instead of once per event. Not covered:
-an id decided by *another* process sharing the database after this one started (the
-database's unique key refuses its second decision; see :mod:`vigil.api.recording`).
+asks once per chunk with :meth:`Recorder.prefetch` instead of once per event. The ids that
+*other* processes sharing the database decide after this one started are learnt as they are
+committed, when :meth:`Recorder.follow` is called (a server with shared profiles calls it
+every few seconds).
 
 >>> from datetime import datetime, UTC
 >>> from vigil.domain import Login
@@ -19,12 +20,14 @@ database's unique key refuses its second decision; see :mod:`vigil.api.recording
 from __future__ import annotations
 
 import itertools
+import time
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from vigil.domain import Decision, Login, Transaction
+from vigil.storage import log
 
 if TYPE_CHECKING:
     from vigil.profiles.recovery import Checkpoint
@@ -32,6 +35,8 @@ if TYPE_CHECKING:
 
 _MASK = (1 << 64) - 1
 _CHUNK = 100_000
+# Log positions below the one the stored ids were read at that following reads again.
+_FOLLOW_BACK = 10_000
 
 
 class IdFilter:
@@ -41,46 +46,76 @@ class IdFilter:
 
     Each false positive costs a server a database lookup on its event loop (milliseconds,
     while every other request waits), so the filter spends 16 bits an id, not the textbook 10
-    (1 % false positives): 2 bytes an id is little beside the decisions themselves.
+    (1 % false positives): 2 bytes an id is little beside the decisions themselves. Ids added
+    past the number it was made for go into a new layer twice as large (a scalable Bloom
+    filter), so the false positives stay near 0.1 % however many come.
 
     >>> ids = IdFilter([f"e-{i}" for i in range(1000)], 1000)
     >>> all(f"e-{i}" in ids for i in range(1000)), sum(f"x-{i}" in ids for i in range(1000)) < 10
     (True, True)
+    >>> ids.add(f"n-{i}" for i in range(5000))
+    >>> all(f"n-{i}" in ids for i in range(5000)), sum(f"y-{i}" in ids for i in range(1000)) < 10
+    (True, True)
     """
 
-    __slots__ = ("_bits", "_k", "_size")
+    __slots__ = ("_bits_per_id", "_capacity", "_layers", "_room")
+
+    # Fewer probes than bits_per_id · ln 2 (11): a new id stops at its first clear bit, and 6
+    # still leaves about 0.1 % false positives.
+    _K = 6
+    # The smallest layer, in ids (128 KiB): a filter made for few grows in few steps.
+    _MIN_IDS = 65_536
 
     def __init__(self, ids: Iterable[str], expected: int, *, bits_per_id: int = 16) -> None:
-        self._size = max(64, expected * bits_per_id)
-        # Fewer probes than bits_per_id · ln 2 (11): a new id stops at its first clear bit,
-        # and 6 still leaves about 0.1 % false positives.
-        self._k = 6
-        bits = np.zeros((self._size + 7) // 8, dtype=np.uint8)
-        # Built at a server's start from every stored id: hashed one by one (Python's hash),
-        # placed in chunks with array arithmetic, the probes __contains__ makes.
+        self._bits_per_id = bits_per_id
+        # Each layer: its bits and their number; ids are added to the last one, made for
+        # ``_capacity`` ids and with room for ``_room`` more.
+        self._layers: list[tuple[bytearray, int]] = []
+        self._capacity = self._room = 0
+        self._grow(max(expected, self._MIN_IDS))
+        self.add(ids)
+
+    def _grow(self, ids: int) -> None:
+        size = max(64, ids * self._bits_per_id)
+        self._layers.append((bytearray((size + 7) // 8), size))
+        self._capacity = self._room = ids
+
+    def add(self, ids: Iterable[str]) -> None:
+        """Add these ids: hashed one by one (Python's hash), placed in chunks with array
+        arithmetic, the probes ``in`` makes."""
         remaining = iter(ids)
-        size = np.uint64(self._size)
-        while hashes := [hash(i) & _MASK for i in itertools.islice(remaining, _CHUNK)]:
+        while True:
+            if self._room <= 0:
+                self._grow(max(self._MIN_IDS, 2 * self._capacity))
+            hashes = [hash(i) & _MASK for i in itertools.islice(remaining, min(_CHUNK, self._room))]
+            if not hashes:
+                return
+            self._room -= len(hashes)
+            data, size = self._layers[-1]
+            bits = np.frombuffer(data, dtype=np.uint8)
             h = np.array(hashes, dtype=np.uint64)
+            n = np.uint64(size)
             position, step = h & np.uint64(0xFFFFFFFF), (h >> np.uint64(32)) | np.uint64(1)
-            for _ in range(self._k):
-                at = position % size
+            for _ in range(self._K):
+                at = position % n
                 np.bitwise_or.at(bits, at >> np.uint64(3), np.uint8(1) << (at & 7).astype(np.uint8))
                 position += step
-        self._bits = bytearray(bits.tobytes())
 
     def __contains__(self, event_id: object) -> bool:
         if not isinstance(event_id, str):
             return False
         # Inline, stopping at the first clear bit (a new id's usual case): the hot path.
         h = hash(event_id) & _MASK
-        position, step, size, bits = h & 0xFFFFFFFF, (h >> 32) | 1, self._size, self._bits
-        for _ in range(self._k):
-            i = position % size
-            if not bits[i >> 3] & (1 << (i & 7)):
-                return False
-            position += step
-        return True
+        for bits, size in self._layers:
+            position, step = h & 0xFFFFFFFF, (h >> 32) | 1
+            for _ in range(self._K):
+                i = position % size
+                if not bits[i >> 3] & (1 << (i & 7)):
+                    break
+                position += step
+            else:
+                return True
+        return False
 
 
 def stored_ids(store: Store) -> IdFilter:
@@ -107,8 +142,16 @@ class Recorder:
         # Ids already looked up in the store (by prefetch) and their earlier decisions.
         self._checked: set[str] = set()
         self._earlier: dict[str, Decision] = {}
-        # Ids with a stored decision when this recorder started.
+        # Ids with a stored decision when this recorder started, and then as :meth:`follow`
+        # learns them; the log position they were read at, and until when (time.monotonic())
+        # the ids known here may be trusted, when they are followed.
+        self._read_at = 0
+        if store is not None:
+            with store.engine.connect() as conn:
+                self._read_at = log.position(conn, store)
         self._stored = stored_ids(store) if store is not None else None
+        self._follower: log.LogFollower | None = None
+        self._trusted_until: float | None = None
         # StandIn inferences (standin_inferences rows) taken with the buffered decisions.
         self._standin: list[dict[str, Any]] = []
 
@@ -130,8 +173,31 @@ class Recorder:
         if event_id in self._decided:
             return self.store.get_decision(event_id)
         if event_id in self._checked or self._stored is None or event_id not in self._stored:
+            if self._trusted_until is not None and time.monotonic() > self._trusted_until:
+                return self.store.get_decision(event_id)  # following fell behind: ask
             return None
         return self.store.get_decision(event_id)
+
+    def follow(self, trust_seconds: float) -> int:
+        """Learn the ids of the decisions committed since the last call (since this recorder
+        read the stored ids, at the first), by other processes sharing the database; returns
+        how many. The ids known here are then trusted for ``trust_seconds``: should no later
+        call succeed by then, every id not known is looked up in the store.
+
+        Other processes' decisions need it once they share the profiles: a repeat reaching
+        this process after the other's claim lapsed would otherwise be decided again."""
+        assert self.store is not None and self._stored is not None
+        started = time.monotonic()
+        if self._follower is None:
+            # From a little before the position the stored ids were read at: transactions
+            # still committing then hold positions below it.
+            self._follower = log.LogFollower(
+                self.store, max(0, self._read_at - _FOLLOW_BACK), patience=2 * trust_seconds
+            )
+        ids = self._follower.poll()
+        self._stored.add(ids)
+        self._trusted_until = started + trust_seconds
+        return len(ids)
 
     def first_event(self, event_id: str) -> Transaction | Login | None:
         """The event as recorded with the decision on its id (pseudonymised), if any: a
@@ -139,9 +205,7 @@ class Recorder:
         found = self._events.get(event_id) or self._kept_events.get(event_id)
         if found is not None or self.store is None:
             return found
-        from vigil.storage.log import stored_events
-
-        return stored_events(self.store, [event_id]).get(event_id)
+        return log.stored_events(self.store, [event_id]).get(event_id)
 
     def add(self, event: Transaction | Login, decision: Decision) -> None:
         self._events[event.event_id] = event

@@ -76,6 +76,8 @@ _IN_FLIGHT = 2
 _TAKE_AT_ONCE = 25
 _PART = 100
 _PART_GAP = 0.05
+# With shared profiles, the ids other processes commit are read this often at most.
+_FOLLOW_SECONDS = 5.0
 
 
 class NotCommitted(RuntimeError):
@@ -568,8 +570,24 @@ class DecisionService:
             except Exception:  # the next interval tries again; serving goes on meanwhile
                 log.exception("retention purge failed")
 
+    async def _follow_log(self) -> None:
+        """Learn the ids of the decisions other processes sharing the profiles commit, well
+        within the life of their claims: a repeat that reaches this process after its claim
+        lapsed then gets its first decision here, from the database (the claim is only a hint),
+        instead of being decided and applied to the profiles again."""
+        claim = self.settings.profiles.claim_ttl_seconds
+        every = min(_FOLLOW_SECONDS, claim / 4)
+        while True:
+            try:
+                # In a worker thread: a query, and hashing what it brings.
+                await asyncio.to_thread(self.recorder.follow, claim / 2)
+            except Exception:  # known ids are trusted a while: the next poll tries again
+                log.exception("reading what other processes committed failed")
+            await asyncio.sleep(every)
+
     def start(self) -> None:
-        """Start group commits, and apply the retention policy every
+        """Start group commits, checkpoints of in-process profiles (with shared ones, the
+        following of what other processes commit), and the retention policy every
         ``privacy.purge_interval_hours`` (0: never). Needs a running loop."""
         loop = asyncio.get_running_loop()
         if self._wanted is None:
@@ -580,6 +598,8 @@ class DecisionService:
             self._tasks.append(
                 loop.create_task(self._checkpoint_every(every, registered), name="vigil-checkpoint")
             )
+        else:  # shared profiles: other processes decide too
+            self._tasks.append(loop.create_task(self._follow_log(), name="vigil-follow"))
         hours = self.settings.privacy.purge_interval_hours
         if hours > 0:
             self._tasks.append(
