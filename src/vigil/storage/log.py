@@ -96,7 +96,7 @@ def decided_since(
 
 class LogFollower:
     """The event ids of the decisions committed to the log after position ``after``, a poll at
-    a time, each id once (or, rarely, twice).
+    a time, each once.
 
     Positions need not commit in order: on PostgreSQL a sequence numbers them before their
     transaction commits, so a position that a later one overtook is asked for again at each
