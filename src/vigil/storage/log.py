@@ -132,11 +132,11 @@ class LogFollower:
         rows: list[tuple[int, str]] = []
         ids = select(d.c.seq, d.c.event_id)
         with self.store.engine.connect() as conn:
-            rows.extend(conn.execute(ids.where(d.c.seq > self.after)).tuples())
+            rows.extend((seq, e) for seq, e in conn.execute(ids.where(d.c.seq > self.after)))
             missing = list(self.missing)
             for start in range(0, len(missing), _IN_CHUNK):
                 chunk = missing[start : start + _IN_CHUNK]
-                rows.extend(conn.execute(ids.where(d.c.seq.in_(chunk))).tuples())
+                rows.extend((seq, e) for seq, e in conn.execute(ids.where(d.c.seq.in_(chunk))))
         now = time.monotonic()
         seen = {seq for seq, _ in rows}
         top = max(seen, default=self.after)
