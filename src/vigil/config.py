@@ -238,9 +238,10 @@ class ProfilesConfig(BaseModel):
     # A profile untouched this long leaves a shared (Redis) store: longer than the longest
     # window (90 d), so only entities that have really gone quiet are forgotten.
     idle_ttl_seconds: float = 100 * 86400.0
-    # How long a shared store remembers the decision each event id got, so a repeat that
-    # reaches another `serve` process gets it too (a repeat reaching the process that decided
-    # finds it in the database at any age). About 400 bytes an event in Redis.
+    # How long a shared store remembers the decision each event id got once it is committed,
+    # so a repeat that reaches another process at once gets it too (later, every process finds
+    # it in the database: each follows what the others commit). Until its commit is known, a
+    # decision is kept as long as the profiles that count it. About 400 bytes an event in Redis.
     claim_ttl_seconds: float = Field(600.0, gt=0)
     # In-process profiles are checkpointed to the database this often (the profiles changed
     # since the last one); a restart re-applies the stored events after the newest checkpoint.

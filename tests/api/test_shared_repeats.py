@@ -14,19 +14,21 @@ import redis
 from tests.api.conftest import settings_for
 from vigil.api.service import DecisionService
 from vigil.domain import Decision, Transaction
+from vigil.engine import Engine
 from vigil.profiles.redis_store import RedisProfileStore
+from vigil.recorder import Recorder
 from vigil.storage import Store
 
 CLAIM_SECONDS = 1.0
 
 
-def withdrawal(event_id: str) -> Transaction:
+def withdrawal(event_id: str, card_id: str = "c-1") -> Transaction:
     return Transaction(
         event_id=event_id,
         transaction_id=f"t-{event_id}",
         type="withdrawal",
         amount="50.00",
-        card_id="c-1",
+        card_id=card_id,
         terminal_id="ATM-1",
         timestamp=datetime(2024, 5, 1, 10, tzinfo=UTC),
     )
@@ -38,9 +40,8 @@ def test_a_repeat_after_its_claim_lapsed_gets_the_first_decision_at_another_serv
 ) -> None:
     prefix = f"vigil-repeats-test:{uuid.uuid4().hex[:12]}:"
     settings = settings_for(store)
-    settings = settings.model_copy(
-        update={"profiles": settings.profiles.model_copy(update={"claim_ttl_seconds": 1.0})}
-    )
+    profiles = settings.profiles.model_copy(update={"claim_ttl_seconds": CLAIM_SECONDS})
+    settings = settings.model_copy(update={"profiles": profiles})
 
     async def scenario() -> tuple[Decision, Decision, int, int]:
         # Both started before the event is decided: neither read it from the log at its start.
@@ -58,8 +59,10 @@ def test_a_repeat_after_its_claim_lapsed_gets_the_first_decision_at_another_serv
         try:
             decided = first.decide([withdrawal("e-1")])[0]
             await first.commit(["e-1"])
+            first.decide([withdrawal("e-2", card_id="c-2")])  # brings e-1's commit to Redis
+            await first.commit(["e-2"])
             await asyncio.sleep(CLAIM_SECONDS * 3)
-            assert not redis_client.keys(f"{prefix}claim:*"), "the claim should have lapsed"
+            assert not redis_client.exists(f"{prefix}claim:e-1"), "the claim should have lapsed"
             again = other.decide([withdrawal("e-1")])[0]
             await other.commit(["e-1"])
             events_counted = other.profiles.get("card", "c-1").n
@@ -75,3 +78,72 @@ def test_a_repeat_after_its_claim_lapsed_gets_the_first_decision_at_another_serv
     assert events_counted == 1  # applied to the card's profile once
     assert unrecorded == 0
     assert store.get_decision("e-1").decision_id == decided.decision_id
+
+
+@pytest.mark.parametrize("store", ["postgresql"], indirect=True)
+def test_an_event_whose_server_died_before_its_commit_is_applied_once_however_late_resent(
+    store: Store, redis_client: redis.Redis
+) -> None:
+    prefix = f"vigil-repeats-test:{uuid.uuid4().hex[:12]}:"
+    settings = settings_for(store)
+    profiles = settings.profiles.model_copy(update={"claim_ttl_seconds": CLAIM_SECONDS})
+    settings = settings.model_copy(update={"profiles": profiles})
+    # A server that wrote the event to the shared profiles, with its claim, and died before
+    # its commit: its recorder never flushes.
+    dead = Engine(
+        store.load_reference(),
+        RedisProfileStore(redis_client, profiles, prefix=prefix),
+        Recorder(store),
+        settings=settings,
+    )
+    first = dead.process(withdrawal("e-1"))
+    assert store.get_decision("e-1") is None
+
+    async def resent_later() -> tuple[Decision, int]:
+        await asyncio.sleep(CLAIM_SECONDS * 3)  # the client sends again, long after
+        server = DecisionService(
+            settings, store, profiles=RedisProfileStore(redis_client, profiles, prefix=prefix)
+        )
+        server.start()
+        try:
+            again = server.decide([withdrawal("e-1")])[0]
+            await server.commit(["e-1"])
+            return again, server.profiles.get("card", "c-1").n
+        finally:
+            server.close()
+            for key in redis_client.scan_iter(f"{prefix}*"):
+                redis_client.delete(key)
+
+    again, events_counted = asyncio.run(resent_later())
+    assert again.decision_id == first.decision_id
+    assert events_counted == 1
+    assert store.get_decision("e-1").decision_id == first.decision_id
+
+
+@pytest.mark.parametrize("store", ["postgresql"], indirect=True)
+def test_a_committed_claim_is_kept_only_its_time_to_live(
+    store: Store, redis_client: redis.Redis
+) -> None:
+    prefix = f"vigil-repeats-test:{uuid.uuid4().hex[:12]}:"
+    settings = settings_for(store)
+
+    async def scenario() -> list[int]:
+        server = DecisionService(
+            settings, store, profiles=RedisProfileStore(redis_client, prefix=prefix)
+        )
+        server.start()
+        try:
+            server.decide([withdrawal("e-1")])
+            await server.commit(["e-1"])
+            server.decide([withdrawal("e-2")])  # carries the news of e-1's commit
+            await server.commit(["e-2"])
+            return [redis_client.pttl(f"{prefix}claim:{e}") for e in ("e-1", "e-2")]
+        finally:
+            server.close()
+            for key in redis_client.scan_iter(f"{prefix}*"):
+                redis_client.delete(key)
+
+    committed, last = asyncio.run(scenario())
+    assert 0 < committed <= settings.profiles.claim_ttl_seconds * 1000
+    # Not yet known to be committed when it was written: kept as long as the profiles.
+    assert last > settings.profiles.claim_ttl_seconds * 1000

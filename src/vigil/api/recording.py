@@ -65,6 +65,7 @@ class BackgroundRecorder(Recorder):
         *,
         batch_size: int = 5000,
         on_error: Callable[[int], None] | None = None,
+        on_committed: Callable[[list[str]], None] | None = None,
         writer: WriterKind = "process",
     ) -> None:
         super().__init__(store, batch_size=batch_size)
@@ -81,6 +82,7 @@ class BackgroundRecorder(Recorder):
         self._handed = 0
         self._finished = 0
         self._on_error = on_error
+        self._on_committed = on_committed
         self.unrecorded = 0
 
     @property
@@ -165,6 +167,8 @@ class BackgroundRecorder(Recorder):
             self.unrecorded += len(outcome.failed)
             if self._on_error is not None:
                 self._on_error(len(outcome.failed))
+        if self._on_committed is not None:
+            self._on_committed([e for e in pending if e not in outcome.failed])
         landed.set_result(outcome)
 
 

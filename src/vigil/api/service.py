@@ -154,7 +154,10 @@ class DecisionService:
             profiles if profiles is not None else open_profile_store(settings)
         )
         self.recorder = BackgroundRecorder(
-            store, on_error=self.metrics.unrecorded.inc, writer=settings.api.writer
+            store,
+            on_error=self.metrics.unrecorded.inc,
+            on_committed=self.profiles.committed,
+            writer=settings.api.writer,
         )
         self.engine = Engine(
             store.load_reference(), self.profiles, self.recorder, settings=settings

@@ -15,9 +15,11 @@ Every write renews the key's time to live, so profiles idle longer than
 
 Which process decides an event id is settled here too: before deciding, a process claims the
 id (``SET NX``, answered with the earlier claim if there is one, and then nothing is read);
-with its write, it leaves the decision under the claim for ``profiles.claim_ttl_seconds``, so
-a repeat that reaches another process gets the same decision, and the event is applied to the
-profiles once.
+with its write, it leaves the decision under the claim, so a repeat that reaches another
+process gets the same decision, and the event is applied to the profiles once. The claim lasts
+as long as the profiles until the decision is committed (:meth:`RedisProfileStore.committed`),
+then ``profiles.claim_ttl_seconds``: should the process die before its commit, a repeat however
+late records the decision that the profiles already count.
 
 A fraud label is counted in the terminal profile of its transaction by whichever process
 receives it (:meth:`RedisProfileStore.count_fraud`): a compare-and-set write like an event's,
@@ -36,6 +38,7 @@ primary with replicas.
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import struct
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -59,27 +62,33 @@ _PENDING_TTL_MS = 10_000
 
 # One script does all of an event's work, so that it costs one round trip: first the write held
 # back from the event before (compare-and-set: every profile must still have the version it was
-# read with, else nothing is written and {-1} returned), with the decision it settles; then this
-# event's claim (answered {1, what the earlier claim holds} if there is one, nothing read); then
-# its profiles, {0, each value}. KEYS: the held profiles (n), the settled claim (s = 0 or 1),
-# this event's claim (c = 0 or 1), the profiles to read. ARGV[1 .. 7]: the profiles' time to
-# live (ms), n, s, c, how long a settled claim is kept (ms), how long a pending one lasts (ms),
-# what a pending claim holds; then the held versions (8 bytes, or "" if it did not exist, n),
-# the new values (n), and the decision (s).
+# read with, else nothing is written and {-1} returned), with the decision it settles; then the
+# claims of events now committed are cut to their time to live; then this event's claim
+# (answered {1, what the earlier claim holds} if there is one, nothing read); then its
+# profiles, {0, each value}. KEYS: the held profiles (n), the settled claim (s = 0 or 1), the
+# committed claims (m), this event's claim (c = 0 or 1), the profiles to read. ARGV[1 .. 8]:
+# the profiles' time to live (ms), n, s, c, how long a committed claim is kept (ms), how long a
+# pending one lasts (ms), what a pending claim holds, m; then the held versions (8 bytes, or ""
+# if it did not exist, n), the new values (n), and the decision (s). A settled claim lives as
+# long as the profiles until its decision is known to be committed: should its process die
+# before the commit, a repeat however late finds the decision its profiles already count.
 _WRITE_THEN_READ = """
-local n, s, c = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
+local n, s, c, m = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[8])
 for i = 1, n do
-  if redis.call('GETRANGE', KEYS[i], 0, 7) ~= ARGV[7 + i] then
+  if redis.call('GETRANGE', KEYS[i], 0, 7) ~= ARGV[8 + i] then
     return {-1}
   end
 end
 for i = 1, n do
-  redis.call('SET', KEYS[i], ARGV[7 + n + i], 'PX', ARGV[1])
+  redis.call('SET', KEYS[i], ARGV[8 + n + i], 'PX', ARGV[1])
 end
 if s == 1 then
-  redis.call('SET', KEYS[n + 1], ARGV[8 + 2 * n], 'PX', ARGV[5])
+  redis.call('SET', KEYS[n + 1], ARGV[9 + 2 * n], 'PX', ARGV[1])
 end
-local first = n + s + 1
+for i = n + s + 1, n + s + m do
+  redis.call('PEXPIRE', KEYS[i], ARGV[5])
+end
+local first = n + s + m + 1
 if c == 1 then
   local earlier = redis.call('SET', KEYS[first], ARGV[7], 'NX', 'GET', 'PX', ARGV[6])
   if earlier then
@@ -158,6 +167,9 @@ class RedisProfileStore:
         # Inside batched(): the last event's write, sent with the next event's read.
         self._batched = 0
         self._held: _Write | None = None
+        # The claims of decisions committed since the last round trip, to cut with the next
+        # (added by whichever thread learns of the commit).
+        self._committed: collections.deque[bytes] = collections.deque()
 
     @classmethod
     def from_url(
@@ -250,6 +262,9 @@ class RedisProfileStore:
             _PENDING_TTL_MS,
             PENDING,
         ]
+        # Taken one by one: a writer thread may add more meanwhile (deque ends are atomic).
+        committed = [self._committed.popleft() for _ in range(len(self._committed))]
+        args.append(len(committed))
         if write is not None:
             keys += write.names
             args[1] = len(write.names)
@@ -259,11 +274,19 @@ class RedisProfileStore:
                 keys.append(write.settle[0])
                 args[2] = 1
                 args.append(write.settle[1])
+        keys += committed
         if claim is not None:
             keys.append(self._claim_name(claim))
             args[3] = 1
         keys += names
-        return self._script(keys=keys, args=args)
+        try:
+            answer = self._script(keys=keys, args=args)
+        except BaseException:
+            self._committed.extend(committed)
+            raise
+        if answer[0] == -1:  # nothing was done: they go with the next
+            self._committed.extend(committed)
+        return answer
 
     def _claim_name(self, event_id: str) -> bytes:
         return f"{self.prefix}claim:{event_id}".encode()
@@ -272,6 +295,11 @@ class RedisProfileStore:
         self.flush()
         name = self._claim_name(event_id)
         return self.client.set(name, PENDING, nx=True, get=True, px=_PENDING_TTL_MS)
+
+    def committed(self, event_ids: Iterable[str]) -> None:
+        # Cut with the next round trip: one more round trip for this alone would cost more
+        # than the claims' memory while they wait.
+        self._committed.extend(self._claim_name(e) for e in event_ids)
 
     def release(self, event_ids: Iterable[str]) -> int:
         self.flush()

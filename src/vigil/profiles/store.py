@@ -103,6 +103,12 @@ class ProfileStore(Protocol):
         may now decide it; else what the claim holds, as in :attr:`ProfileRead.earlier`."""
         ...
 
+    def committed(self, event_ids: Iterable[str]) -> None:
+        """These events' decisions are committed: their claims may now lapse after
+        ``profiles.claim_ttl_seconds`` (until then they last as long as the profiles, which
+        already count the events, should the decision never be committed)."""
+        ...
+
     def release(self, event_ids: Iterable[str]) -> int:
         """Forget these claims (deciding failed, so a retry may decide; or the person is
         erased); returns how many there were."""
@@ -216,6 +222,9 @@ class MemoryProfileStore:
 
     def claim(self, event_id: str) -> bytes | None:
         return None
+
+    def committed(self, event_ids: Iterable[str]) -> None:
+        pass
 
     def release(self, event_ids: Iterable[str]) -> int:
         return 0
