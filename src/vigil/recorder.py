@@ -58,7 +58,7 @@ class IdFilter:
     (True, True)
     """
 
-    __slots__ = ("_bits_per_id", "_capacity", "_layers", "_room")
+    __slots__ = ("_bits_per_id", "_layers", "_room")
 
     # Fewer probes than bits_per_id · ln 2 (11): a new id stops at its first clear bit, and 6
     # still leaves about 0.1 % false positives.
@@ -68,17 +68,17 @@ class IdFilter:
 
     def __init__(self, ids: Iterable[str], expected: int, *, bits_per_id: int = 16) -> None:
         self._bits_per_id = bits_per_id
-        # Each layer: its bits and their number; ids are added to the last one, made for
-        # ``_capacity`` ids and with room for ``_room`` more.
+        # Each layer: its bits and their number; ids are added to the last one, which has
+        # room for ``_room`` more.
         self._layers: list[tuple[bytearray, int]] = []
-        self._capacity = self._room = 0
+        self._room = 0
         self._grow(max(expected, self._MIN_IDS))
         self.add(ids)
 
     def _grow(self, ids: int) -> None:
-        size = max(64, ids * self._bits_per_id)
+        size = ids * self._bits_per_id
         self._layers.append((bytearray((size + 7) // 8), size))
-        self._capacity = self._room = ids
+        self._room = ids
 
     def add(self, ids: Iterable[str]) -> None:
         """Add these ids: hashed one by one (Python's hash), placed in chunks with array
@@ -86,7 +86,7 @@ class IdFilter:
         remaining = iter(ids)
         while True:
             if self._room <= 0:
-                self._grow(max(self._MIN_IDS, 2 * self._capacity))
+                self._grow(2 * self._layers[-1][1] // self._bits_per_id)
             hashes = [hash(i) & _MASK for i in itertools.islice(remaining, min(_CHUNK, self._room))]
             if not hashes:
                 return
@@ -118,15 +118,17 @@ class IdFilter:
         return False
 
 
-def stored_ids(store: Store) -> IdFilter:
-    """The filter of every event id the store holds a decision for (one streamed query)."""
+def stored_ids(store: Store) -> tuple[IdFilter, int]:
+    """The filter of every event id the store holds a decision for (one streamed query), and
+    the log position it was read at."""
     from sqlalchemy import func, select
 
     column = store.tables.decisions.c.event_id
     with store.engine.connect() as conn:
+        position = log.position(conn, store)
         count = conn.execute(select(func.count()).select_from(column.table)).scalar_one()
         rows = conn.execution_options(stream_results=True, yield_per=50_000).execute(select(column))
-        return IdFilter(rows.scalars(), count)
+        return IdFilter(rows.scalars(), count), position
 
 
 class Recorder:
@@ -145,11 +147,7 @@ class Recorder:
         # Ids with a stored decision when this recorder started, and then as :meth:`follow`
         # learns them; the log position they were read at, and until when (time.monotonic())
         # the ids known here may be trusted, when they are followed.
-        self._read_at = 0
-        if store is not None:
-            with store.engine.connect() as conn:
-                self._read_at = log.position(conn, store)
-        self._stored = stored_ids(store) if store is not None else None
+        self._stored, self._read_at = stored_ids(store) if store is not None else (None, 0)
         self._follower: log.LogFollower | None = None
         self._trusted_until: float | None = None
         # StandIn inferences (standin_inferences rows) taken with the buffered decisions.
